@@ -1,0 +1,3 @@
+"""tickwatch: real-time market alerting daemon."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,66 @@
+"""The alert transition: what the rules engine emits and every notifier renders.
+
+One `AlertEvent` is one state change of one alert (a rule and its label set) that must be told:
+it firing, or it resolving. `id` is stable for a given transition, so it doubles as the
+idempotency key base for delivery: redelivering the same event never produces a second message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from daemon.events import ms_to_dt
+
+__all__ = ["NEW_YORK", "AlertEvent", "Severity", "Transition", "alert_key"]
+
+Severity = Literal["info", "warning", "critical"]
+Transition = Literal["firing", "resolved"]
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def alert_key(rule: str, labels: dict[str, str]) -> str:
+    """Identity of one alert: the rule plus its sorted labels, e.g. `big-move{symbol=NVDA}`."""
+    if not labels:
+        return rule
+    inner = ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+    return f"{rule}{{{inner}}}"
+
+
+@dataclass(slots=True, frozen=True)
+class AlertEvent:
+    rule: str
+    key: str
+    state: Transition
+    seq: int
+    ts_ms: int
+    severity: Severity
+    summary: str
+    channels: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    value: float | None = None
+    threshold: float | None = None
+    comparison: str = ""
+    values: dict[str, float | str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Stable per transition: `<key>#<seq>:<state>`."""
+        return f"{self.key}#{self.seq}:{self.state}"
+
+    @property
+    def time_ny(self) -> datetime:
+        """Event time in the exchange's zone, which is how traders read times."""
+        return ms_to_dt(self.ts_ms).astimezone(NEW_YORK)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AlertEvent:
+        d = json.loads(text)
+        d["channels"] = tuple(d["channels"])
+        return cls(**d)

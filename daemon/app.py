@@ -1,0 +1,232 @@
+"""The daemon: wires Redis, sources, evaluator, dispatcher and the scheduler, and stops cleanly.
+
+Everything long-running is an asyncio task or an APScheduler job on one event loop. `Daemon` owns
+their lifetimes; the stages themselves know nothing about each other except the Redis streams
+between them (sources → ticks/news → evaluator → outbox → dispatcher → channels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, TextIO
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.asyncio import Redis
+
+from daemon import __version__
+from daemon.config import Config
+from daemon.notify.base import Notifier
+from daemon.notify.console import ConsoleNotifier
+from daemon.notify.dispatch import Dispatcher, RetryPolicy
+from daemon.notify.registry import BUILTIN_NOTIFIERS
+from daemon.rules.compile import compile_rules
+from daemon.rules.runner import Evaluator
+from daemon.sources.base import Source, SourceContext
+from daemon.sources.normalize import EdgeFilter
+from daemon.sources.registry import BUILTIN_SOURCES
+from daemon.store.embedded import EmbeddedRedis
+from daemon.store.keys import Keys
+from daemon.store.streams import StreamStore
+
+__all__ = ["Daemon", "StartupError"]
+
+log = logging.getLogger("tickwatch")
+MIN_REDIS = (6, 2)
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says what to do."""
+
+
+class Daemon:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        console: TextIO | None = None,
+        retry: RetryPolicy | None = None,
+        instance: str = "1",
+    ):
+        self.cfg = cfg
+        self.keys = Keys(cfg.settings.redis.prefix)
+        self.console = console
+        self.retry = retry
+        self.instance = instance
+        self.embedded: EmbeddedRedis | None = None
+        self.redis: Redis | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.sources: list[Source] = []
+        self.notifiers: dict[str, Notifier] = {}
+        self.evaluator: Evaluator | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.failed = asyncio.Event()
+        self.started_at = 0.0
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        self.started_at = time.monotonic()
+        s = self.cfg.settings
+        self.redis = await self._connect()
+        maxlen = s.redis.stream_maxlen
+        plan = compile_rules(self.cfg)
+        self.notifiers = self._build_notifiers()
+        ev = s.evaluator
+        self.evaluator = Evaluator(
+            self.redis,
+            self.keys,
+            plan,
+            consumer=f"evaluator-{self.instance}",
+            batch=ev.batch,
+            warmup_ms=int(ev.warmup.total_seconds() * 1000),
+            maxlen=maxlen,
+        )
+        self.dispatcher = Dispatcher(
+            self.redis,
+            self.keys,
+            self.notifiers,
+            consumer=f"dispatcher-{self.instance}",
+            policy=self.retry,
+            maxlen=maxlen,
+        )
+        self._spawn(self.evaluator.run(), "evaluator")
+        self._spawn(self.dispatcher.run(), "dispatcher")
+        edge = EdgeFilter(
+            self.cfg.universe,
+            future_tolerance_ms=int(s.edge.future_tolerance.total_seconds() * 1000),
+            out_of_order_ms=int(s.edge.out_of_order_tolerance.total_seconds() * 1000),
+        )
+        ctx = SourceContext(StreamStore(self.redis, self.keys, maxlen), edge, self.cfg.base_dir)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        for sc in s.sources:
+            if not sc.enabled:
+                continue
+            source = BUILTIN_SOURCES[sc.type](sc, ctx)
+            source.schedule(self.scheduler)
+            self.sources.append(source)
+        self.scheduler.add_job(self._heartbeat, "interval", seconds=10, id="heartbeat",
+                               max_instances=1, coalesce=True)  # fmt: skip
+        self.scheduler.start()
+        log.info(
+            "tickwatch %s running: %d rules (%d instances), sources: %s, channels: %s",
+            __version__,
+            len(self.cfg.rules),
+            len(plan.instances) + len(plan.headline_rules),
+            ", ".join(src.name for src in self.sources) or "none",
+            ", ".join(self.notifiers) or "none",
+        )
+
+    async def _connect(self) -> Redis:
+        s = self.cfg.settings.redis
+        url = s.url
+        if url is None:
+            data_dir = self.cfg.base_dir / s.data_dir
+            try:
+                self.embedded = await asyncio.to_thread(EmbeddedRedis(data_dir).start)
+            except (FileNotFoundError, RuntimeError, TimeoutError) as e:
+                raise StartupError(f"cannot start the embedded Redis: {e}") from e
+            url = self.embedded.url
+            log.info(
+                "no REDIS_URL set: started embedded Redis %s on 127.0.0.1:%d, data in %s "
+                "(set REDIS_URL to use your own server)",
+                self.embedded.version(),
+                self.embedded.port,
+                data_dir,
+            )
+        redis = Redis.from_url(url, decode_responses=True)
+        try:
+            info: dict[str, Any] = await redis.info("server")
+        except OSError as e:
+            await redis.aclose()
+            raise StartupError(f"cannot reach Redis at {_safe_url(url)}: {e}") from e
+        except Exception as e:
+            await redis.aclose()
+            raise StartupError(f"Redis at {_safe_url(url)} refused us: {e}") from e
+        version = str(info.get("redis_version", "0"))
+        if tuple(int(p) for p in version.split(".")[:2]) < MIN_REDIS:
+            await redis.aclose()
+            raise StartupError(f"Redis {version} is too old; tickwatch needs 6.2 or newer")
+        return redis
+
+    def _build_notifiers(self) -> dict[str, Notifier]:
+        out: dict[str, Notifier] = {}
+        for name, ch in self.cfg.settings.channels.items():
+            cls = BUILTIN_NOTIFIERS[ch.type]
+            notifier = (
+                ConsoleNotifier(name, ch, stream=self.console)
+                if cls is ConsoleNotifier
+                else cls(name, ch)
+            )
+            reason = notifier.disabled_reason()
+            if reason:
+                log.warning("channel %s (%s) is off: %s", name, ch.type, reason)
+                continue
+            out[name] = notifier
+        return out
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("%s stopped: %r", task.get_name(), exc, exc_info=exc)
+            self.failed.set()
+
+    async def _heartbeat(self) -> None:
+        assert self.redis is not None and self.evaluator is not None
+        st = self.evaluator.stats
+        sent = self.dispatcher.stats.sent if self.dispatcher else {}
+        summary = (
+            f"ticks={st.ticks} headlines={st.headlines} alerts={st.alerts} "
+            f"sent={sum(sent.values())} uptime={time.monotonic() - self.started_at:.0f}s"
+        )
+        await self.redis.set(self.keys.heartbeat, summary, px=11_000)
+        log.info("heartbeat: %s", summary)
+
+    async def stop(self) -> None:
+        """Stop sources, then the stages, then close channels and Redis."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for n in self.notifiers.values():
+            with contextlib.suppress(Exception):
+                await n.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+            self.embedded = None
+        log.info("tickwatch stopped")
+
+    async def run_forever(self, stop: asyncio.Event) -> int:
+        """Run until `stop` is set (SIGINT/SIGTERM) or a stage dies; returns the exit code."""
+        await self.start()
+        try:
+            stop_wait = asyncio.create_task(stop.wait())
+            fail_wait = asyncio.create_task(self.failed.wait())
+            await asyncio.wait({stop_wait, fail_wait}, return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            fail_wait.cancel()
+        finally:
+            await self.stop()
+        return 1 if self.failed.is_set() else 0
+
+
+def _safe_url(url: str) -> str:
+    import re
+
+    return re.sub(r"//([^@/]*)@", "//***@", url)

@@ -1,0 +1,449 @@
+"""Load and validate alerts.yaml and the rule files it includes: the one place config is parsed.
+
+`load_config` returns a `Config` or raises `ConfigError` carrying *every* problem found, each as
+`file:line: path: message` with a hint on how to fix it. Secrets come from `${VAR}` expansion
+only, live in `SecretStr` fields, and `Config.dump()` redacts them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from daemon.durations import Duration
+from daemon.notify.base import ChannelConfig
+from daemon.notify.registry import channel_config_models
+from daemon.rules.schema import Rule, RuleFile
+from daemon.rules.template import check_template
+from daemon.sources.registry import source_config_models
+from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
+
+__all__ = ["Config", "ConfigError", "RedisSettings", "Settings", "load_config"]
+
+SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
+GROUP = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RedisSettings(_Model):
+    """Where state lives. No `url` means: start the embedded server with data in `data_dir`."""
+
+    url: str | None = Field(None, description="redis://host:port/db; empty = embedded server")
+    prefix: str = Field("tw", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    data_dir: Path = Path("var")
+    stream_maxlen: int = Field(1_000_000, ge=1000, description="Approximate cap per stream")
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, v: Any) -> Any:
+        if v in ("", None):
+            return None
+        if not re.match(r"^(redis|rediss|unix)://", str(v)):
+            raise ValueError(f"{v!r} is not a Redis URL; write redis://host:6379/0")
+        return v
+
+
+class EdgeSettings(_Model):
+    """How strict the edge is with incoming events."""
+
+    future_tolerance: Duration = Field(default=timedelta(minutes=5))
+    out_of_order_tolerance: Duration = Field(default=timedelta(seconds=5))
+
+
+class EvaluatorSettings(_Model):
+    batch: int = Field(1000, ge=1, le=50_000, description="Events read per batch")
+    warmup: Duration = Field(
+        default=timedelta(hours=1), description="History replayed into windows at start"
+    )
+
+
+def _union(models: tuple[type[BaseModel], ...]) -> Any:
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+
+
+SourceConfig = _union(source_config_models())
+ChannelUnion = _union(channel_config_models())
+
+
+class Settings(_Model):
+    """alerts.yaml."""
+
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    evaluator: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
+    symbols: list[str] = Field(default_factory=list, description="Extra symbols to accept")
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: dict[str, ChannelUnion] = Field(default_factory=dict)  # type: ignore[valid-type]
+    include: list[str] = Field(default_factory=list, description="Rule file globs")
+    rules: list[Rule] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRule:
+    rule: Rule
+    file: str
+    line: int
+
+
+@dataclass
+class Config:
+    settings: Settings
+    rules: list[LoadedRule]
+    base_dir: Path
+    files: list[str] = field(default_factory=list)
+
+    def expand(self, ref: str | list[str] | None) -> list[str]:
+        """Symbols named by a symbol, a group, or a list of either, in order, de-duplicated."""
+        refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
+        out: list[str] = []
+        for r in refs:
+            for sym in self.settings.groups.get(r, [r]):
+                if sym not in out:
+                    out.append(sym)
+        return out
+
+    @property
+    def universe(self) -> frozenset[str]:
+        """Every symbol the daemon accepts: listed, grouped, or named by a rule."""
+        syms = set(self.settings.symbols)
+        for members in self.settings.groups.values():
+            syms.update(members)
+        for lr in self.rules:
+            syms.update(rule_symbols(lr.rule, self))
+        return frozenset(syms)
+
+    def channel(self, name: str) -> ChannelConfig:
+        cfg: ChannelConfig = self.settings.channels[name]
+        return cfg
+
+    def dump(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets and URL passwords masked."""
+        data = self.settings.model_dump(mode="json", by_alias=True, exclude={"rules"})
+        url = data["redis"].get("url")
+        if url:
+            data["redis"]["url"] = re.sub(r"//([^@/]*)@", "//***@", url)
+        data["rules"] = [lr.rule.name for lr in self.rules]
+        return data
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` lists every reason, located."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        n = len(problems)
+        super().__init__(
+            "\n".join(str(p) for p in problems) + f"\n{n} problem{'s' * (n != 1)} found"
+        )
+
+
+def rule_symbols(rule: Rule, cfg: Config) -> list[str]:
+    cond = rule.when.condition
+    refs: list[str] = []
+    for attr in ("symbols", "a", "b"):
+        v = getattr(cond, attr, None)
+        if v is not None:
+            refs.extend(cfg.expand(v))
+    return refs
+
+
+def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -> Config:
+    """Parse, validate and cross-check alerts.yaml and its rule files."""
+    path = Path(path)
+    base = path.parent
+    problems: list[Problem] = []
+    src, found = load_yaml(path, _display(path, base), env)
+    problems += found
+    if src.data is None:
+        raise ConfigError(problems)
+    if not isinstance(src.data, dict):
+        raise ConfigError([*problems, src.problem((), "expected a mapping of settings")])
+    try:
+        settings = Settings.model_validate(src.data)
+    except ValidationError as e:
+        problems += translate(e, src, Settings)
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+
+    cfg = Config(settings, [], base, [src.file])
+    for i, rule in enumerate(settings.rules):
+        cfg.rules.append(LoadedRule(rule, src.file, src.line_of(("rules", i))))
+    sources: dict[str, YamlSource] = {src.file: src}
+    inline_paths: dict[str, Path_] = {lr.rule.name: ("rules", i) for i, lr in enumerate(cfg.rules)}
+    rule_paths: dict[tuple[str, str], Path_] = {
+        (src.file, name): p for name, p in inline_paths.items()
+    }
+
+    for pattern_i, pattern in enumerate(settings.include):
+        matches = sorted(glob.glob(str(base / pattern)))
+        if not matches:
+            problems.append(src.problem(("include", pattern_i), f"no file matches {pattern!r}"))
+        for file in matches:
+            fsrc, found = load_yaml(Path(file), _display(Path(file), base), env)
+            problems += found
+            if fsrc.data is None or found:
+                continue
+            sources[fsrc.file] = fsrc
+            try:
+                rf = RuleFile.model_validate(fsrc.data)
+            except ValidationError as e:
+                problems += translate(e, fsrc, RuleFile)
+                continue
+            cfg.files.append(fsrc.file)
+            for i, rule in enumerate(rf.rules):
+                cfg.rules.append(LoadedRule(rule, fsrc.file, fsrc.line_of(("rules", i))))
+                rule_paths[(fsrc.file, rule.name)] = ("rules", i)
+
+    problems += _cross_check(cfg, src, sources, rule_paths)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _display(path: Path, base: Path) -> str:
+    """Paths in messages are relative to the working directory when possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _cross_check(
+    cfg: Config,
+    main: YamlSource,
+    sources: dict[str, YamlSource],
+    rule_paths: dict[tuple[str, str], Path_],
+) -> list[Problem]:
+    s = cfg.settings
+    problems: list[Problem] = []
+    for sym_i, sym in enumerate(s.symbols):
+        if not SYMBOL.match(sym):
+            problems.append(main.problem(("symbols", sym_i), _bad_symbol(sym)))
+    for gname, members in s.groups.items():
+        if not GROUP.match(gname):
+            problems.append(
+                main.problem(("groups", gname), f"group name {gname!r} must be lower-case")
+            )
+        for m_i, m in enumerate(members):
+            if not SYMBOL.match(m):
+                problems.append(main.problem(("groups", gname, m_i), _bad_symbol(m)))
+    names = [c.name for c in s.sources]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            problems.append(main.problem(("sources", i, "name"), f"duplicate source name {n!r}"))
+
+    seen: dict[str, str] = {}
+    for lr in cfg.rules:
+        rsrc = sources[lr.file]
+        rpath = rule_paths[(lr.file, lr.rule.name)]
+        rule = lr.rule
+        if rule.name in seen and seen[rule.name] != f"{lr.file}:{lr.line}":
+            problems.append(
+                rsrc.problem(
+                    (*rpath, "name"),
+                    f"rule name {rule.name!r} is already used at {seen[rule.name]}; "
+                    "rule names must be unique",
+                )
+            )
+        seen.setdefault(rule.name, f"{lr.file}:{lr.line}")
+        kind = rule.when.kind
+        cond = rule.when.condition
+        for attr in ("symbols", "a", "b"):
+            ref = getattr(cond, attr, None)
+            refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
+            for r_i, r in enumerate(refs):
+                where: Path_ = (*rpath, "when", kind, attr)
+                if isinstance(ref, list):
+                    where = (*where, r_i)
+                msg = _check_ref(r, s.groups, allow_group=attr == "symbols")
+                if msg:
+                    problems.append(rsrc.problem(where, msg))
+        for c_i, ch in enumerate(rule.channels):
+            if ch not in s.channels:
+                known = ", ".join(sorted(s.channels)) or "(none configured)"
+                problems.append(
+                    rsrc.problem(
+                        (*rpath, "channels", c_i),
+                        f"unknown channel {ch!r}{_did_you_mean(ch, s.channels)}; "
+                        f"channels in alerts.yaml: {known}",
+                    )
+                )
+        for attr in ("message", "resolved_message"):
+            template = getattr(rule, attr)
+            msg = check_template(template, kind) if template is not None else None
+            if msg:
+                problems.append(rsrc.problem((*rpath, attr), msg))
+    return problems
+
+
+def _bad_symbol(sym: str) -> str:
+    return f"{sym!r} is not a ticker symbol; write it upper-case, e.g. NVDA or BRK.B"
+
+
+def _check_ref(ref: str, groups: dict[str, list[str]], *, allow_group: bool) -> str | None:
+    if ref in groups:
+        return None if allow_group else f"{ref!r} is a group; this field takes one symbol"
+    if SYMBOL.match(ref):
+        return None
+    if GROUP.match(ref):
+        known = ", ".join(sorted(groups)) or "(none defined)"
+        return f"unknown group {ref!r}{_did_you_mean(ref, groups)}; groups in alerts.yaml: {known}"
+    return _bad_symbol(ref)
+
+
+def _did_you_mean(word: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --- pydantic errors -> located problems ----------------------------------------------------
+
+
+def translate(err: ValidationError, src: YamlSource, model: type[BaseModel]) -> list[Problem]:
+    """Turn pydantic's errors into `Problem`s with file:line and a readable message."""
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for e in err.errors():
+        path = _data_path(src.data, e["loc"])
+        msg = _message(e, model)
+        problem = src.problem(path, msg)
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            out.append(problem)
+    return out
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path_:
+    """The part of pydantic's `loc` that names real data (drops union tags and wrappers).
+
+    A key absent from the data is kept only as the last element: that is the missing or
+    unknown field the message is about; anywhere else it is a union tag.
+    """
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif i == len(loc) - 1 and isinstance(part, str) and not _is_tag(part):
+            path.append(part)
+    return tuple(path)
+
+
+def _is_tag(part: str) -> bool:
+    return part.startswith(("function-", "union[", "tagged-union[")) or part in (
+        "str",
+        "list[str]",
+        "date",
+    )
+
+
+def _message(e: Any, model: type[BaseModel]) -> str:
+    etype = e["type"]
+    loc = e["loc"]
+    inp = e.get("input")
+    if etype == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _fields_at(model, loc[:-1])
+        hint = _did_you_mean(key, allowed)
+        listing = f"; allowed here: {', '.join(sorted(allowed))}" if allowed else ""
+        return f"unknown field {key!r}{hint}{listing}"
+    if etype == "missing":
+        return f"missing required field {loc[-1]!r}"
+    if etype in ("value_error", "assertion_error"):
+        return str(e["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if etype == "union_tag_invalid":
+        ctx = e.get("ctx", {})
+        return f"type {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
+    if etype == "union_tag_not_found":
+        return "missing required field 'type'"
+    if etype == "literal_error":
+        return f"{inp!r} is not allowed; use {e['ctx']['expected']}"
+    if etype == "string_pattern_mismatch":
+        return f"{inp!r} does not match the pattern {e['ctx']['pattern']}"
+    if etype in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping (key: value), got {_short(inp)}"
+    return f"{_short(inp)}: {e['msg']}"
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def _fields_at(model: Any, loc: tuple[int | str, ...]) -> list[str]:
+    """Field names (by alias) of the model found by walking `loc` from `model`."""
+    node: Any = model
+    for part in loc:
+        node = _step(node, part)
+        if node is None:
+            return []
+    node = _unwrap(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return [f.alias or n for n, f in node.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        models = [a for a in get_args(tp) if a is not type(None)]
+        models = [_unwrap(a) for a in models]
+        if len(models) == 1:
+            return models[0]
+        return tuple(models)
+    return tp
+
+
+def _step(node: Any, part: int | str) -> Any:
+    node = _unwrap(node)
+    if isinstance(node, tuple):  # a union: pick the member named by a tag, or the only model
+        named = [m for m in node if isinstance(m, type) and _tag_of(m) == part]
+        if named:
+            return named[0]
+        for m in node:
+            found = _step(m, part)
+            if found is not None:
+                return found
+        return None
+    origin = get_origin(node)
+    if origin is list and isinstance(part, int):
+        return get_args(node)[0]
+    if origin is dict:
+        return get_args(node)[1]
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        for n, f in node.model_fields.items():
+            if part in (n, f.alias):
+                return f.annotation
+    return None
+
+
+def _tag_of(model: type) -> str | None:
+    if issubclass(model, BaseModel) and "type" in model.model_fields:
+        ann = model.model_fields["type"].annotation
+        args = get_args(ann)
+        if args:
+            return str(args[0])
+    return None

@@ -1,0 +1,73 @@
+"""Durations as traders write them: `30s`, `5m`, `1h30m`, `2d`.
+
+A tiny parser rather than a library: the grammar is six units, and the error has to say
+exactly what to write instead (`'5 minutes' is not a duration; write 5m`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+__all__ = ["Duration", "format_duration", "parse_duration"]
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
+_WORDS = {
+    "sec": "s", "second": "s", "min": "m", "minute": "m", "hour": "h", "hr": "h",
+    "day": "d", "week": "w",
+}  # fmt: skip
+
+
+def _suggest(text: str) -> str:
+    if re.match(r"^\d+(\.\d+)?$", text):
+        return f"{text}s or {text}m (a unit is required)"
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$", text)
+    if m:
+        word = m.group(2).lower().rstrip("s") or "s"
+        unit = _WORDS.get(word) or (word if word in _UNITS else None)
+        if unit:
+            return f"{m.group(1)}{unit}"
+    return "a number and a unit, e.g. 30s, 5m, 1h30m, 2d"
+
+
+def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 5m")
+    if isinstance(value, int | float):
+        if value == 0:
+            return timedelta(0)
+        raise ValueError(f"{value!r} is not a duration (no unit); write {value}s or {value}m")
+    text = str(value).strip()
+    if text in ("0", ""):
+        return timedelta(0)
+    if not _WHOLE.match(text):
+        raise ValueError(f"{value!r} is not a duration; write {_suggest(text)}")
+    seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(td: timedelta) -> str:
+    total = int(td.total_seconds())
+    if total == 0:
+        return "0s"
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            out += f"{total // size}{unit}"
+            total %= size
+    return out
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$|^0$"}),
+]

@@ -1,0 +1,135 @@
+"""Normalized market events: the one shape every source produces and every rule reads.
+
+Events are plain slotted dataclasses rather than pydantic models because they are created and
+read once per tick on the hot path; validation happens once, at the edge (`sources.normalize`).
+Timestamps are timezone-aware UTC datetimes at the edges and integer epoch milliseconds inside
+(`ts_ms`), which is what windows compare and what Redis stores.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+__all__ = ["Headline", "Tick", "TickKind", "ms_to_dt", "dt_to_ms"]
+
+TickKind = Literal["trade", "quote", "bar"]
+
+
+def dt_to_ms(dt: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (naive datetimes are refused: no guessing zones)."""
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime {dt!r}: timestamps must be timezone-aware")
+    return int(dt.timestamp() * 1000)
+
+
+def ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(slots=True, frozen=True)
+class Tick:
+    """One price observation. For bars, `price` is the close and `ts_ms` the bar's end."""
+
+    symbol: str
+    ts_ms: int
+    price: float
+    size: float = 0.0
+    bid: float | None = None
+    ask: float | None = None
+    kind: TickKind = "trade"
+    source: str = ""
+
+    @property
+    def ts(self) -> datetime:
+        return ms_to_dt(self.ts_ms)
+
+    def to_fields(self) -> dict[str, str]:
+        """Flat string fields for a Redis stream entry (compact: one-letter keys)."""
+        f = {
+            "s": self.symbol,
+            "t": str(self.ts_ms),
+            "p": repr(self.price),
+            "k": self.kind,
+            "src": self.source,
+        }
+        if self.size:
+            f["v"] = repr(self.size)
+        if self.bid is not None:
+            f["b"] = repr(self.bid)
+        if self.ask is not None:
+            f["a"] = repr(self.ask)
+        return f
+
+    @classmethod
+    def from_fields(cls, f: dict[str, str]) -> Tick:
+        bid = f.get("b")
+        ask = f.get("a")
+        return cls(
+            symbol=f["s"],
+            ts_ms=int(f["t"]),
+            price=float(f["p"]),
+            size=float(f.get("v", 0.0)),
+            bid=float(bid) if bid is not None else None,
+            ask=float(ask) if ask is not None else None,
+            kind=f.get("k", "trade"),  # type: ignore[arg-type]
+            source=f.get("src", ""),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Headline:
+    """A news item, with the provider's sentiment on a -1..1 scale where it gives one."""
+
+    id: str
+    ts_ms: int
+    title: str
+    summary: str = ""
+    symbols: tuple[str, ...] = ()
+    source: str = ""
+    url: str = ""
+    sentiment: float | None = None
+    ticker_sentiment: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ts(self) -> datetime:
+        return ms_to_dt(self.ts_ms)
+
+    def sentiment_for(self, symbol: str) -> float | None:
+        """Per-ticker sentiment when the provider scored this symbol, else the overall score."""
+        return self.ticker_sentiment.get(symbol, self.sentiment)
+
+    def to_fields(self) -> dict[str, str]:
+        f = {
+            "id": self.id,
+            "t": str(self.ts_ms),
+            "title": self.title,
+            "summary": self.summary,
+            "symbols": ",".join(self.symbols),
+            "src": self.source,
+            "url": self.url,
+        }
+        if self.sentiment is not None:
+            f["sent"] = repr(self.sentiment)
+        if self.ticker_sentiment:
+            f["tsent"] = json.dumps(self.ticker_sentiment, sort_keys=True)
+        return f
+
+    @classmethod
+    def from_fields(cls, f: dict[str, str]) -> Headline:
+        sent = f.get("sent")
+        tsent = f.get("tsent")
+        symbols = f.get("symbols", "")
+        return cls(
+            id=f["id"],
+            ts_ms=int(f["t"]),
+            title=f.get("title", ""),
+            summary=f.get("summary", ""),
+            symbols=tuple(s for s in symbols.split(",") if s),
+            source=f.get("src", ""),
+            url=f.get("url", ""),
+            sentiment=float(sent) if sent is not None else None,
+            ticker_sentiment={k: float(v) for k, v in json.loads(tsent).items()} if tsent else {},
+        )

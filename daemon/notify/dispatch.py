@@ -1,0 +1,146 @@
+"""Delivery: alert transitions from the outbox stream to each channel, at least once, never twice.
+
+The outbox is read through a consumer group. For every (alert transition, channel) an
+idempotency marker is checked before sending and set after a successful send; the outbox entry
+is acknowledged only when every channel has succeeded or given up. A crash between "sent" and
+"acknowledged" therefore re-reads the entry on restart and skips the channels already done:
+the only duplicate window is a send whose marker write itself was lost.
+
+Retries: exponential backoff with jitter, honouring a channel's `retry_after` (Slack 429); a
+non-retryable error (bad token, unknown channel) or exhausted attempts moves the delivery to the
+dead-letter stream with the reason, and the alert's other channels carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from daemon.alerts import AlertEvent
+from daemon.notify.base import DeliveryError, Notifier
+from daemon.store.keys import Keys
+from daemon.store.streams import StreamStore
+
+__all__ = ["Dispatcher", "RetryPolicy"]
+
+log = logging.getLogger("tickwatch.notify")
+DELIVERED_TTL_S = 30 * 86400
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        backoff = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        return backoff * (0.5 + random.random() / 2)
+
+
+@dataclass
+class DispatchStats:
+    sent: dict[str, int] = field(default_factory=dict)
+    skipped_duplicate: int = 0
+    dead: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        notifiers: Mapping[str, Notifier],
+        *,
+        consumer: str = "dispatcher-1",
+        policy: RetryPolicy | None = None,
+        maxlen: int = 1_000_000,
+    ):
+        self.redis = redis
+        self.keys = keys
+        self.store = StreamStore(redis, keys, maxlen)
+        self.notifiers = dict(notifiers)
+        self.consumer = consumer
+        self.policy = policy or RetryPolicy()
+        self.maxlen = maxlen
+        self.stats = DispatchStats()
+        self.idle = asyncio.Event()
+        self._unavailable_logged: set[str] = set()
+
+    async def run(self) -> None:
+        k = self.keys
+        await self.store.ensure_group(k.outbox, k.NOTIFY_GROUP)
+        while True:  # first, anything read before a crash and never acknowledged
+            entries = await self.store.read_group(
+                (k.outbox,), k.NOTIFY_GROUP, self.consumer, count=100, block_ms=None, pending=True
+            )
+            if not entries:
+                break
+            log.info("re-delivering %d unacknowledged alert(s) from before a restart", len(entries))
+            for _, entry_id, fields in entries:
+                await self.deliver_entry(entry_id, fields)
+        while True:
+            entries = await self.store.read_group(
+                (k.outbox,), k.NOTIFY_GROUP, self.consumer, count=100, block_ms=200
+            )
+            if not entries:
+                self.idle.set()
+                continue
+            self.idle.clear()
+            for _, entry_id, fields in entries:
+                await self.deliver_entry(entry_id, fields)
+
+    async def deliver_entry(self, entry_id: str, fields: Mapping[str, str]) -> None:
+        try:
+            alert = AlertEvent.from_json(fields["alert"])
+        except (KeyError, ValueError, TypeError) as e:
+            log.error("outbox entry %s is malformed (%r); moved to dead letters", entry_id, e)
+            await self._dead(entry_id, fields.get("alert", ""), "-", f"malformed: {e!r}")
+        else:
+            await asyncio.gather(*(self._deliver(alert, ch) for ch in alert.channels))
+        await self.redis.xack(self.keys.outbox, self.keys.NOTIFY_GROUP, entry_id)
+
+    async def _deliver(self, alert: AlertEvent, channel: str) -> None:
+        notifier = self.notifiers.get(channel)
+        if notifier is None:
+            if channel not in self._unavailable_logged:
+                self._unavailable_logged.add(channel)
+                log.info("channel %s is off (see start-up log); its alerts are skipped", channel)
+            return
+        marker = self.keys.delivered(alert.id, channel)
+        if await self.redis.exists(marker):
+            self.stats.skipped_duplicate += 1
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await notifier.send(alert)
+            except DeliveryError as e:
+                if not e.retryable or attempt >= self.policy.attempts:
+                    why = "not retryable" if not e.retryable else f"{attempt} attempts"
+                    log.error("alert %s to %s failed (%s): %s", alert.id, channel, why, e)
+                    await self._dead("", alert.to_json(), channel, str(e))
+                    return
+                delay = self.policy.delay(attempt, e.retry_after)
+                log.warning(
+                    "alert %s to %s failed (attempt %d/%d), retrying in %.1fs: %s",
+                    alert.id, channel, attempt, self.policy.attempts, delay, e,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+            else:
+                await self.redis.set(marker, "1", ex=DELIVERED_TTL_S)
+                self.stats.sent[channel] = self.stats.sent.get(channel, 0) + 1
+                return
+
+    async def _dead(self, entry_id: str, alert_json: str, channel: str, reason: str) -> None:
+        self.stats.dead += 1
+        fields = {"alert": alert_json, "channel": channel, "reason": reason, "entry": entry_id}
+        await self.redis.xadd(self.keys.deadletter, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]

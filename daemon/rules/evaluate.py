@@ -1,0 +1,169 @@
+"""The engine: feed it ticks and headlines in event-time order, get alert transitions back.
+
+Pure: no I/O, no clock (event time comes with each event). The daemon's runner, `make bench`
+and the tests drive this same class, so what a test proves is what the daemon does.
+"""
+
+from __future__ import annotations
+
+from daemon.alerts import AlertEvent, Transition, alert_key
+from daemon.events import Headline, Tick
+from daemon.rules.compile import HeadlineRule, Instance, Plan
+from daemon.rules.conditions import PctMove, Reading
+from daemon.rules.lifecycle import AlertState, fire_event, step
+from daemon.rules.market import Market
+from daemon.rules.template import render
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    def __init__(
+        self,
+        plan: Plan,
+        states: dict[str, AlertState] | None = None,
+        market: Market | None = None,
+    ):
+        self.plan = plan
+        self.states: dict[str, AlertState] = states if states is not None else {}
+        self.market = market if market is not None else plan.new_market()
+        self._dirty: set[str] = set()
+        self.evaluations = 0
+
+    def warm(self, tick: Tick) -> None:
+        """Update prices and windows from history without evaluating any rule."""
+        self.market.record(tick)
+
+    def on_tick(self, tick: Tick) -> list[AlertEvent]:
+        self.market.record(tick)
+        instances = self.plan.by_symbol.get(tick.symbol)
+        if not instances:
+            return []
+        out: list[AlertEvent] = []
+        now = tick.ts_ms
+        for inst in instances:
+            reading = inst.cond.measure(self.market, now)
+            if reading is None:
+                continue
+            self.evaluations += 1
+            st = self.states.get(inst.key)
+            if st is None:
+                st = self.states[inst.key] = AlertState()
+            before = (st.state, st.seq)
+            told = step(
+                st,
+                active=reading.active,
+                cleared=reading.cleared,
+                now_ms=now,
+                for_ms=inst.for_ms,
+                cooldown_ms=inst.cooldown_ms,
+            )
+            if (st.state, st.seq) != before:
+                self._dirty.add(inst.key)
+            if told is not None:
+                out.append(self._event(inst, st, told, reading, now))
+        return out
+
+    def on_headline(self, h: Headline) -> list[AlertEvent]:
+        out: list[AlertEvent] = []
+        for hr in self.plan.headline_rules:
+            hit = hr.matcher.match(h)
+            if hit is None:
+                continue
+            primary, matched, score = hit
+            labels = {"symbol": primary} if primary else {}
+            key = alert_key(hr.rule, labels)
+            st = self.states.get(key)
+            if st is None:
+                st = self.states[key] = AlertState()
+            told = fire_event(st, now_ms=h.ts_ms, cooldown_ms=hr.cooldown_ms)
+            self._dirty.add(key)
+            if told is not None:
+                out.append(self._headline_event(hr, key, labels, st, h, matched, score))
+        return out
+
+    def take_dirty(self) -> dict[str, AlertState]:
+        """States changed since the last call (what the runner must persist)."""
+        dirty = {k: self.states[k] for k in self._dirty}
+        self._dirty.clear()
+        return dirty
+
+    def _event(
+        self, inst: Instance, st: AlertState, told: Transition, r: Reading, now: int
+    ) -> AlertEvent:
+        c = inst.cond
+        if isinstance(c, PctMove):
+            # a move is told as value vs its signed threshold: "+3.34 at or above 3.00"
+            up = c.direction == "up" or (c.direction == "either" and r.value >= 0)
+            threshold, comparison = (c.magnitude, ">=") if up else (-c.magnitude, "<=")
+        else:
+            threshold, comparison = c.check.level, c.check.comparison
+        ev = AlertEvent(
+            rule=inst.rule,
+            key=inst.key,
+            state=told,
+            seq=st.seq,
+            ts_ms=now,
+            severity=inst.severity,
+            summary="",
+            channels=inst.channels,
+            labels=inst.labels,
+            value=r.value,
+            threshold=threshold,
+            comparison=comparison,
+            values=r.values,
+        )
+        return _with_summary(ev, inst.template if told == "firing" else inst.resolved_template)
+
+    def _headline_event(
+        self,
+        hr: HeadlineRule,
+        key: str,
+        labels: dict[str, str],
+        st: AlertState,
+        h: Headline,
+        matched: list[str],
+        score: float | None,
+    ) -> AlertEvent:
+        values: dict[str, float | str] = {
+            "symbol": labels.get("symbol", ""),
+            "symbols": " ".join(matched),
+            "title": h.title,
+            "source": h.source,
+            "url": h.url,
+            "headline_id": h.id,
+        }
+        if score is not None:
+            values["sentiment"] = score
+        ev = AlertEvent(
+            rule=hr.rule,
+            key=key,
+            state="firing",
+            seq=st.seq,
+            ts_ms=h.ts_ms,
+            severity=hr.severity,
+            summary="",
+            channels=hr.channels,
+            labels={**hr.labels, **labels},
+            value=score,
+            threshold=None,
+            comparison="headline",
+            values=values,
+        )
+        return _with_summary(ev, hr.template)
+
+
+def _with_summary(ev: AlertEvent, template: str) -> AlertEvent:
+    from dataclasses import replace
+
+    ctx: dict[str, object] = dict(ev.values)
+    ctx.update(
+        rule=ev.rule,
+        severity=ev.severity,
+        state=ev.state,
+        time=ev.time_ny.strftime("%Y-%m-%d %H:%M %Z"),
+        value=ev.value if ev.value is not None else float("nan"),
+        threshold=ev.threshold if ev.threshold is not None else float("nan"),
+        comparison=ev.comparison,
+    )
+    return replace(ev, summary=render(template, ctx))

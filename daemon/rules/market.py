@@ -1,0 +1,153 @@
+"""What the evaluator knows about the market: last prices, trailing windows, anchor prices.
+
+Pure and bounded: windows keep only what the longest rule window over that symbol needs, and
+anchors are single prices. Rules read from here; only `Engine` writes. Everything here can be
+rebuilt from the tick stream (warm-up) plus the small checkpoint the runner persists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from daemon.events import Tick
+
+__all__ = ["Anchors", "Market", "Quote", "Window", "anchor_start_ms"]
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def anchor_start_ms(day: dt.date) -> int:
+    """Midnight in New York starting `day`: prices before it belong to the previous period."""
+    return int(dt.datetime.combine(day, dt.time(0), NEW_YORK).timestamp() * 1000)
+
+
+@dataclass(slots=True)
+class Quote:
+    price: float
+    ts_ms: int
+    bid: float | None = None
+    ask: float | None = None
+
+    def read(self, which: str) -> float | None:
+        if which == "last":
+            return self.price
+        if which == "bid":
+            return self.bid
+        if which == "ask":
+            return self.ask
+        if self.bid is not None and self.ask is not None:  # mid
+            return (self.bid + self.ask) / 2
+        return self.price
+
+
+class Window:
+    """Prices of one symbol over the trailing `span_ms`, plus the one observation just before.
+
+    The extra observation is what makes "the price 30 minutes ago" answerable exactly. Plain
+    lists with a moving head (compacted now and then) instead of deques: `bisect` needs O(1)
+    indexing.
+    """
+
+    __slots__ = ("_p", "_t", "span_ms")
+
+    def __init__(self, span_ms: int):
+        self.span_ms = span_ms
+        self._t: list[int] = []
+        self._p: list[float] = []
+
+    def add(self, ts_ms: int, price: float) -> None:
+        t = self._t
+        if t and ts_ms < t[-1]:
+            ts_ms = t[-1]  # late within tolerance: count it as now
+        t.append(ts_ms)
+        self._p.append(price)
+        # keep one observation at or before (now - 2 spans); drop older ones in chunks
+        cutoff = ts_ms - 2 * self.span_ms
+        if len(t) > 64 and t[32] <= cutoff:
+            drop = bisect_right(t, cutoff) - 1
+            del t[:drop]
+            del self._p[:drop]
+
+    def reference(self, now_ms: int, span_ms: int) -> float | None:
+        """The price `span_ms` before `now_ms`: the last observation at or before then.
+
+        If that observation is older than two spans (the data has a gap: a night, a weekend,
+        a feed outage), a move across the gap is not a move "within" the window, so the oldest
+        observation inside the window is used instead.
+        """
+        if not self._t:
+            return None
+        cutoff = now_ms - span_ms
+        i = bisect_right(self._t, cutoff)
+        if i > 0 and self._t[i - 1] >= cutoff - span_ms:
+            return self._p[i - 1]
+        return self._p[i] if i < len(self._t) else self._p[-1]
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+
+@dataclass
+class Anchors:
+    """Anchor prices: each symbol's last price before the start of an anchor date (e.g. Jan 1)."""
+
+    prices: dict[tuple[str, dt.date], float] = field(default_factory=dict)
+
+    def observe(self, sym: str, day: dt.date, prev: Quote | None, tick_ts_ms: int) -> None:
+        """Call before recording a tick: the first tick on/after `day` freezes the anchor."""
+        key = (sym, day)
+        if key in self.prices or prev is None:
+            return
+        start = anchor_start_ms(day)
+        if prev.ts_ms < start <= tick_ts_ms:
+            self.prices[key] = prev.price
+
+    def get(self, sym: str, day: dt.date) -> float | None:
+        return self.prices.get((sym, day))
+
+
+@dataclass
+class Market:
+    """Quotes, windows and anchors for the symbols the rules care about."""
+
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    windows: dict[str, Window] = field(default_factory=dict)
+    anchors: Anchors = field(default_factory=Anchors)
+    #: symbol → anchor dates to track (explicit dates; YTD is derived from the tick's year).
+    anchor_days: dict[str, set[dt.date]] = field(default_factory=dict)
+    ytd_symbols: set[str] = field(default_factory=set)
+    dirty: set[str] = field(default_factory=set)
+
+    def need_window(self, sym: str, span_ms: int) -> None:
+        w = self.windows.get(sym)
+        if w is None:
+            self.windows[sym] = Window(span_ms)
+        elif w.span_ms < span_ms:
+            w.span_ms = span_ms
+
+    def record(self, t: Tick) -> None:
+        prev = self.quotes.get(t.symbol)
+        if prev is not None and t.ts_ms < prev.ts_ms:
+            ts = prev.ts_ms  # late tick within tolerance: price counts, clock doesn't go back
+        else:
+            ts = t.ts_ms
+        if t.symbol in self.ytd_symbols:
+            year = dt.datetime.fromtimestamp(ts / 1000, NEW_YORK).year
+            self.anchors.observe(t.symbol, dt.date(year, 1, 1), prev, ts)
+        for day in self.anchor_days.get(t.symbol, ()):
+            self.anchors.observe(t.symbol, day, prev, ts)
+        if prev is None:
+            self.quotes[t.symbol] = Quote(t.price, ts, t.bid, t.ask)
+        else:
+            prev.price, prev.ts_ms = t.price, ts
+            if t.bid is not None:
+                prev.bid = t.bid
+            if t.ask is not None:
+                prev.ask = t.ask
+        w = self.windows.get(t.symbol)
+        if w is not None:
+            w.add(ts, t.price)
+        self.dirty.add(t.symbol)

@@ -1,0 +1,230 @@
+"""The evaluator's I/O shell: ticks and headlines from Redis in, state and alerts to Redis out.
+
+Reads the tick and news streams through a consumer group, runs the pure `Engine`, and commits
+each batch in one MULTI/EXEC: changed alert states, the evaluator checkpoint, new outbox
+entries, and the XACK of the entries it consumed. Either all of that lands or none does, so a
+crash at any point replays the unacknowledged batch against the last committed state and emits
+exactly the same transitions once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from daemon.alerts import AlertEvent
+from daemon.events import Headline, Tick
+from daemon.rules.compile import Plan
+from daemon.rules.evaluate import Engine
+from daemon.rules.lifecycle import AlertState
+from daemon.rules.market import Market, Quote
+from daemon.store.keys import Keys
+from daemon.store.streams import Entry, StreamStore
+
+__all__ = ["Evaluator", "EvaluatorStats"]
+
+log = logging.getLogger("tickwatch.evaluator")
+
+
+@dataclass
+class EvaluatorStats:
+    ticks: int = 0
+    headlines: int = 0
+    alerts: int = 0
+    batches: int = 0
+    warmed: int = 0
+    last_event_ms: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+class Evaluator:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        plan: Plan,
+        *,
+        consumer: str = "evaluator-1",
+        batch: int = 1000,
+        warmup_ms: int = 3_600_000,
+        maxlen: int = 1_000_000,
+    ):
+        self.redis = redis
+        self.keys = keys
+        self.store = StreamStore(redis, keys, maxlen)
+        self.plan = plan
+        self.consumer = consumer
+        self.batch = batch
+        self.warmup_ms = warmup_ms
+        self.maxlen = maxlen
+        self.engine = Engine(plan)
+        self.stats = EvaluatorStats()
+        self.idle = asyncio.Event()
+
+    # --- start-up -----------------------------------------------------------------------
+    async def restore(self) -> None:
+        """Load persisted alert states and checkpoint, then warm windows from stream history."""
+        k = self.keys
+        for stream in (k.ticks, k.news):
+            await self.store.ensure_group(stream, k.EVAL_GROUP)
+        raw_states: dict[str, str] = await self.redis.hgetall(k.alert_state)  # type: ignore[misc]
+        states = {key: AlertState.from_json(v) for key, v in raw_states.items()}
+        market = self.plan.new_market()
+        checkpoint: dict[str, str] = await self.redis.hgetall(k.eval_checkpoint)  # type: ignore[misc]
+        _load_checkpoint(market, checkpoint)
+        self.engine = Engine(self.plan, states, market)
+        firing = sum(s.state == "firing" for s in states.values())
+        pending = sum(s.state == "pending" for s in states.values())
+        await self._warm()
+        log.info(
+            "evaluator ready: %d rule instances, %d headline rules; restored %d alert states "
+            "(%d firing, %d pending); warmed windows with %d ticks",
+            len(self.plan.instances),
+            len(self.plan.headline_rules),
+            len(states),
+            firing,
+            pending,
+            self.stats.warmed,
+        )
+
+    async def _warm(self) -> None:
+        """Replay already-processed ticks from the last `warmup_ms` into windows only.
+
+        Prices and anchors come from the checkpoint, which is exact; windows are the one thing
+        too big to checkpoint every batch, and the stream already holds their history.
+        """
+        if not self.engine.market.windows:
+            return
+        k = self.keys
+        boundary = await self._first_unprocessed(k.ticks)
+        if boundary is None:
+            return
+        chunks: list[list[Entry]] = []
+        before, newest_ts, done = boundary, None, False
+        while not done:
+            rows = await self.store.history(k.ticks, before, 5000)
+            if not rows:
+                break
+            chunks.append(rows)
+            before = rows[0][1]
+            first_ts = int(rows[0][2]["t"])
+            newest_ts = newest_ts if newest_ts is not None else int(rows[-1][2]["t"])
+            done = newest_ts - first_ts > self.warmup_ms or len(rows) < 5000
+        windows = self.engine.market.windows
+        for rows in reversed(chunks):
+            for _, _, fields in rows:
+                w = windows.get(fields["s"])
+                if w is not None:
+                    w.add(int(fields["t"]), float(fields["p"]))
+                    self.stats.warmed += 1
+
+    async def _first_unprocessed(self, stream: str) -> str | None:
+        """Id of the first entry this group has not acknowledged (pending or new)."""
+        pending: Any = await self.redis.xpending(stream, self.keys.EVAL_GROUP)
+        if pending and pending.get("pending"):
+            return str(pending["min"])
+        groups: Any = await self.redis.xinfo_groups(stream)
+        for g in groups:
+            if g["name"] == self.keys.EVAL_GROUP:
+                last = str(g["last-delivered-id"])
+                if last == "0-0":
+                    return None
+                ms, seq = last.split("-")
+                return f"{ms}-{int(seq) + 1}"
+        return None
+
+    # --- main loop ----------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.restore()
+        k = self.keys
+        streams = (k.ticks, k.news)
+        # first whatever this consumer read but never acknowledged (a crash mid-batch)
+        while True:
+            entries = await self.store.read_group(
+                streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=None, pending=True
+            )
+            if not entries:
+                break
+            log.info("evaluator re-processing %d unacknowledged entries", len(entries))
+            await self.process(entries)
+        while True:
+            entries = await self.store.read_group(
+                streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=200
+            )
+            if entries:
+                self.idle.clear()
+                await self.process(entries)
+            else:
+                self.idle.set()
+
+    async def process(self, entries: list[Entry]) -> list[AlertEvent]:
+        """Evaluate one batch and commit its effects atomically."""
+        k = self.keys
+        engine = self.engine
+        alerts: list[AlertEvent] = []
+        acks: dict[str, list[str]] = {}
+        # ticks and headlines come back per stream; evaluate them in event-time order
+        entries = sorted(entries, key=_event_time)
+        for stream, entry_id, fields in entries:
+            acks.setdefault(stream, []).append(entry_id)
+            try:
+                if stream == k.ticks:
+                    tick = Tick.from_fields(fields)
+                    alerts.extend(engine.on_tick(tick))
+                    self.stats.ticks += 1
+                    self.stats.last_event_ms = max(self.stats.last_event_ms, tick.ts_ms)
+                else:
+                    alerts.extend(engine.on_headline(Headline.from_fields(fields)))
+                    self.stats.headlines += 1
+            except (KeyError, ValueError) as e:
+                log.warning("evaluator skipped malformed entry %s in %s: %r", entry_id, stream, e)
+        pipe = self.redis.pipeline(transaction=True)
+        dirty = engine.take_dirty()
+        if dirty:
+            pipe.hset(k.alert_state, mapping={key: st.to_json() for key, st in dirty.items()})  # type: ignore[arg-type]
+        checkpoint = _checkpoint_fields(engine.market)
+        if checkpoint:
+            pipe.hset(k.eval_checkpoint, mapping=checkpoint)  # type: ignore[arg-type]
+        for a in alerts:
+            pipe.xadd(k.outbox, {"alert": a.to_json()}, maxlen=self.maxlen, approximate=True)
+        for stream, ids in acks.items():
+            pipe.xack(stream, k.EVAL_GROUP, *ids)
+        await pipe.execute()
+        self.stats.batches += 1
+        self.stats.alerts += len(alerts)
+        for a in alerts:
+            log.debug("alert %s %s", a.state, a.key)
+        return alerts
+
+
+def _event_time(entry: Entry) -> int:
+    try:
+        return int(entry[2].get("t", 0))
+    except ValueError:
+        return 0
+
+
+def _checkpoint_fields(m: Market) -> dict[str, str]:
+    """Last price of each symbol touched since the last call, and every anchor price."""
+    out = {f"q:{sym}": f"{m.quotes[sym].price!r} {m.quotes[sym].ts_ms}" for sym in m.dirty}
+    m.dirty.clear()
+    if out:
+        for (sym, day), price in m.anchors.prices.items():
+            out[f"a:{sym}:{day.isoformat()}"] = repr(price)
+    return out
+
+
+def _load_checkpoint(m: Market, fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        kind, _, rest = name.partition(":")
+        if kind == "q":
+            price, ts = value.split()
+            m.quotes[rest] = Quote(float(price), int(ts))
+        elif kind == "a":
+            sym, _, day = rest.rpartition(":")
+            m.anchors.prices[(sym, dt.date.fromisoformat(day))] = float(value)

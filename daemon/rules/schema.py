@@ -1,0 +1,259 @@
+"""What a trader may write in a rule file, as pydantic models.
+
+The models only check shape and local consistency (one comparison, a `clear` level on the right
+side of the threshold). Cross-file facts, such as whether a symbol or channel exists, are
+checked by `daemon.config`, which knows the whole configuration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from daemon.alerts import Severity
+from daemon.durations import Duration
+
+__all__ = [
+    "CONDITION_KINDS",
+    "Condition",
+    "HeadlineCond",
+    "PctMoveCond",
+    "Rule",
+    "RuleFile",
+    "SentimentFilter",
+    "SpreadCond",
+    "ThresholdCond",
+    "When",
+]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,79}$"
+Symbols = Annotated[
+    str | list[str],
+    Field(description="A symbol (NVDA), a group name (mag7), or a list of either"),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class _Level(_Model):
+    """`above` or `below` a level; `clear` is the level that resolves it (hysteresis)."""
+
+    above: float | None = None
+    below: float | None = None
+    clear: float | None = Field(
+        None, description="Resolve only once the value is back past this level (hysteresis)"
+    )
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Self:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of 'above' or 'below'")
+        if self.clear is not None:
+            if self.above is not None and self.clear > self.above:
+                raise ValueError(
+                    f"clear {self.clear} must be at or below the 'above' level {self.above}"
+                )
+            if self.below is not None and self.clear < self.below:
+                raise ValueError(
+                    f"clear {self.clear} must be at or above the 'below' level {self.below}"
+                )
+        return self
+
+    @property
+    def comparison(self) -> Literal["above", "below"]:
+        return "above" if self.above is not None else "below"
+
+    @property
+    def level(self) -> float:
+        value = self.above if self.above is not None else self.below
+        assert value is not None
+        return value
+
+
+class ThresholdCond(_Level):
+    """A symbol's price above or below a level."""
+
+    symbols: Symbols
+    price: Literal["last", "mid", "bid", "ask"] = "last"
+
+
+class SpreadCond(_Level):
+    """`a` minus `b` as a price difference, a price ratio, or a return since an anchor date."""
+
+    a: str
+    b: str
+    as_: Literal["difference", "ratio", "return"] = Field("difference", alias="as")
+    since: Literal["ytd"] | dt.date | None = Field(
+        None, description="Anchor for `as: return`: 'ytd' or a date (YYYY-MM-DD)"
+    )
+
+    @model_validator(mode="after")
+    def _anchor(self) -> Self:
+        if self.as_ == "return" and self.since is None:
+            raise ValueError("'as: return' needs 'since': write since: ytd or since: 2026-01-02")
+        if self.as_ != "return" and self.since is not None:
+            raise ValueError(f"'since' only applies to 'as: return' (this spread is {self.as_})")
+        if self.a == self.b:
+            raise ValueError(f"a and b are both {self.a}; a spread needs two symbols")
+        return self
+
+    def anchor_date(self, today: dt.date) -> dt.date | None:
+        """First day of the return period (Jan 1 of `today`'s year for ytd)."""
+        if self.since == "ytd":
+            return dt.date(today.year, 1, 1)
+        return self.since if isinstance(self.since, dt.date) else None
+
+
+class PctMoveCond(_Model):
+    """A percent move of a symbol's price within a trailing window."""
+
+    symbols: Symbols
+    window: Duration
+    up: float | None = Field(None, gt=0, description="Fire on a rise of at least this many %")
+    down: float | None = Field(None, gt=0, description="Fire on a fall of at least this many %")
+    either: float | None = Field(None, gt=0, description="Fire on a move either way of this %")
+    clear: float | None = Field(
+        None, ge=0, description="Resolve once the move is back within this many %"
+    )
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> Self:
+        given = [k for k in ("up", "down", "either") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'up', 'down' or 'either' (a percent, e.g. 3)")
+        if self.window.total_seconds() <= 0:
+            raise ValueError("window must be longer than 0s")
+        if self.clear is not None and self.clear > self.magnitude:
+            raise ValueError(f"clear {self.clear} must not exceed the move {self.magnitude}")
+        return self
+
+    @property
+    def direction(self) -> Literal["up", "down", "either"]:
+        return "up" if self.up is not None else "down" if self.down is not None else "either"
+
+    @property
+    def magnitude(self) -> float:
+        value = self.up or self.down or self.either
+        assert value is not None
+        return value
+
+
+class SentimentFilter(_Model):
+    """Bounds on the -1..1 sentiment score (per-ticker where the provider scored the ticker)."""
+
+    min: float | None = Field(None, ge=-1, le=1)
+    max: float | None = Field(None, ge=-1, le=1)
+    min_abs: float | None = Field(None, ge=0, le=1, description="Skip neutral news: |score| >= x")
+
+    def accepts(self, score: float | None) -> bool:
+        if score is None:
+            return self.min is None and self.max is None and self.min_abs is None
+        if self.min is not None and score < self.min:
+            return False
+        if self.max is not None and score > self.max:
+            return False
+        return not (self.min_abs is not None and abs(score) < self.min_abs)
+
+
+class HeadlineCond(_Model):
+    """A headline about the symbols whose title or summary matches the keywords.
+
+    Each keyword entry may list alternatives with `|`: `"raises|lifts|boosts"`.
+    """
+
+    symbols: Symbols | None = None
+    any_of: list[str] = Field(default_factory=list)
+    all_of: list[str] = Field(default_factory=list)
+    none_of: list[str] = Field(default_factory=list)
+    sentiment: SentimentFilter | None = None
+    sources: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not (self.any_of or self.all_of or self.symbols):
+            raise ValueError("give keywords (any_of / all_of) or symbols to match headlines on")
+        for field_name in ("any_of", "all_of", "none_of"):
+            for word in getattr(self, field_name):
+                if not word.strip() or any(not alt.strip() for alt in word.split("|")):
+                    raise ValueError(f"{field_name} has an empty keyword in {word!r}")
+        return self
+
+
+Condition = ThresholdCond | SpreadCond | PctMoveCond | HeadlineCond
+CONDITION_KINDS = ("threshold", "spread", "pct_move", "headline")
+
+
+class When(_Model):
+    """Exactly one condition, named by its kind."""
+
+    threshold: ThresholdCond | None = None
+    spread: SpreadCond | None = None
+    pct_move: PctMoveCond | None = None
+    headline: HeadlineCond | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            kinds = [k for k in data if k in CONDITION_KINDS]
+            if len(kinds) > 1:
+                raise ValueError(
+                    f"one condition per rule, found {', '.join(kinds)}; "
+                    "split them into separate rules"
+                )
+            if not data:
+                raise ValueError(f"name a condition: one of {', '.join(CONDITION_KINDS)}")
+        return data
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in CONDITION_KINDS if getattr(self, k) is not None)
+
+    @property
+    def condition(self) -> Condition:
+        cond: Condition = getattr(self, self.kind)
+        return cond
+
+
+class Rule(_Model):
+    """One trigger: a condition, how long it must hold, how it clears, who hears about it."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique id: lower-case, digits, - _ .")
+    description: str = ""
+    enabled: bool = True
+    when: When
+    for_: Duration = Field(
+        default=dt.timedelta(0), alias="for", description="How long it must hold before firing"
+    )
+    cooldown: Duration = Field(
+        default=dt.timedelta(0), description="Minimum time between two firings of one alert"
+    )
+    severity: Severity = "warning"
+    labels: dict[str, str] = Field(default_factory=dict)
+    message: str | None = Field(None, description="Template, e.g. '{symbol} {value:.2f}'")
+    resolved_message: str | None = Field(None, description="Template for the resolve notice")
+    channels: list[str] = Field(min_length=1)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if not key.isidentifier():
+                raise ValueError(f"label name {key!r} must be a plain identifier")
+        return labels
+
+    @model_validator(mode="after")
+    def _events_have_no_for(self) -> Self:
+        if self.when.headline is not None and self.for_.total_seconds() > 0:
+            raise ValueError("headline rules fire once per headline; remove 'for'")
+        return self
+
+
+class RuleFile(_Model):
+    """A file under rules/: a list of rules (groups live in alerts.yaml)."""
+
+    rules: list[Rule] = Field(default_factory=list)

@@ -1,0 +1,100 @@
+"""Alert message templates: `str.format` placeholders, checked at load, never evaluated.
+
+Only bare names are allowed (`{value:.2f}`), not attribute or index access (`{x.__class__}`),
+so a template cannot reach into Python objects. Every name must be one the rule's condition
+provides; the check runs at load time so a typo is a file:line error, not a blank alert.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+
+__all__ = ["DEFAULT_MESSAGES", "DEFAULT_RESOLVED", "PLACEHOLDERS", "check_template", "render"]
+
+_COMMON = {
+    "rule": "",
+    "severity": "",
+    "state": "",
+    "time": "",
+    "value": 0.0,
+    "threshold": 0.0,
+    "comparison": "",
+}
+PLACEHOLDERS: dict[str, dict[str, object]] = {
+    "threshold": {**_COMMON, "symbol": "", "price": 0.0},
+    "spread": {
+        **_COMMON,
+        "a": "",
+        "b": "",
+        "a_value": 0.0,
+        "b_value": 0.0,
+        "a_price": 0.0,
+        "b_price": 0.0,
+        "mode": "",
+        "since": "",
+    },
+    "pct_move": {**_COMMON, "symbol": "", "price": 0.0, "from_price": 0.0, "window": ""},
+    "headline": {
+        **_COMMON,
+        "symbol": "",
+        "symbols": "",
+        "title": "",
+        "source": "",
+        "url": "",
+        "sentiment": 0.0,
+    },
+}
+DEFAULT_MESSAGES = {
+    "threshold": "{symbol} {price:.2f} is {comparison} {threshold:g}",
+    "spread": "{a}-{b} {mode} spread {value:.2f} is {comparison} {threshold:g}",
+    "pct_move": "{symbol} moved {value:+.2f}% in {window} to {price:.2f}",
+    "headline": "{symbol}: {title} ({source})",
+}
+DEFAULT_RESOLVED = "{rule} resolved: value {value:.2f} is back past the clear level"
+
+
+def check_template(template: str, kind: str) -> str | None:
+    """Why `template` can't render for a `kind` rule, or None when it is fine."""
+    allowed = PLACEHOLDERS[kind]
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        return f"bad template: {e} (write a literal brace as {{{{ or }}}})"
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name == "" or not name.isidentifier():
+            return (
+                f"placeholder {{{name}}} is not allowed: use plain names such as {{value}} "
+                "(no positions, attributes or indexes)"
+            )
+        if name not in allowed:
+            return f"unknown placeholder {{{name}}}; available: {', '.join(sorted(allowed))}"
+        if conversion:
+            return f"conversion !{conversion} is not allowed in {{{name}}}"
+        if spec and "{" in spec:
+            return f"nested placeholder in the format of {{{name}}} is not allowed"
+        try:
+            format(allowed[name], spec or "")
+        except (ValueError, TypeError) as e:
+            return f"{{{name}:{spec}}}: {e}"
+    return None
+
+
+class _Missing(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    """Fill a checked template; a value of the wrong type renders as text, never raises."""
+    try:
+        return string.Formatter().vformat(template, (), _Missing(values))
+    except (ValueError, TypeError):
+        safe = {k: (v if isinstance(v, str) else str(v)) for k, v in values.items()}
+        plain = "".join(
+            lit + (f"{{{name}}}" if name else "")
+            for lit, name, _, _ in string.Formatter().parse(template)
+        )
+        return string.Formatter().vformat(plain, (), _Missing(safe))

@@ -1,0 +1,136 @@
+"""What every source shares: its config fields, the edge check, batched writes, scheduling.
+
+Providers differ only in how they obtain events; everything after that (refusing bad events with
+a counted reason, writing a batch atomically with its resume cursor, logging refusals without
+flooding the log) happens here, once, for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from pydantic import BaseModel, ConfigDict, Field
+
+from daemon.events import Headline, Tick
+from daemon.sources.normalize import REASONS, EdgeFilter
+from daemon.store.streams import StreamStore
+
+__all__ = ["Source", "SourceConfig", "SourceContext"]
+
+log = logging.getLogger("tickwatch.sources")
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: str
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    enabled: bool = True
+
+
+@dataclass
+class SourceContext:
+    """What a source needs from the daemon: where to write and how strict the edge is."""
+
+    store: StreamStore
+    edge: EdgeFilter
+    base_dir: Path
+
+
+class Source(ABC):
+    kind: ClassVar[str]
+    config_model: ClassVar[type[SourceConfig]]
+
+    def __init__(self, config: SourceConfig, ctx: SourceContext):
+        self.config = config
+        self.name = config.name
+        self.ctx = ctx
+        self.accepted = 0
+        self.rejected: Counter[str] = Counter()
+        self.done = asyncio.Event()
+        self._last_reject_log = 0.0
+
+    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+        """Default: run once, now, for as long as the source streams."""
+        scheduler.add_job(
+            self._run_guarded,
+            "date",
+            run_date=datetime.now(UTC),
+            id=f"source:{self.name}",
+            name=f"source {self.name}",
+            misfire_grace_time=None,
+        )
+
+    async def _run_guarded(self) -> None:
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("source %s stopped on an error", self.name)
+        finally:
+            self.done.set()
+
+    @abstractmethod
+    async def run(self) -> None:
+        """Stream events into `emit` until done or cancelled."""
+
+    async def emit(
+        self,
+        ticks: Sequence[Tick] = (),
+        headlines: Sequence[Headline] = (),
+        *,
+        cursor: Mapping[str, str] | None = None,
+        pre_rejected: Mapping[str, int] | None = None,
+    ) -> int:
+        """Check a batch at the edge and write what passes; returns how many were accepted."""
+        now_ms = int(time.time() * 1000)
+        edge = self.ctx.edge
+        rejects: Counter[str] = Counter(pre_rejected or {})
+        good_ticks = []
+        for t in ticks:
+            reason = edge.tick_reason(t, now_ms)
+            if reason is None:
+                good_ticks.append(t)
+            else:
+                rejects[reason] += 1
+                log.debug("refused tick %s: %s", t, reason)
+        good_news = []
+        for h in headlines:
+            reason = edge.headline_reason(h, now_ms)
+            if reason is None:
+                good_news.append(h)
+            else:
+                rejects[reason] += 1
+        await self.ctx.store.write(
+            good_ticks,
+            good_news,
+            rejects=rejects,
+            cursor=(self.name, cursor) if cursor is not None else None,
+        )
+        n = len(good_ticks) + len(good_news)
+        self.accepted += n
+        if rejects:
+            self.rejected.update(rejects)
+            self._log_rejects(rejects)
+        return n
+
+    def _log_rejects(self, batch: Counter[str]) -> None:
+        """At most one warning per source per 10 s, with totals, so bad feeds can't flood logs."""
+        now = time.monotonic()
+        if now - self._last_reject_log < 10 and self._last_reject_log:
+            return
+        self._last_reject_log = now
+        detail = ", ".join(f"{n} {r} ({REASONS.get(r, r)})" for r, n in sorted(batch.items()))
+        total = sum(self.rejected.values())
+        log.warning("source %s refused %s; %d refused so far", self.name, detail, total)

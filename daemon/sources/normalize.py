@@ -1,0 +1,88 @@
+"""The edge: every event is checked here once, and refused with a named, counted reason.
+
+Pure logic (time passed in), so sources of every kind share it and tests need no sockets.
+A rule never sees a NaN, a non-positive price, a symbol nobody asked for, a timestamp from the
+future, or a tick that arrives out of order beyond the tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from daemon.events import Headline, Tick
+
+__all__ = ["REASONS", "EdgeFilter"]
+
+REASONS = {
+    "nan": "price is NaN or infinite",
+    "non_positive": "price is zero or negative",
+    "unknown_symbol": "symbol is not in any group, rule or symbols list",
+    "future": "timestamp is too far in the future",
+    "out_of_order": "older than the symbol's last tick beyond the tolerance",
+    "bad_timestamp": "timestamp missing or unparseable",
+    "bad_quote": "bid/ask is NaN, non-positive, or crossed",
+    "empty_headline": "headline has no title",
+    "duplicate_headline": "headline id already seen",
+}
+
+
+@dataclass
+class EdgeFilter:
+    """Accept or refuse events; `rejected` counts refusals by reason."""
+
+    universe: frozenset[str]
+    future_tolerance_ms: int = 5 * 60_000
+    out_of_order_ms: int = 5_000
+    rejected: Counter[str] = field(default_factory=Counter)
+    _last_ts: dict[str, int] = field(default_factory=dict)
+    _seen_news: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def tick_reason(self, tick: Tick, now_ms: int) -> str | None:
+        """Why `tick` must be refused, or None. Accepting it advances the symbol's clock."""
+        p = tick.price
+        if not math.isfinite(p):
+            reason = "nan"
+        elif p <= 0:
+            reason = "non_positive"
+        elif tick.symbol not in self.universe:
+            reason = "unknown_symbol"
+        elif tick.ts_ms > now_ms + self.future_tolerance_ms:
+            reason = "future"
+        elif tick.ts_ms < self._last_ts.get(tick.symbol, 0) - self.out_of_order_ms:
+            reason = "out_of_order"
+        elif not _quote_ok(tick.bid, tick.ask):
+            reason = "bad_quote"
+        else:
+            if tick.ts_ms > self._last_ts.get(tick.symbol, 0):
+                self._last_ts[tick.symbol] = tick.ts_ms
+            return None
+        self.rejected[reason] += 1
+        return reason
+
+    def headline_reason(self, h: Headline, now_ms: int) -> str | None:
+        if not h.title.strip():
+            reason = "empty_headline"
+        elif h.ts_ms > now_ms + self.future_tolerance_ms:
+            reason = "future"
+        elif h.id in self._seen_news:
+            reason = "duplicate_headline"
+        else:
+            self._seen_news[h.id] = None
+            if len(self._seen_news) > 50_000:
+                self._seen_news.popitem(last=False)
+            return None
+        self.rejected[reason] += 1
+        return reason
+
+    def reset_clock(self) -> None:
+        """Forget per-symbol clocks (a replay starting a new loop moves time on by itself)."""
+        self._last_ts.clear()
+
+
+def _quote_ok(bid: float | None, ask: float | None) -> bool:
+    for v in (bid, ask):
+        if v is not None and (not math.isfinite(v) or v <= 0):
+            return False
+    return not (bid is not None and ask is not None and bid > ask)

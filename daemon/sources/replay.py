@@ -1,0 +1,254 @@
+"""Replay recorded ticks or 1-minute bars, and headlines, as if they were arriving live.
+
+The file is read once with pandas (CSV, CSV.gz or Parquet) into one time-ordered timeline of
+ticks and headlines. Playback can run as fast as Redis takes it (`speed: max`) or at a multiple
+of real time, with long gaps (nights, weekends) capped at `max_gap` of wall time. The position is
+saved with every batch, so a restarted daemon resumes where it stopped instead of replaying
+(and re-alerting on) what it already sent; `loop: true` starts over with time shifted forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator
+
+from daemon.durations import Duration
+from daemon.events import Headline, Tick
+from daemon.sources.base import Source, SourceConfig
+
+__all__ = ["ReplayConfig", "ReplaySource", "Timeline", "load_timeline"]
+
+log = logging.getLogger("tickwatch.sources.replay")
+DAY_MS = 86_400_000
+BAR_MS = 60_000
+
+
+class ReplayConfig(SourceConfig):
+    type: Literal["replay"]
+    ticks: Path | None = Field(None, description="CSV/CSV.gz/Parquet of ticks or 1-minute bars")
+    news: Path | None = Field(None, description="CSV/Parquet of headlines")
+    speed: float | Literal["max"] = Field("max", description="'max', or a multiple of real time")
+    max_gap: Duration = Field(default=timedelta(seconds=1), description="Longest wall-time wait")
+    loop: bool = False
+    batch: int = Field(500, ge=1, le=10_000)
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and v <= 0:
+            raise ValueError("speed must be 'max' or a positive multiple of real time, e.g. 60")
+        return v
+
+
+@dataclass
+class Timeline:
+    """Ticks and headlines in one time order."""
+
+    ts_ms: np.ndarray
+    #: Aligned with `ts_ms`; None marks a row that could not be parsed (refused at the edge).
+    events: list[Tick | Headline | None]
+    bad_rows: int
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.ts_ms)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, keep_default_na=True, dtype={"symbol": str, "symbols": str})
+
+
+def _ts_ms(col: pd.Series) -> np.ndarray:
+    ts = pd.to_datetime(col, utc=True, errors="coerce", format="ISO8601")
+    ms = ts.dt.as_unit("ms").astype("int64").to_numpy()
+    return np.where(ts.notna().to_numpy(), ms, -1)
+
+
+def _ticks_from(df: pd.DataFrame, source: str) -> tuple[np.ndarray, list[Tick | None]]:
+    """Rows → ticks. Bars become one tick at the bar's end, priced at its close."""
+    ts = _ts_ms(df["ts"])
+    is_bar = "close" in df.columns
+    price = pd.to_numeric(df["close" if is_bar else "price"], errors="coerce").to_numpy(float)
+    size_col = "volume" if is_bar else "size"
+    size = (
+        pd.to_numeric(df[size_col], errors="coerce").fillna(0).to_numpy(float)
+        if size_col in df.columns
+        else np.zeros(len(df))
+    )
+    bid = df["bid"].to_numpy(float) if "bid" in df.columns else None
+    ask = df["ask"].to_numpy(float) if "ask" in df.columns else None
+    if is_bar:
+        ts = np.where(ts >= 0, ts + BAR_MS, ts)
+    kind = "bar" if is_bar else "trade"
+    symbols = df["symbol"].fillna("").astype(str).str.strip().tolist()
+    ticks: list[Tick | None] = []
+    ts_l, price_l, size_l = ts.tolist(), price.tolist(), size.tolist()
+    for i, sym in enumerate(symbols):
+        if ts_l[i] < 0 or not sym:
+            ticks.append(None)  # unparseable row: refused as bad_timestamp
+            continue
+        b = bid[i] if bid is not None and not math.isnan(bid[i]) else None
+        a = ask[i] if ask is not None and not math.isnan(ask[i]) else None
+        ticks.append(Tick(sym, ts_l[i], price_l[i], size_l[i], b, a, kind, source))  # type: ignore[arg-type]
+    return ts, ticks
+
+
+def _headlines_from(df: pd.DataFrame, source: str) -> tuple[np.ndarray, list[Headline]]:
+    ts = _ts_ms(df["ts"])
+    out: list[Headline] = []
+    keep = []
+    for i, row in enumerate(df.fillna("").to_dict("records")):
+        if ts[i] < 0:
+            continue
+        sent = row.get("sentiment", "")
+        tsent = row.get("ticker_sentiment", "") or "{}"
+        out.append(
+            Headline(
+                id=str(row.get("id") or f"{source}-{i}"),
+                ts_ms=int(ts[i]),
+                title=str(row.get("title", "")),
+                summary=str(row.get("summary", "")),
+                symbols=tuple(str(row.get("symbols", "")).replace(",", " ").split()),
+                source=str(row.get("source", "")) or source,
+                url=str(row.get("url", "")),
+                sentiment=float(sent) if sent != "" else None,
+                ticker_sentiment={k: float(v) for k, v in json.loads(str(tsent)).items()},
+            )
+        )
+        keep.append(i)
+    return ts[keep], out
+
+
+def load_timeline(ticks: Path | None, news: Path | None, source: str) -> Timeline:
+    """Read the files and merge ticks and headlines into one stable, time-ordered timeline."""
+    digest = hashlib.sha256()
+    tick_ts, tick_objs = np.empty(0, np.int64), []
+    news_ts, news_objs = np.empty(0, np.int64), []
+    if ticks is not None:
+        digest.update(ticks.read_bytes())
+        tick_ts, tick_objs = _ticks_from(_read(ticks), source)
+    if news is not None:
+        digest.update(news.read_bytes())
+        news_ts, news_objs = _headlines_from(_read(news), source)
+    all_ts = np.concatenate([tick_ts, news_ts])
+    events: list[Tick | Headline | None] = [*tick_objs, *news_objs]
+    order = np.argsort(all_ts, kind="stable")
+    return Timeline(
+        all_ts[order],
+        [events[i] for i in order.tolist()],
+        sum(t is None for t in tick_objs),
+        digest.hexdigest()[:16],
+    )
+
+
+class ReplaySource(Source):
+    kind = "replay"
+    config_model = ReplayConfig
+    config: ReplayConfig
+
+    async def run(self) -> None:
+        cfg = self.config
+        base = self.ctx.base_dir
+        tl = await asyncio.to_thread(
+            load_timeline,
+            base / cfg.ticks if cfg.ticks else None,
+            base / cfg.news if cfg.news else None,
+            self.name,
+        )
+        saved = await self.ctx.store.cursor(self.name)
+        pos, loop_n = 0, 0
+        if saved.get("fingerprint") == tl.fingerprint:
+            pos, loop_n = int(saved.get("pos", 0)), int(saved.get("loop", 0))
+            if pos:
+                log.info("replay %s resumes at event %d of %d", self.name, pos, len(tl))
+        else:
+            log.info(
+                "replay %s: %d events (%d ticks, %d headlines) from %s",
+                self.name,
+                len(tl),
+                sum(isinstance(e, Tick) for e in tl.events),
+                sum(isinstance(e, Headline) for e in tl.events),
+                cfg.ticks,
+            )
+        now_ms = time.time() * 1000
+        valid = tl.ts_ms[(tl.ts_ms >= 0) & (tl.ts_ms <= now_ms)]
+        span = (
+            int(math.ceil((valid.max() - valid.min()) / DAY_MS) + 1) * DAY_MS if len(valid) else 0
+        )
+        while True:
+            await self._play(tl, pos, loop_n, loop_n * span)
+            if not cfg.loop or span == 0:
+                break
+            loop_n, pos = loop_n + 1, 0
+            self.ctx.edge.reset_clock()
+        log.info("replay %s finished: %d accepted, %s refused", self.name, self.accepted,
+                 dict(self.rejected) or "none")  # fmt: skip
+
+    async def _play(self, tl: Timeline, start: int, loop_n: int, shift_ms: int) -> None:
+        cfg = self.config
+        speed = None if cfg.speed == "max" else float(cfg.speed)
+        max_gap = cfg.max_gap.total_seconds()
+        ticks: list[Tick] = []
+        news: list[Headline] = []
+        bad = 0
+        ts_list = tl.ts_ms.tolist()
+        due = time.monotonic()
+        prev_ts = ts_list[start] if start < len(ts_list) else 0
+
+        async def flush(pos: int) -> None:
+            nonlocal ticks, news, bad
+            cursor = {"pos": str(pos), "loop": str(loop_n), "fingerprint": tl.fingerprint}
+            await self.emit(ticks, news, cursor=cursor,
+                            pre_rejected={"bad_timestamp": bad} if bad else None)  # fmt: skip
+            ticks, news, bad = [], [], 0
+
+        for i in range(start, len(ts_list)):
+            if speed is not None and ts_list[i] >= 0:
+                due += min(max(ts_list[i] - prev_ts, 0) / 1000 / speed, max_gap)
+                prev_ts = ts_list[i]
+                wait = due - time.monotonic()
+                if wait > 0.002:
+                    await flush(i)
+                    await asyncio.sleep(wait)
+            ev = tl.events[i]
+            if isinstance(ev, Tick):
+                ticks.append(_shift_tick(ev, shift_ms) if shift_ms else ev)
+            elif isinstance(ev, Headline):
+                news.append(_shift_news(ev, shift_ms, loop_n) if shift_ms else ev)
+            else:
+                bad += 1
+            if len(ticks) + len(news) + bad >= cfg.batch:
+                await flush(i + 1)
+        await flush(len(ts_list))
+
+
+def _shift_tick(t: Tick, shift_ms: int) -> Tick:
+    return Tick(t.symbol, t.ts_ms + shift_ms, t.price, t.size, t.bid, t.ask, t.kind, t.source)
+
+
+def _shift_news(h: Headline, shift_ms: int, loop_n: int) -> Headline:
+    return Headline(
+        f"{h.id}~{loop_n}",
+        h.ts_ms + shift_ms,
+        h.title,
+        h.summary,
+        h.symbols,
+        h.source,
+        h.url,
+        h.sentiment,
+        h.ticker_sentiment,
+    )

@@ -1,0 +1,161 @@
+"""A fake Slack Web API (`chat.postMessage`, `chat.update`) for the real slack-sdk client.
+
+Behaves as PROTOCOLS.md §6 describes: HTTP 200 with `ok:true|false`, `ts` strings that increase,
+`Authorization: Bearer` checked, JSON or form bodies. Failures are injected for the next N calls:
+`ok:false` with any error code, 429 with `Retry-After`, or a 5xx.
+Point a client at it with `AsyncWebClient(token=server.token, base_url=server.base_url)`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes import FakeHTTPServer, Injection, RecordedRequest
+
+__all__ = ["DEFAULT_SLACK_TOKEN", "FakeSlackServer"]
+
+DEFAULT_SLACK_TOKEN = "xoxb-1111-2222-fakeslacktoken"
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_BOT_ID = "B0FAKEBOT"
+_BOT_USER = "U0FAKEBOT"
+
+
+class FakeSlackServer(FakeHTTPServer):
+    """Slack's `/api/chat.*` methods; `messages` holds what was posted, keyed by (channel, ts).
+
+    `channels`, when given, maps known channel names (without `#`) to ids; any other channel is
+    `channel_not_found`. Without it every channel exists.
+    """
+
+    def __init__(
+        self, token: str = DEFAULT_SLACK_TOKEN, channels: dict[str, str] | None = None
+    ) -> None:
+        super().__init__()
+        self.token = token
+        self.channels = channels
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._ts_counter = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/api/"
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/chat.postMessage", self._post_message)
+        app.router.add_post("/api/chat.update", self._update)
+        app.router.add_post("/api/{method}", self._unknown_method)
+        return app
+
+    # -- failure injection ------------------------------------------------------------------
+    def fail_with(self, error: str, times: int = 1) -> None:
+        """The next `times` calls answer HTTP 200 `{"ok": false, "error": <error>}`."""
+        self.inject(Injection(200, {"ok": False, "error": error}, times))
+
+    def rate_limit(self, retry_after: int = 30, times: int = 1) -> None:
+        """The next `times` calls answer HTTP 429 with `Retry-After: <retry_after>`."""
+        self.inject(
+            Injection(
+                429,
+                {"ok": False, "error": "ratelimited"},
+                times,
+                headers={"Retry-After": str(retry_after)},
+            )
+        )
+
+    def server_error(self, status: int = 500, times: int = 1) -> None:
+        """The next `times` calls answer a bare 5xx (an HTML page, as a proxy would send)."""
+        self.inject(Injection(status, "<html><body>Internal Server Error</body></html>", times))
+
+    # -- handlers ---------------------------------------------------------------------------
+    def _next_ts(self) -> str:
+        self._ts_counter += 1
+        micros = 1_700_000_000_000_000 + 100 * self._ts_counter
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    async def _begin(self, request: web.Request) -> tuple[RecordedRequest, web.Response | None]:
+        """Record, then apply auth and injected failures; a response here ends the call."""
+        rec = await self.read_request(request)
+        for key in ("blocks", "attachments"):  # form bodies carry these as JSON strings
+            value = rec.body.get(key)
+            if isinstance(value, str):
+                rec.body[key] = json.loads(value)
+        auth = request.headers.get("Authorization", "")
+        if not auth:
+            return rec, self.respond(rec, 200, {"ok": False, "error": "not_authed"})
+        if auth != f"Bearer {self.token}":
+            return rec, self.respond(rec, 200, {"ok": False, "error": "invalid_auth"})
+        injection = self.take_injection(rec)
+        if injection is not None:
+            return rec, self.respond(rec, injection.status, injection.payload, injection.headers)
+        return rec, None
+
+    def _channel_id(self, channel: str) -> str | None:
+        if _CHANNEL_ID.match(channel):
+            return channel
+        name = channel.lstrip("#")
+        if self.channels is None:
+            return f"C{zlib.crc32(name.encode()):09X}"
+        return self.channels.get(name)
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        rec, early = await self._begin(request)
+        if early is not None:
+            return early
+        body = rec.body
+        channel = self._channel_id(str(body.get("channel", "")))
+        if not body.get("channel"):
+            return self.respond(rec, 200, {"ok": False, "error": "channel_not_found"})
+        if channel is None:
+            return self.respond(rec, 200, {"ok": False, "error": "channel_not_found"})
+        if not (body.get("text") or body.get("blocks") or body.get("attachments")):
+            return self.respond(rec, 200, {"ok": False, "error": "no_text"})
+        ts = self._next_ts()
+        message = {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": body.get("text", ""),
+            "ts": ts,
+            "bot_id": _BOT_ID,
+            "user": _BOT_USER,
+        }
+        for key in ("blocks", "attachments", "thread_ts"):
+            if key in body:
+                message[key] = body[key]
+        self.messages[(channel, ts)] = message
+        return self.respond(
+            rec, 200, {"ok": True, "channel": channel, "ts": ts, "message": message}
+        )
+
+    async def _update(self, request: web.Request) -> web.Response:
+        rec, early = await self._begin(request)
+        if early is not None:
+            return early
+        body = rec.body
+        channel = self._channel_id(str(body.get("channel", "")))
+        if channel is None or not body.get("channel"):
+            return self.respond(rec, 200, {"ok": False, "error": "channel_not_found"})
+        ts = str(body.get("ts", ""))
+        message = self.messages.get((channel, ts))
+        if message is None:
+            return self.respond(rec, 200, {"ok": False, "error": "message_not_found"})
+        for key in ("text", "blocks", "attachments"):
+            if key in body:
+                message[key] = body[key]
+        payload = {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": message.get("text", ""),
+            "message": message,
+        }
+        return self.respond(rec, 200, payload)
+
+    async def _unknown_method(self, request: web.Request) -> web.Response:
+        rec = await self.read_request(request)
+        return self.respond(rec, 200, {"ok": False, "error": "unknown_method"})
