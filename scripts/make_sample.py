@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import gzip
 import io
 import itertools
@@ -92,6 +93,7 @@ EARLY_RANGE = (9.5, 11.0)
 # --- the story (times are New York wall clock; a knot's time is the START of its bar) -------
 PEAK_DAY = "2026-03-25"
 PEAK_XMAG, PEAK_MAGS = 10.7, -0.5
+PEAK_TOLERANCE = 0.15  # pp, for both YTD values at the bar where the spread peaks
 COMPRESSION_DAY = "2026-04-09"
 SPREAD_THRESHOLD = 8.0  # the rule's `spread < 8.0`
 EARLY_AFTERNOON = ("12:00", "14:30")  # first bar below the threshold starts in this span
@@ -158,6 +160,7 @@ XMAG_SIGMA = 0.00006  # XMAG's own wiggle (bridged)
 BASKET_SIGMA = 0.00008  # the basket's own wiggle (bridged)
 NAME_SIGMA = 0.00045  # each mega-cap's walk against the basket
 NAME_CORRELATION = 0.3
+TRACKING_TOLERANCE = 0.05  # pp: MAGS YTD vs the mean of the seven names' YTD
 TRACKING_SIGMA = 0.00003  # MAGS vs its basket (AR(1), phi=0.9): a few hundredths of a bp
 WICK_SIGMA = 0.00025  # high/low beyond open/close
 
@@ -211,10 +214,10 @@ class Minutes:
 
     def index_of(self, ny_time: str) -> int:
         ts = pd.Timestamp(ny_time, tz=NY).tz_convert("UTC")
-        pos = self.utc.get_indexer([ts])[0]
-        if pos < 0:
+        pos = int(self.utc.searchsorted(ts))
+        if pos == len(self.utc) or self.utc[pos] != ts:
             raise ValueError(f"{ny_time} (New York) is not a trading minute of the window")
-        return int(pos)
+        return pos
 
 
 def trading_minutes() -> Minutes:
@@ -227,10 +230,11 @@ def trading_minutes() -> Minutes:
     return Minutes(utc=utc, session=session, sessions=sessions)
 
 
+@functools.cache
 def anchor_ts() -> pd.Timestamp:
     """The last regular minute bar of 2025 (15:59 New York on the year's last session)."""
     cal = xcals.get_calendar("XNYS", start="2025-12-01", end="2026-05-29")
-    assert cal.is_session(YEAR_END_SESSION)
+    require(cal.is_session(YEAR_END_SESSION), f"{YEAR_END_SESSION} is not an XNYS session")
     return cal.session_close(YEAR_END_SESSION) - pd.Timedelta(minutes=1)
 
 
@@ -418,52 +422,54 @@ def move_after(close: pd.Series, when_ny: str) -> float:
     return float(moves.iloc[moves.abs().argmax()])
 
 
-def check_story(ticks: pd.DataFrame, minutes: Minutes) -> dict[str, Any]:
-    """Assert every promised fact on the rounded data; return them for story.json."""
-    ytd = ytd_table(ticks)
-    spread = ytd["XMAG"] - ytd["MAGS"]
+class StoryBroken(Exception):
+    """The generated data does not tell the promised story (so nothing is written)."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Like `assert`, but survives `python -O`."""
+    if not condition:
+        raise StoryBroken(message)
+
+
+def check_spread(spread: pd.Series, ytd: pd.DataFrame, minutes: Minutes) -> dict[str, Any]:
+    """Early level, peak, compression below 8.0 and recovery above 8.6."""
     dates = np.array([d.date().isoformat() for d in spread.index.tz_convert(NY)])
     values = spread.to_numpy()
 
     early = dates <= minutes.sessions[EARLY_SESSIONS - 1].date().isoformat()
     lo, hi = EARLY_RANGE
-    assert ((values[early] >= lo) & (values[early] <= hi)).all(), "early spread out of range"
+    require(bool(((values[early] >= lo) & (values[early] <= hi)).all()), "early spread range")
 
     peak = spread.idxmax()
-    assert ny(peak).date().isoformat() == PEAK_DAY, f"spread peaks on {ny(peak)}"
-    assert abs(ytd.at[peak, "XMAG"] - PEAK_XMAG) <= 0.15, ytd.loc[peak]
-    assert abs(ytd.at[peak, "MAGS"] - PEAK_MAGS) <= 0.15, ytd.loc[peak]
+    require(ny(peak).date().isoformat() == PEAK_DAY, f"spread peaks at {ny(peak)}")
+    require(
+        abs(ytd.at[peak, "XMAG"] - PEAK_XMAG) <= PEAK_TOLERANCE, f"XMAG at peak {ytd.loc[peak]}"
+    )
+    require(
+        abs(ytd.at[peak, "MAGS"] - PEAK_MAGS) <= PEAK_TOLERANCE, f"MAGS at peak {ytd.loc[peak]}"
+    )
 
     below = values < SPREAD_THRESHOLD
     first = int(below.argmax())
     first_ts = spread.index[first]
-    assert dates[first] == COMPRESSION_DAY, f"spread first < {SPREAD_THRESHOLD} at {ny(first_ts)}"
+    require(dates[first] == COMPRESSION_DAY, f"spread first < threshold at {ny(first_ts)}")
     clock = ny(first_ts).strftime("%H:%M")
-    assert EARLY_AFTERNOON[0] <= clock < EARLY_AFTERNOON[1], f"first below at {clock}"
+    require(EARLY_AFTERNOON[0] <= clock < EARLY_AFTERNOON[1], f"first below at {clock}")
     held = run_length(below, first)
-    assert held >= HOLD_MINUTES, f"spread only held below for {held} minutes"
+    require(held >= HOLD_MINUTES, f"spread only held below for {held} minutes")
 
     above = values > RECOVERY_LEVEL
     recovery = next(
-        (i for i in range(first, len(values)) if above[i] and run_length(above, i) >= 30), None
+        (
+            i
+            for i in range(first, len(values))
+            if above[i] and run_length(above, i) >= RECOVERY_MINUTES
+        ),
+        None,
     )
-    assert recovery is not None, "spread never recovers"
-    recovery_ts = spread.index[recovery]
-
-    closes = ticks[ticks["ts"] > anchor_ts()].pivot(index="ts", columns="symbol", values="close")
-    nvda = move_after(closes["NVDA"], CAPEX_TIME)
-    amzn = move_after(closes["AMZN"], DIGESTION_TIME)
-    assert nvda >= NVDA_MIN_JUMP, f"NVDA only {nvda:.2f}% after the capex headline"
-    assert amzn <= AMZN_MAX_DROP, f"AMZN only {amzn:.2f}% after the digestion headline"
-    ordinary = ordinary_max_moves(closes)
-    worst = max(ordinary.values())
-    assert worst <= MAX_ORDINARY_MOVE, f"ordinary move too big: {ordinary}"
-
-    basket = ytd[list(MAG7)].mean(axis=1)
-    tracking = float((ytd["MAGS"] - basket).abs().max())
-    assert tracking < 0.05, f"MAGS tracks its basket within {tracking:.3f} pp"
-    assert (ticks["low"] <= ticks[["open", "close"]].min(axis=1)).all()
-    assert (ticks["high"] >= ticks[["open", "close"]].max(axis=1)).all()
+    if recovery is None:
+        raise StoryBroken(f"spread never stays above {RECOVERY_LEVEL} for {RECOVERY_MINUTES}m")
 
     note_at = pd.Timestamp(ROTATION_NOTE_TIME, tz=NY).tz_convert("UTC")
     note_bar = ytd.index[ytd.index < note_at][-1]
@@ -491,16 +497,47 @@ def check_story(ticks: pd.DataFrame, minutes: Minutes) -> dict[str, Any]:
         },
         "recovery": {
             "level": RECOVERY_LEVEL,
-            "first_ts": iso(recovery_ts),
+            "first_ts": iso(spread.index[recovery]),
             "minutes_above": run_length(above, recovery),
         },
+        "spread_range": [round(float(values.min()), 4), round(float(values.max()), 4)],
+    }
+
+
+def check_moves(closes: pd.DataFrame) -> dict[str, Any]:
+    """The two headline moves happen, and nothing else moves a mega-cap that much."""
+    nvda = move_after(closes["NVDA"], CAPEX_TIME)
+    amzn = move_after(closes["AMZN"], DIGESTION_TIME)
+    require(nvda >= NVDA_MIN_JUMP, f"NVDA only {nvda:.2f}% after the capex headline")
+    require(amzn <= AMZN_MAX_DROP, f"AMZN only {amzn:.2f}% after the digestion headline")
+    ordinary = ordinary_max_moves(closes)
+    require(max(ordinary.values()) <= MAX_ORDINARY_MOVE, f"ordinary move too big: {ordinary}")
+    return {
         "moves": {
             "nvda_after_capex_pct": round(nvda, 4),
             "amzn_after_digestion_pct": round(amzn, 4),
             "largest_ordinary_30m_move_pct": {k: round(v, 4) for k, v in ordinary.items()},
-        },
-        "mags_max_tracking_error_pp": round(tracking, 4),
-        "spread_range": [round(float(values.min()), 4), round(float(values.max()), 4)],
+        }
+    }
+
+
+def check_bars(ticks: pd.DataFrame, ytd: pd.DataFrame) -> dict[str, Any]:
+    """MAGS tracks its basket; every bar's high/low bracket its open/close."""
+    tracking = float((ytd["MAGS"] - ytd[list(MAG7)].mean(axis=1)).abs().max())
+    require(tracking < TRACKING_TOLERANCE, f"MAGS strays {tracking:.3f} pp from its basket")
+    require(bool((ticks["low"] <= ticks[["open", "close"]].min(axis=1)).all()), "low > body")
+    require(bool((ticks["high"] >= ticks[["open", "close"]].max(axis=1)).all()), "high < body")
+    return {"mags_max_tracking_error_pp": round(tracking, 4)}
+
+
+def check_story(ticks: pd.DataFrame, minutes: Minutes) -> dict[str, Any]:
+    """Verify every promised fact on the rounded data; return them for story.json."""
+    ytd = ytd_table(ticks)
+    closes = ticks[ticks["ts"] > anchor_ts()].pivot(index="ts", columns="symbol", values="close")
+    return {
+        **check_spread(ytd["XMAG"] - ytd["MAGS"], ytd, minutes),
+        **check_moves(closes),
+        **check_bars(ticks, ytd),
     }
 
 
@@ -615,7 +652,7 @@ def story_items(facts: dict[str, Any]) -> list[Item]:
 def news_rows(facts: dict[str, Any]) -> list[dict[str, str]]:
     for item in FILLER:
         text = f"{item.title} {item.summary}".lower()
-        assert not any(w in text for w in FORBIDDEN_FILLER_WORDS), item.title
+        require(not any(w in text for w in FORBIDDEN_FILLER_WORDS), f"filler: {item.title}")
     items = sorted([*FILLER, *story_items(facts)], key=lambda it: it.ny_time)
     rows = []
     for number, item in enumerate(items, start=1):

@@ -76,7 +76,7 @@ def test_labelled_alert_shows_its_key_and_unnamed_value() -> None:
         values={},
         summary="NVDA down 5.2% in 15 min",
     )
-    assert "  big-move{symbol=NVDA}  value=-5.2 below -5  | NVDA down" in console_line(alert)
+    assert "  big-move{symbol=NVDA}  value=-5.20 below -5  | NVDA down" in console_line(alert)
 
 
 def test_alert_without_value_has_no_value_part() -> None:
