@@ -137,7 +137,9 @@ class Config:
         data = self.settings.model_dump(mode="json", by_alias=True, exclude={"rules"})
         url = data["redis"].get("url")
         if url:
-            data["redis"]["url"] = re.sub(r"//([^@/]*)@", "//***@", url)
+            # userinfo ends at the last '@' before the path; unix:// URLs pass ?password=
+            url = re.sub(r"//[^/?#]*@", "//***@", url)
+            data["redis"]["url"] = re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
         data["rules"] = [lr.rule.name for lr in self.rules]
         return data
 
@@ -186,17 +188,20 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
     for i, rule in enumerate(settings.rules):
         cfg.rules.append(LoadedRule(rule, src.file, src.line_of(("rules", i))))
     sources: dict[str, YamlSource] = {src.file: src}
-    inline_paths: dict[str, Path_] = {lr.rule.name: ("rules", i) for i, lr in enumerate(cfg.rules)}
-    rule_paths: dict[tuple[str, str], Path_] = {
-        (src.file, name): p for name, p in inline_paths.items()
-    }
+    # aligned with cfg.rules: a rule's path in its file (names may repeat; that is an error)
+    rule_paths: list[Path_] = [("rules", i) for i in range(len(cfg.rules))]
 
+    included = {src.file}
     for pattern_i, pattern in enumerate(settings.include):
         matches = sorted(glob.glob(str(base / pattern)))
         if not matches:
             problems.append(src.problem(("include", pattern_i), f"no file matches {pattern!r}"))
         for file in matches:
-            fsrc, found = load_yaml(Path(file), _display(Path(file), base), env)
+            display = _display(Path(file), base)
+            if display in included:
+                continue  # matched by an earlier pattern too: load each file once
+            included.add(display)
+            fsrc, found = load_yaml(Path(file), display, env)
             problems += found
             if fsrc.data is None or found:
                 continue
@@ -209,7 +214,7 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
             cfg.files.append(fsrc.file)
             for i, rule in enumerate(rf.rules):
                 cfg.rules.append(LoadedRule(rule, fsrc.file, fsrc.line_of(("rules", i))))
-                rule_paths[(fsrc.file, rule.name)] = ("rules", i)
+                rule_paths.append(("rules", i))
 
     problems += _cross_check(cfg, src, sources, rule_paths)
     if problems:
@@ -229,7 +234,7 @@ def _cross_check(
     cfg: Config,
     main: YamlSource,
     sources: dict[str, YamlSource],
-    rule_paths: dict[tuple[str, str], Path_],
+    rule_paths: list[Path_],
 ) -> list[Problem]:
     s = cfg.settings
     problems: list[Problem] = []
@@ -250,11 +255,10 @@ def _cross_check(
             problems.append(main.problem(("sources", i, "name"), f"duplicate source name {n!r}"))
 
     seen: dict[str, str] = {}
-    for lr in cfg.rules:
+    for lr, rpath in zip(cfg.rules, rule_paths, strict=True):
         rsrc = sources[lr.file]
-        rpath = rule_paths[(lr.file, lr.rule.name)]
         rule = lr.rule
-        if rule.name in seen and seen[rule.name] != f"{lr.file}:{lr.line}":
+        if rule.name in seen:
             problems.append(
                 rsrc.problem(
                     (*rpath, "name"),

@@ -6,6 +6,7 @@ exactly what to write instead (`'5 minutes' is not a duration; write 5m`).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -28,8 +29,9 @@ def _suggest(text: str) -> str:
         return f"{text}s or {text}m (a unit is required)"
     m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$", text)
     if m:
-        word = m.group(2).lower().rstrip("s") or "s"
-        unit = _WORDS.get(word) or (word if word in _UNITS else None)
+        raw = m.group(2).lower()
+        word = raw.rstrip("s") or "s"
+        unit = raw if raw in _UNITS else _WORDS.get(word) or (word if word in _UNITS else None)
         if unit:
             return f"{m.group(1)}{unit}"
     return "a number and a unit, e.g. 30s, 5m, 1h30m, 2d"
@@ -43,6 +45,8 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value == 0:
             return timedelta(0)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{value!r} is not a duration; write e.g. 5m")
         raise ValueError(f"{value!r} is not a duration (no unit); write {value}s or {value}m")
     text = str(value).strip()
     if text in ("0", ""):
@@ -50,19 +54,22 @@ def parse_duration(value: Any) -> timedelta:
     if not _WHOLE.match(text):
         raise ValueError(f"{value!r} is not a duration; write {_suggest(text)}")
     seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long to be a duration") from None
 
 
 def format_duration(td: timedelta) -> str:
-    total = int(td.total_seconds())
-    if total == 0:
+    total, ms = divmod(round(td.total_seconds() * 1000), 1000)
+    if total == 0 and ms == 0:
         return "0s"
     out = ""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if total >= size:
             out += f"{total // size}{unit}"
             total %= size
-    return out
+    return out + (f"{ms}ms" if ms else "")
 
 
 Duration = Annotated[

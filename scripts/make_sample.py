@@ -44,7 +44,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 NY = "America/New_York"
-SEED = 20260409
+SEED = 20260414
 
 # --- the universe ---------------------------------------------------------------------------
 MAG7 = ("AAPL", "MSFT", "GOOGL", "AMZN", "META", "NVDA", "TSLA")
@@ -194,12 +194,16 @@ NEWS_COLUMNS = (
     "sentiment",
     "ticker_sentiment",
 )
+# The brief's words, plus what the shipped headline rules (rules/headlines.yaml) match on.
 FORBIDDEN_FILLER_WORDS = (
     "capex",
     "capital expenditure",
+    "capital spending",
     "guidance",
     "demand digestion",
+    "digest",
     "rotation",
+    "broaden",
 )
 
 

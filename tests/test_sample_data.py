@@ -44,7 +44,17 @@ PEAK_DAY = date(2026, 3, 25)
 COMPRESSION_DAY = date(2026, 4, 9)
 LAST_DAY = date(2026, 4, 14)
 WINDOW_MINUTES = 30
-FORBIDDEN_IN_FILLER = ("capex", "capital expenditure", "guidance", "demand digestion", "rotation")
+# The story's words, plus what the shipped headline rules (rules/headlines.yaml) match on.
+FORBIDDEN_IN_FILLER = (
+    "capex",
+    "capital expenditure",
+    "capital spending",
+    "guidance",
+    "demand digestion",
+    "digest",
+    "rotation",
+    "broaden",
+)
 
 
 # --- loading --------------------------------------------------------------------------------

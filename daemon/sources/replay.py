@@ -111,7 +111,7 @@ def _headlines_from(df: pd.DataFrame, source: str) -> tuple[np.ndarray, list[Hea
     ts = _ts_ms(df["ts"])
     out: list[Headline] = []
     keep = []
-    for i, row in enumerate(df.fillna("").to_dict("records")):
+    for i, row in enumerate(df.astype(object).where(df.notna(), "").to_dict("records")):
         if ts[i] < 0:
             continue
         sent = row.get("sentiment", "")
