@@ -1,4 +1,5 @@
-from daemon.cli import main
 import sys
+
+from daemon.cli import main
 
 sys.exit(main())

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from daemon import __version__
 from daemon.config import Config
 from daemon.notify.base import Notifier
-from daemon.notify.console import ConsoleNotifier
+from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.dispatch import Dispatcher, RetryPolicy
 from daemon.notify.registry import BUILTIN_NOTIFIERS
 from daemon.rules.compile import compile_rules
@@ -157,7 +157,7 @@ class Daemon:
             cls = BUILTIN_NOTIFIERS[ch.type]
             notifier = (
                 ConsoleNotifier(name, ch, stream=self.console)
-                if cls is ConsoleNotifier
+                if isinstance(ch, ConsoleConfig)
                 else cls(name, ch)
             )
             reason = notifier.disabled_reason()

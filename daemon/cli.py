@@ -57,7 +57,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         notifier = BUILTIN_NOTIFIERS[ch.type](name, ch)
         reason = notifier.disabled_reason()
         print(f"  channel   {name} ({ch.type}): {'off, ' + reason if reason else 'on'}")
-    print(f"  redis:    {'embedded, data in ' + str(s.redis.data_dir) if not s.redis.url else 'external'}")  # noqa: E501
+    where = f"embedded, data in {s.redis.data_dir}" if not s.redis.url else "external"
+    print(f"  redis:    {where}")
     return 0
 
 

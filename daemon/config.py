@@ -75,20 +75,25 @@ def _union(models: tuple[type[BaseModel], ...]) -> Any:
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
-SourceConfig = _union(source_config_models())
-ChannelUnion = _union(channel_config_models())
+if typing.TYPE_CHECKING:
+    from daemon.sources.base import SourceConfig
+
+    ChannelUnion = ChannelConfig
+else:
+    SourceConfig = _union(source_config_models())
+    ChannelUnion = _union(channel_config_models())
 
 
 class Settings(_Model):
     """alerts.yaml."""
 
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    edge: EdgeSettings = Field(default_factory=EdgeSettings)
-    evaluator: EvaluatorSettings = Field(default_factory=EvaluatorSettings)
+    redis: RedisSettings = Field(default_factory=lambda: RedisSettings())
+    edge: EdgeSettings = Field(default_factory=lambda: EdgeSettings())
+    evaluator: EvaluatorSettings = Field(default_factory=lambda: EvaluatorSettings())
     symbols: list[str] = Field(default_factory=list, description="Extra symbols to accept")
     groups: dict[str, list[str]] = Field(default_factory=dict)
-    sources: list[SourceConfig] = Field(default_factory=list)  # type: ignore[valid-type]
-    channels: dict[str, ChannelUnion] = Field(default_factory=dict)  # type: ignore[valid-type]
+    sources: list[SourceConfig] = Field(default_factory=list)
+    channels: dict[str, ChannelUnion] = Field(default_factory=dict)
     include: list[str] = Field(default_factory=list, description="Rule file globs")
     rules: list[Rule] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -343,10 +348,9 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path_:
     path: list[str | int] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             node = node[part]
             path.append(part)
         elif i == len(loc) - 1 and isinstance(part, str) and not _is_tag(part):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["Headline", "Tick", "TickKind", "ms_to_dt", "dt_to_ms"]
+__all__ = ["Headline", "Tick", "TickKind", "dt_to_ms", "ms_to_dt"]
 
 TickKind = Literal["trade", "quote", "bar"]
 

@@ -185,7 +185,8 @@ def _build(
             problems.append(
                 src.problem(
                     path,
-                    f"environment variable {var} is not set; export it or write ${{{var}:-default}}",
+                    f"environment variable {var} is not set; "
+                    f"export it or write ${{{var}:-default}}",
                 )
             )
         return expanded

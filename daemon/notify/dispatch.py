@@ -41,7 +41,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_delay)
-        backoff = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        backoff = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
         return backoff * (0.5 + random.random() / 2)
 
 

@@ -87,8 +87,15 @@ def compile_rules(cfg: Config) -> Plan:
         if isinstance(cond, HeadlineCond):
             matcher = HeadlineMatcher(cond, cfg.expand(cond.symbols))
             plan.headline_rules.append(
-                HeadlineRule(rule.name, matcher, dict(rule.labels), _ms(rule, "cooldown"),
-                             rule.severity, template, channels)  # fmt: skip
+                HeadlineRule(
+                    rule.name,
+                    matcher,
+                    dict(rule.labels),
+                    _ms(rule, "cooldown"),
+                    rule.severity,
+                    template,
+                    channels,
+                )
             )
             continue
         measures: list[Measure]

@@ -152,6 +152,7 @@ class PctMove:
         }
         return Reading(value, active, cleared, values)
 
+
 def _fmt_window(td: dt.timedelta) -> str:
     from daemon.durations import format_duration
 

@@ -130,10 +130,8 @@ class Market:
 
     def record(self, t: Tick) -> None:
         prev = self.quotes.get(t.symbol)
-        if prev is not None and t.ts_ms < prev.ts_ms:
-            ts = prev.ts_ms  # late tick within tolerance: price counts, clock doesn't go back
-        else:
-            ts = t.ts_ms
+        # a late tick (within tolerance) updates the price but never moves the clock back
+        ts = prev.ts_ms if prev is not None and t.ts_ms < prev.ts_ms else t.ts_ms
         if t.symbol in self.ytd_symbols:
             year = dt.datetime.fromtimestamp(ts / 1000, NEW_YORK).year
             self.anchors.observe(t.symbol, dt.date(year, 1, 1), prev, ts)

@@ -186,10 +186,10 @@ class Evaluator:
         pipe = self.redis.pipeline(transaction=True)
         dirty = engine.take_dirty()
         if dirty:
-            pipe.hset(k.alert_state, mapping={key: st.to_json() for key, st in dirty.items()})  # type: ignore[arg-type]
+            pipe.hset(k.alert_state, mapping={key: st.to_json() for key, st in dirty.items()})
         checkpoint = _checkpoint_fields(engine.market)
         if checkpoint:
-            pipe.hset(k.eval_checkpoint, mapping=checkpoint)  # type: ignore[arg-type]
+            pipe.hset(k.eval_checkpoint, mapping=checkpoint)
         for a in alerts:
             pipe.xadd(k.outbox, {"alert": a.to_json()}, maxlen=self.maxlen, approximate=True)
         for stream, ids in acks.items():

@@ -136,8 +136,8 @@ def _headlines_from(df: pd.DataFrame, source: str) -> tuple[np.ndarray, list[Hea
 def load_timeline(ticks: Path | None, news: Path | None, source: str) -> Timeline:
     """Read the files and merge ticks and headlines into one stable, time-ordered timeline."""
     digest = hashlib.sha256()
-    tick_ts, tick_objs = np.empty(0, np.int64), []
-    news_ts, news_objs = np.empty(0, np.int64), []
+    tick_ts, tick_objs = np.empty(0, np.int64), list[Tick | None]()
+    news_ts, news_objs = np.empty(0, np.int64), list[Headline]()
     if ticks is not None:
         digest.update(ticks.read_bytes())
         tick_ts, tick_objs = _ticks_from(_read(ticks), source)

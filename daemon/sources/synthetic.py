@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.durations import Duration
 from daemon.events import Headline, Tick
-from daemon.sources.base import Source, SourceConfig
+from daemon.sources.base import Source, SourceConfig, SourceContext
 
 __all__ = ["SyntheticConfig", "SyntheticSource"]
 
@@ -50,8 +50,8 @@ class SyntheticSource(Source):
     config_model = SyntheticConfig
     config: SyntheticConfig
 
-    def __init__(self, config: SyntheticConfig, ctx: object) -> None:  # type: ignore[override]
-        super().__init__(config, ctx)  # type: ignore[arg-type]
+    def __init__(self, config: SyntheticConfig, ctx: SourceContext) -> None:
+        super().__init__(config, ctx)
         self.rng = random.Random(config.seed)
         self.prices = dict(config.prices)
         self.started_ms: int | None = None

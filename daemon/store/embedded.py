@@ -61,7 +61,9 @@ class EmbeddedRedis:
     def _stop_stale(self) -> None:
         """A previous run killed with SIGKILL may have left its server holding our files."""
         pidfile = self.data_dir / "redis.pid"
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        with contextlib.suppress(
+            FileNotFoundError, ValueError, ProcessLookupError, PermissionError
+        ):
             pid = int(pidfile.read_text().strip())
             os.kill(pid, 15)
             deadline = time.monotonic() + 5
@@ -93,9 +95,10 @@ class EmbeddedRedis:
                 log = self.data_dir / "redis.log"
                 tail = log.read_text()[-800:] if log.exists() else ""
                 raise RuntimeError(f"redis-server exited at start: {err or tail}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
-            ) as s:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s,
+            ):
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
                     return self

@@ -45,13 +45,13 @@ class StreamStore:
         for h in headlines:
             pipe.xadd(k.news, h.to_fields(), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         if latest:
-            pipe.hset(k.latest, mapping=latest)  # type: ignore[arg-type]
+            pipe.hset(k.latest, mapping=latest)
         for reason, n in (rejects or {}).items():
             if n:
                 pipe.hincrby(k.rejects, reason, n)
         if cursor is not None:
             source, fields = cursor
-            pipe.hset(k.source_cursor(source), mapping=dict(fields))  # type: ignore[arg-type]
+            pipe.hset(k.source_cursor(source), mapping=dict(fields))
         await pipe.execute()
 
     async def cursor(self, source: str) -> dict[str, str]:
@@ -77,7 +77,7 @@ class StreamStore:
         pending: bool = False,
     ) -> list[Entry]:
         """New entries (or, with `pending`, this consumer's unacknowledged ones) in stream order."""
-        ids = {s: ("0" if pending else ">") for s in streams}
+        ids: dict[Any, Any] = {s: ("0" if pending else ">") for s in streams}
         reply: Any = await self.redis.xreadgroup(
             group, consumer, ids, count=count, block=None if pending else block_ms
         )
