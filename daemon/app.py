@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from daemon import __version__
-from daemon.config import Config
+from daemon.config import Config, mask_url
 from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.dispatch import Dispatcher, RetryPolicy
@@ -29,6 +29,7 @@ from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import BUILTIN_SOURCES
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
+from daemon.store.retry import REDIS_DOWN, run_resilient
 from daemon.store.streams import StreamStore
 
 __all__ = ["Daemon", "StartupError"]
@@ -92,8 +93,8 @@ class Daemon:
             policy=self.retry,
             maxlen=maxlen,
         )
-        self._spawn(self.evaluator.run(), "evaluator")
-        self._spawn(self.dispatcher.run(), "dispatcher")
+        self._spawn(run_resilient("evaluator", self.evaluator.run, log), "evaluator")
+        self._spawn(run_resilient("dispatcher", self.dispatcher.run, log), "dispatcher")
         edge = EdgeFilter(
             self.cfg.universe,
             future_tolerance_ms=int(s.edge.future_tolerance.total_seconds() * 1000),
@@ -141,10 +142,10 @@ class Daemon:
             info: dict[str, Any] = await redis.info("server")
         except OSError as e:
             await redis.aclose()
-            raise StartupError(f"cannot reach Redis at {_safe_url(url)}: {e}") from e
+            raise StartupError(f"cannot reach Redis at {mask_url(url)}: {e}") from e
         except Exception as e:
             await redis.aclose()
-            raise StartupError(f"Redis at {_safe_url(url)} refused us: {e}") from e
+            raise StartupError(f"Redis at {mask_url(url)} refused us: {e}") from e
         version = str(info.get("redis_version", "0"))
         if tuple(int(p) for p in version.split(".")[:2]) < MIN_REDIS:
             await redis.aclose()
@@ -181,6 +182,10 @@ class Daemon:
             self.failed.set()
 
     async def _heartbeat(self) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            await self._beat()
+
+    async def _beat(self) -> None:
         assert self.redis is not None and self.evaluator is not None
         st = self.evaluator.stats
         sent = self.dispatcher.stats.sent if self.dispatcher else {}
@@ -224,9 +229,3 @@ class Daemon:
         finally:
             await self.stop()
         return 1 if self.failed.is_set() else 0
-
-
-def _safe_url(url: str) -> str:
-    import re
-
-    return re.sub(r"//([^@/]*)@", "//***@", url)

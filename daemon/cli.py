@@ -32,18 +32,22 @@ def _secrets(cfg: Config) -> list[str]:
     return out
 
 
-def _load(path: str) -> Config | None:
+def _load(path: str, *, starting: bool) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
-        print(f"{path}: not started; fix the problems above and run `tickwatch check`.",
-              file=sys.stderr)  # fmt: skip
+        if starting:
+            print("tickwatch did not start: fix the problems above (`tickwatch check` re-checks).",
+                  file=sys.stderr)  # fmt: skip
+        return None
+    except OSError as e:
+        print(f"{path}: cannot read the config: {e.strerror}", file=sys.stderr)
         return None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args.config, starting=False)
     if cfg is None:
         return EXIT_CONFIG
     from daemon.notify.registry import BUILTIN_NOTIFIERS
@@ -63,7 +67,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args.config, starting=True)
     if cfg is None:
         return EXIT_CONFIG
     from daemon.app import Daemon, StartupError

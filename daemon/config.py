@@ -27,7 +27,7 @@ from daemon.rules.template import check_template
 from daemon.sources.registry import source_config_models
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
 
-__all__ = ["Config", "ConfigError", "RedisSettings", "Settings", "load_config"]
+__all__ = ["Config", "ConfigError", "RedisSettings", "Settings", "load_config", "mask_url"]
 
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
 GROUP = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -142,11 +142,16 @@ class Config:
         data = self.settings.model_dump(mode="json", by_alias=True, exclude={"rules"})
         url = data["redis"].get("url")
         if url:
-            # userinfo ends at the last '@' before the path; unix:// URLs pass ?password=
-            url = re.sub(r"//[^/?#]*@", "//***@", url)
-            data["redis"]["url"] = re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
+            data["redis"]["url"] = mask_url(url)
         data["rules"] = [lr.rule.name for lr in self.rules]
         return data
+
+
+def mask_url(url: str) -> str:
+    """A Redis URL fit for logs: userinfo and `?password=` masked."""
+    # userinfo ends at the last '@' before the path; unix:// URLs pass ?password=
+    url = re.sub(r"//[^/?#]*@", "//***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
 class ConfigError(Exception):
@@ -181,23 +186,24 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
         raise ConfigError(problems)
     if not isinstance(src.data, dict):
         raise ConfigError([*problems, src.problem((), "expected a mapping of settings")])
+    settings: Settings | None = None
     try:
         settings = Settings.model_validate(src.data)
     except ValidationError as e:
         problems += translate(e, src, Settings)
-        raise ConfigError(problems) from None
-    if problems:
-        raise ConfigError(problems)
 
-    cfg = Config(settings, [], base, [src.file])
-    for i, rule in enumerate(settings.rules):
-        cfg.rules.append(LoadedRule(rule, src.file, src.line_of(("rules", i))))
+    # Rule files are read even when alerts.yaml has problems, so one run reports everything.
+    includes = settings.include if settings else _raw_includes(src.data)
+    loaded: list[LoadedRule] = []
+    if settings is not None:
+        for i, rule in enumerate(settings.rules):
+            loaded.append(LoadedRule(rule, src.file, src.line_of(("rules", i))))
     sources: dict[str, YamlSource] = {src.file: src}
-    # aligned with cfg.rules: a rule's path in its file (names may repeat; that is an error)
-    rule_paths: list[Path_] = [("rules", i) for i in range(len(cfg.rules))]
-
+    # aligned with `loaded`: a rule's path in its file (names may repeat; that is an error)
+    rule_paths: list[Path_] = [("rules", i) for i in range(len(loaded))]
+    files = [src.file]
     included = {src.file}
-    for pattern_i, pattern in enumerate(settings.include):
+    for pattern_i, pattern in enumerate(includes):
         matches = sorted(glob.glob(str(base / pattern)))
         if not matches:
             problems.append(src.problem(("include", pattern_i), f"no file matches {pattern!r}"))
@@ -216,15 +222,23 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
             except ValidationError as e:
                 problems += translate(e, fsrc, RuleFile)
                 continue
-            cfg.files.append(fsrc.file)
+            files.append(fsrc.file)
             for i, rule in enumerate(rf.rules):
-                cfg.rules.append(LoadedRule(rule, fsrc.file, fsrc.line_of(("rules", i))))
+                loaded.append(LoadedRule(rule, fsrc.file, fsrc.line_of(("rules", i))))
                 rule_paths.append(("rules", i))
+    if settings is None:
+        raise ConfigError(problems)
+    cfg = Config(settings, loaded, base, files)
 
     problems += _cross_check(cfg, src, sources, rule_paths)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def _raw_includes(data: dict[str, Any]) -> list[str]:
+    inc = data.get("include")
+    return [p for p in inc if isinstance(p, str)] if isinstance(inc, list) else []
 
 
 def _display(path: Path, base: Path) -> str:

@@ -49,7 +49,9 @@ def parse_duration(value: Any) -> timedelta:
             raise ValueError(f"{value!r} is not a duration; write e.g. 5m")
         raise ValueError(f"{value!r} is not a duration (no unit); write {value}s or {value}m")
     text = str(value).strip()
-    if text in ("0", ""):
+    if not text:
+        raise ValueError("empty duration; write e.g. 5m, or 0 for none")
+    if text == "0":
         return timedelta(0)
     if not _WHOLE.match(text):
         raise ValueError(f"{value!r} is not a duration; write {_suggest(text)}")

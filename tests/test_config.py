@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from daemon.config import Config, ConfigError, load_config
+from daemon.notify.slack import SlackConfig
 from daemon.yamlsrc import MAX_FILE_BYTES, expand_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -248,7 +249,7 @@ def test_env_expansion(tmp_path: Path) -> None:
     )
     path = make_tree(tmp_path, {"x.yaml": rules}, alerts)
     cfg = load_config(path, env={"DESK": "#rotation-desk", "SLACK_BOT_TOKEN": "xoxb-1"})
-    assert cfg.settings.channels["slack_desk"].channel == "#rotation-desk"
+    assert cfg.dump()["channels"]["slack_desk"]["channel"] == "#rotation-desk"
     assert cfg.settings.groups["extra"] == ["AMD"]
     assert cfg.rules[0].rule.description == "costs $5 and nothing"
     # set wins over the default; set-but-empty falls back to it (shell `:-` semantics)
@@ -296,7 +297,9 @@ def test_dump_hides_secrets(tmp_path: Path) -> None:
     cfg = load_config(
         path, env={"SLACK_BOT_TOKEN": token, "REDIS_URL": f"redis://app:{password}@db:6379/2"}
     )
-    assert cfg.settings.channels["slack_desk"].token.get_secret_value() == token
+    slack = cfg.channel("slack_desk")
+    assert isinstance(slack, SlackConfig)
+    assert slack.token.get_secret_value() == token
     dump = cfg.dump()
     assert token not in str(dump)
     assert password not in str(dump)
@@ -549,3 +552,19 @@ rules:
     assert isinstance(cfg, Config)
     msg, _ = _template_err(tmp_path, "{a_value:.2f}")
     assert "unknown placeholder {a_value}" in msg
+
+
+def test_rule_files_are_checked_even_when_alerts_yaml_is_invalid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    bad_rule = rules_file("r1").replace(
+        "    channels: [console]", "    for: soon\n    channels: [console]"
+    )
+    alerts = ALERTS.replace("groups:", "grups: {}\ngroups:")
+    path = make_tree(tmp_path, {"x.yaml": bad_rule}, alerts)
+    err = load_err(path)
+    text = str(err)
+    assert f"alerts.yaml:{line_of(alerts, 'grups')}: grups: unknown field 'grups'" in text
+    assert f"rules/x.yaml:{line_of(bad_rule, 'for: soon')}: rules[0].for:" in text
+    assert len(err.problems) == 2

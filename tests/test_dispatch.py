@@ -96,7 +96,7 @@ async def test_unacked_entry_after_crash_skips_channels_already_done(
         (keys.outbox,), keys.NOTIFY_GROUP, d.consumer, count=10, block_ms=100
     )
     await d.notifiers["slack"].send(a)
-    await redis.set(keys.delivered(a.id, "slack"), "1")
+    await redis.set(keys.delivered(a.id, "slack"), "done")
     assert len(entries) == 1 and len(twilio_server.sent) == 0
 
     restarted = Dispatcher(redis, keys, notifiers(slack_server, twilio_server), policy=FAST)

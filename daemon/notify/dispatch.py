@@ -1,10 +1,11 @@
 """Delivery: alert transitions from the outbox stream to each channel, at least once, never twice.
 
 The outbox is read through a consumer group. For every (alert transition, channel) an
-idempotency marker is checked before sending and set after a successful send; the outbox entry
-is acknowledged only when every channel has succeeded or given up. A crash between "sent" and
-"acknowledged" therefore re-reads the entry on restart and skips the channels already done:
-the only duplicate window is a send whose marker write itself was lost.
+idempotency marker goes to "sending" before the send (so nothing is ever sent while Redis is
+unreachable: the marker write fails first) and to "done" after it; the outbox entry is
+acknowledged only when every channel has succeeded or given up. A crash therefore re-reads the
+entry on restart and skips the channels already done: the only duplicate window is a process
+dying between a channel's answer and the "done" write.
 
 Retries: exponential backoff with jitter, honouring a channel's `retry_after` (Slack 429); a
 non-retryable error (bad token, unknown channel) or exhausted attempts moves the delivery to the
@@ -72,6 +73,8 @@ class Dispatcher:
         self.maxlen = maxlen
         self.stats = DispatchStats()
         self.idle = asyncio.Event()
+        #: Sends started whose idempotency marker is not yet written: the at-least-once window.
+        self.in_flight = 0
         self._unavailable_logged: set[str] = set()
 
     async def run(self) -> None:
@@ -104,7 +107,13 @@ class Dispatcher:
             log.error("outbox entry %s is malformed (%r); moved to dead letters", entry_id, e)
             await self._dead(entry_id, fields.get("alert", ""), "-", f"malformed: {e!r}")
         else:
-            await asyncio.gather(*(self._deliver(alert, ch) for ch in alert.channels))
+            results = await asyncio.gather(
+                *(self._deliver(alert, ch) for ch in alert.channels), return_exceptions=True
+            )
+            # every channel finished (none left running unsupervised); now surface a failure
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
         await self.redis.xack(self.keys.outbox, self.keys.NOTIFY_GROUP, entry_id)
 
     async def _deliver(self, alert: AlertEvent, channel: str) -> None:
@@ -115,9 +124,19 @@ class Dispatcher:
                 log.info("channel %s is off (see start-up log); its alerts are skipped", channel)
             return
         marker = self.keys.delivered(alert.id, channel)
-        if await self.redis.exists(marker):
+        if await self.redis.get(marker) == "done":
             self.stats.skipped_duplicate += 1
             return
+        await self.redis.set(marker, "sending", ex=DELIVERED_TTL_S)
+        self.in_flight += 1
+        try:
+            await self._send_with_retry(notifier, alert, channel, marker)
+        finally:
+            self.in_flight -= 1
+
+    async def _send_with_retry(
+        self, notifier: Notifier, alert: AlertEvent, channel: str, marker: str
+    ) -> None:
         attempt = 0
         while True:
             attempt += 1
@@ -136,7 +155,7 @@ class Dispatcher:
                 )  # fmt: skip
                 await asyncio.sleep(delay)
             else:
-                await self.redis.set(marker, "1", ex=DELIVERED_TTL_S)
+                await self.redis.set(marker, "done", ex=DELIVERED_TTL_S)
                 self.stats.sent[channel] = self.stats.sent.get(channel, 0) + 1
                 return
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.events import Headline, Tick
 from daemon.sources.normalize import REASONS, EdgeFilter
+from daemon.store.retry import run_resilient
 from daemon.store.streams import StreamStore
 
 __all__ = ["Source", "SourceConfig", "SourceContext"]
@@ -73,7 +74,7 @@ class Source(ABC):
 
     async def _run_guarded(self) -> None:
         try:
-            await self.run()
+            await run_resilient(f"source {self.name}", self.run, log)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -96,6 +97,7 @@ class Source(ABC):
         """Check a batch at the edge and write what passes; returns how many were accepted."""
         now_ms = int(time.time() * 1000)
         edge = self.ctx.edge
+        clock = edge.snapshot()
         rejects: Counter[str] = Counter(pre_rejected or {})
         good_ticks = []
         for t in ticks:
@@ -112,12 +114,16 @@ class Source(ABC):
                 good_news.append(h)
             else:
                 rejects[reason] += 1
-        await self.ctx.store.write(
-            good_ticks,
-            good_news,
-            rejects=rejects,
-            cursor=(self.name, cursor) if cursor is not None else None,
-        )
+        try:
+            await self.ctx.store.write(
+                good_ticks,
+                good_news,
+                rejects=rejects,
+                cursor=(self.name, cursor) if cursor is not None else None,
+            )
+        except BaseException:
+            edge.restore(clock)  # nothing was written: the batch will come again
+            raise
         n = len(good_ticks) + len(good_news)
         self.accepted += n
         if rejects:

@@ -38,6 +38,7 @@ class EdgeFilter:
     rejected: Counter[str] = field(default_factory=Counter)
     _last_ts: dict[str, int] = field(default_factory=dict)
     _seen_news: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _news_added: int = 0
 
     def tick_reason(self, tick: Tick, now_ms: int) -> str | None:
         """Why `tick` must be refused, or None. Accepting it advances the symbol's clock."""
@@ -55,8 +56,10 @@ class EdgeFilter:
         elif not _quote_ok(tick.bid, tick.ask):
             reason = "bad_quote"
         else:
-            if tick.ts_ms > self._last_ts.get(tick.symbol, 0):
-                self._last_ts[tick.symbol] = tick.ts_ms
+            # the clock never runs ahead of now: one skewed tick must not refuse the next ones
+            clock = min(tick.ts_ms, now_ms)
+            if clock > self._last_ts.get(tick.symbol, 0):
+                self._last_ts[tick.symbol] = clock
             return None
         self.rejected[reason] += 1
         return reason
@@ -70,11 +73,23 @@ class EdgeFilter:
             reason = "duplicate_headline"
         else:
             self._seen_news[h.id] = None
+            self._news_added += 1
             if len(self._seen_news) > 50_000:
                 self._seen_news.popitem(last=False)
             return None
         self.rejected[reason] += 1
         return reason
+
+    def snapshot(self) -> tuple[dict[str, int], int]:
+        """What `restore` needs to undo accepting a batch that then failed to be written."""
+        return dict(self._last_ts), self._news_added
+
+    def restore(self, snap: tuple[dict[str, int], int]) -> None:
+        clock, news_added = snap
+        self._last_ts = clock
+        for _ in range(min(self._news_added - news_added, len(self._seen_news))):
+            self._seen_news.popitem(last=True)
+        self._news_added = news_added
 
     def reset_clock(self) -> None:
         """Forget per-symbol clocks (a replay starting a new loop moves time on by itself)."""
