@@ -18,7 +18,8 @@ from daemon.app import Daemon
 from daemon.store.embedded import EmbeddedRedis
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
-from tests.test_e2e import SPREAD_RULE, shipped_config, slack_alert_ids, wait_until
+from tests.helpers import wait_until
+from tests.test_e2e import SPREAD_RULE, shipped_config, slack_alert_ids
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ async def test_redis_restart_mid_scenario_loses_and_duplicates_nothing(
     twilio_server: FakeTwilioServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.DEBUG, logger="tickwatch")
     server = EmbeddedRedis(tmp_path / "redis", persist=True).start()
     try:
         cfg = shipped_config(repo, server.url, slack_server, twilio_server,

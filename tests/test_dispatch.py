@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
@@ -14,6 +11,7 @@ from daemon.notify.sms import SmsConfig, SmsNotifier
 from daemon.store.keys import Keys
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
+from tests.helpers import run_until_idle as run_stage
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
@@ -53,13 +51,9 @@ def notifiers(slack: FakeSlackServer, twilio: FakeTwilioServer) -> dict:  # type
 
 
 async def run_until_idle(d: Dispatcher) -> None:
-    task = asyncio.create_task(d.run())
     try:
-        await asyncio.wait_for(d.idle.wait(), 20)
+        await run_stage(d.run, d.idle)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         for n in d.notifiers.values():
             await n.aclose()
 

@@ -7,7 +7,6 @@ tick below 8, firing once it has held 15 minutes), independently of the engine.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import gzip
 import io
@@ -25,6 +24,7 @@ from daemon.config import Config, load_config
 from daemon.store.keys import Keys
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 NY = ZoneInfo("America/New_York")
@@ -93,14 +93,6 @@ def slack_alert_ids(slack: FakeSlackServer) -> list[str]:
             assert m, rec.body
             ids.append(m.group(1).rstrip("'\"}]"))
     return ids
-
-
-async def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_spread_and_capex_alerts_reach_slack_and_sms(

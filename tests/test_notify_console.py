@@ -11,28 +11,14 @@ import pytest
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier, console_line
+from tests.helpers import make_alert as base_alert
 
 # 2026-04-09 13:47 in New York (EDT, UTC-4).
 TS_MS = dt_to_ms(datetime(2026, 4, 9, 17, 47, tzinfo=UTC))
 
 
 def make_alert(**overrides: Any) -> AlertEvent:
-    fields: dict[str, Any] = {
-        "rule": "rotation-spread-compresses",
-        "key": "rotation-spread-compresses",
-        "state": "firing",
-        "seq": 1,
-        "ts_ms": TS_MS,
-        "severity": "warning",
-        "summary": "XMAG-MAGS YTD spread compressed to 7.98 points",
-        "channels": ("console",),
-        "value": 7.98,
-        "threshold": 8.0,
-        "comparison": "below",
-        "values": {"spread": 7.98, "xmag_ytd": 10.7},
-    }
-    fields.update(overrides)
-    return AlertEvent(**fields)
+    return base_alert(**{**{"values": {"spread": 7.98, "xmag_ytd": 10.7}}, **overrides})
 
 
 class FlushCounter(io.StringIO):

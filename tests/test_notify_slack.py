@@ -26,6 +26,7 @@ from daemon.notify.slack_blocks import (
     format_time_ny,
 )
 from tests.fakes.slack_server import FakeSlackServer
+from tests.helpers import make_alert as base_alert
 
 # 2026-04-09 13:47:00 in New York (EDT, UTC-4).
 TS_MS = dt_to_ms(datetime(2026, 4, 9, 17, 47, tzinfo=UTC))
@@ -33,23 +34,19 @@ NY_TIME = "Thu Apr 9 2026 13:47:00 EDT"
 
 
 def make_alert(**overrides: Any) -> AlertEvent:
-    fields: dict[str, Any] = {
-        "rule": "rotation-spread-compresses",
-        "key": "rotation-spread-compresses{symbol=XMAG-MAGS}",
-        "state": "firing",
-        "seq": 3,
-        "ts_ms": TS_MS,
-        "severity": "warning",
-        "summary": "XMAG-MAGS YTD spread compressed to 7.98 (< 8): rotation fading",
-        "channels": ("desk",),
-        "labels": {"symbol": "XMAG-MAGS"},
-        "value": 7.98,
-        "threshold": 8.0,
-        "comparison": "below",
-        "values": {"spread": 7.98},
-    }
-    fields.update(overrides)
-    return AlertEvent(**fields)
+    return base_alert(
+        **{
+            **{
+                "key": "rotation-spread-compresses{symbol=XMAG-MAGS}",
+                "seq": 3,
+                "summary": "XMAG-MAGS YTD spread compressed to 7.98 (< 8): rotation fading",
+                "channels": ("desk",),
+                "labels": {"symbol": "XMAG-MAGS"},
+                "values": {"spread": 7.98},
+            },
+            **overrides,
+        }
+    )
 
 
 def all_text(blocks: list[dict[str, Any]]) -> str:

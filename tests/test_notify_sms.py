@@ -22,6 +22,7 @@ from daemon.notify.registry import BUILTIN_NOTIFIERS, channel_config_models
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier, gsm7_length, sms_text, to_gsm7
 from tests.fakes.twilio_server import FakeTwilioServer
+from tests.helpers import make_alert as base_alert
 
 TS_MS = dt_to_ms(datetime(2026, 4, 9, 17, 47, tzinfo=UTC))  # 13:47 in New York
 GSM7 = frozenset(
@@ -33,21 +34,9 @@ SENDER = "+15559870000"
 
 
 def make_alert(**overrides: Any) -> AlertEvent:
-    fields: dict[str, Any] = {
-        "rule": "rotation-spread-compresses",
-        "key": "rotation-spread-compresses",
-        "state": "firing",
-        "seq": 1,
-        "ts_ms": TS_MS,
-        "severity": "warning",
-        "summary": "XMAG-MAGS YTD spread",
-        "channels": ("phones",),
-        "value": 7.98,
-        "threshold": 8.0,
-        "comparison": "below",
-    }
-    fields.update(overrides)
-    return AlertEvent(**fields)
+    return base_alert(
+        **{**{"summary": "XMAG-MAGS YTD spread", "channels": ("phones",)}, **overrides}
+    )
 
 
 def assert_one_gsm_segment(text: str) -> None:

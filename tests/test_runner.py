@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -15,6 +13,7 @@ from daemon.rules.compile import compile_rules
 from daemon.rules.runner import Evaluator
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
+from tests.helpers import run_until_idle
 
 CONFIG = """
 groups: {{megas: [NVDA, MSFT]}}
@@ -48,13 +47,7 @@ async def outbox(redis: Redis, keys: Keys) -> list[AlertEvent]:
 
 async def drain(ev: Evaluator) -> None:
     """Run the evaluator until it has consumed everything, then stop it."""
-    task = asyncio.create_task(ev.run())
-    try:
-        await asyncio.wait_for(ev.idle.wait(), 20)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await run_until_idle(ev.run, ev.idle)
 
 
 async def test_batch_commits_state_alerts_and_acks_together(

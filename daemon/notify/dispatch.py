@@ -73,7 +73,8 @@ class Dispatcher:
         self.maxlen = maxlen
         self.stats = DispatchStats()
         self.idle = asyncio.Event()
-        #: Sends started whose idempotency marker is not yet written: the at-least-once window.
+        #: Deliveries between their first marker read and their "done" write. A process that
+        #: dies (or loses Redis) while this is above zero may send those alerts once more.
         self.in_flight = 0
         self._unavailable_logged: set[str] = set()
 
@@ -124,12 +125,13 @@ class Dispatcher:
                 log.info("channel %s is off (see start-up log); its alerts are skipped", channel)
             return
         marker = self.keys.delivered(alert.id, channel)
-        if await self.redis.get(marker) == "done":
-            self.stats.skipped_duplicate += 1
-            return
-        await self.redis.set(marker, "sending", ex=DELIVERED_TTL_S)
         self.in_flight += 1
         try:
+            if await self.redis.get(marker) == "done":
+                self.stats.skipped_duplicate += 1
+                log.debug("skip %s to %s: already delivered", alert.id, channel)
+                return
+            await self.redis.set(marker, "sending", ex=DELIVERED_TTL_S)
             await self._send_with_retry(notifier, alert, channel, marker)
         finally:
             self.in_flight -= 1
@@ -156,6 +158,7 @@ class Dispatcher:
                 await asyncio.sleep(delay)
             else:
                 await self.redis.set(marker, "done", ex=DELIVERED_TTL_S)
+                log.debug("sent %s to %s (attempt %d)", alert.id, channel, attempt)
                 self.stats.sent[channel] = self.stats.sent.get(channel, 0) + 1
                 return
 
