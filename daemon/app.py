@@ -36,6 +36,7 @@ __all__ = ["Daemon", "StartupError"]
 
 log = logging.getLogger("tickwatch")
 MIN_REDIS = (6, 2)
+HEARTBEAT_S = 10
 
 
 class StartupError(Exception):
@@ -66,6 +67,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
         self.started_at = 0.0
+        self._last_activity = ""
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -108,7 +110,7 @@ class Daemon:
             source = BUILTIN_SOURCES[sc.type](sc, ctx)
             source.schedule(self.scheduler)
             self.sources.append(source)
-        self.scheduler.add_job(self._heartbeat, "interval", seconds=10, id="heartbeat",
+        self.scheduler.add_job(self._heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat",
                                max_instances=1, coalesce=True)  # fmt: skip
         self.scheduler.start()
         log.info(
@@ -161,7 +163,7 @@ class Daemon:
                 if isinstance(ch, ConsoleConfig)
                 else cls(name, ch)
             )
-            reason = notifier.disabled_reason()
+            reason = notifier.disabled_reason(self.cfg.env_vars_of_channel(name))
             if reason:
                 log.warning("channel %s (%s) is off: %s", name, ch.type, reason)
                 continue
@@ -189,19 +191,28 @@ class Daemon:
         assert self.redis is not None and self.evaluator is not None
         st = self.evaluator.stats
         sent = self.dispatcher.stats.sent if self.dispatcher else {}
-        summary = (
+        activity = (
             f"ticks={st.ticks} headlines={st.headlines} alerts={st.alerts} "
-            f"sent={sum(sent.values())} uptime={time.monotonic() - self.started_at:.0f}s"
+            f"sent={sum(sent.values())} dead={self.dispatcher.stats.dead if self.dispatcher else 0}"
         )
-        await self.redis.set(self.keys.heartbeat, summary, px=11_000)
-        log.info("heartbeat: %s", summary)
+        summary = f"{activity} uptime={time.monotonic() - self.started_at:.0f}s"
+        await self.redis.set(self.keys.heartbeat, summary, px=HEARTBEAT_S * 1000 + 1000)
+        if activity != self._last_activity:  # quiet while idle; Redis has the live summary
+            self._last_activity = activity
+            log.info("heartbeat: %s", summary)
 
     async def stop(self) -> None:
-        """Stop sources, then the stages, then close channels and Redis."""
+        """Stop sources and the evaluator, let the delivery under way finish, then close."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        dispatcher_task = next((t for t in self._tasks if t.get_name() == "dispatcher"), None)
         for task in self._tasks:
-            task.cancel()
+            if task is not dispatcher_task:
+                task.cancel()
+        if self.dispatcher is not None and dispatcher_task is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.dispatcher.finish()
+            dispatcher_task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

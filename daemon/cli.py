@@ -59,7 +59,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  sources:  {', '.join(f'{x.name} ({x.type})' for x in s.sources) or 'none'}")
     for name, ch in s.channels.items():
         notifier = BUILTIN_NOTIFIERS[ch.type](name, ch)
-        reason = notifier.disabled_reason()
+        reason = notifier.disabled_reason(cfg.env_vars_of_channel(name))
         print(f"  channel   {name} ({ch.type}): {'off, ' + reason if reason else 'on'}")
     where = f"embedded, data in {s.redis.data_dir}" if not s.redis.url else "external"
     print(f"  redis:    {where}")

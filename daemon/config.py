@@ -112,6 +112,17 @@ class Config:
     rules: list[LoadedRule]
     base_dir: Path
     files: list[str] = field(default_factory=list)
+    #: alerts.yaml path → the environment variables its value came from.
+    env_vars: dict[Path_, list[str]] = field(default_factory=dict)
+
+    def env_vars_of_channel(self, name: str) -> dict[str, str]:
+        """Field (as written in YAML) → the environment variable that supplies it."""
+        prefix = ("channels", name)
+        return {
+            str(path[2]): names[0]
+            for path, names in self.env_vars.items()
+            if path[:2] == prefix and len(path) == 3
+        }
 
     def expand(self, ref: str | list[str] | None) -> list[str]:
         """Symbols named by a symbol, a group, or a list of either, in order, de-duplicated."""
@@ -228,7 +239,7 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
                 rule_paths.append(("rules", i))
     if settings is None:
         raise ConfigError(problems)
-    cfg = Config(settings, loaded, base, files)
+    cfg = Config(settings, loaded, base, files, src.env_vars)
 
     problems += _cross_check(cfg, src, sources, rule_paths)
     if problems:

@@ -47,8 +47,8 @@ class YamlSource:
     file: str
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
-    #: Paths whose value came from an environment variable (for redaction in dumps).
-    from_env: set[Path_] = field(default_factory=set)
+    #: Environment variables each value was expanded from, so messages can name them.
+    env_vars: dict[Path_, list[str]] = field(default_factory=dict)
 
     def line_of(self, path: Path_) -> int:
         """Line of the deepest part of `path` that exists in the file."""
@@ -179,8 +179,9 @@ def _build(
     value = _scalar(node)
     if isinstance(value, str) and "$" in value:
         expanded, missing = expand_env(value, env)
-        if expanded != value:
-            src.from_env.add(path)
+        names = [m.group(1) for m in _ENV.finditer(value) if m.group(1)]
+        if names:
+            src.env_vars[path] = names
         for var in missing:
             problems.append(
                 src.problem(

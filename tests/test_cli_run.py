@@ -56,7 +56,7 @@ def test_run_prints_the_spread_alert_on_embedded_redis_and_stops_cleanly(
     line = next(x for x in lines if SPREAD_RULE in x)
     assert line.startswith("2026-04-09") and "below 8" in line
     assert "started embedded Redis 6.2" in stderr and "data in var" in stderr
-    assert "slack_desk (slack) is off" in stderr
+    assert "slack_desk (slack) is off: token is empty (export SLACK_BOT_TOKEN)" in stderr
     assert "tickwatch stopped" in stderr
     # the embedded server shut down with the daemon (redis-server removes its pidfile on exit)
     assert (tmp_path / "var" / "appendonly.aof").exists()

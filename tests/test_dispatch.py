@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
+from daemon.notify.base import ChannelConfig, Notifier
 from daemon.notify.dispatch import Dispatcher, RetryPolicy
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier
@@ -130,3 +134,44 @@ async def test_malformed_outbox_entry_is_dead_lettered_and_acked(
     dead = await redis.xrange(keys.deadletter)
     assert len(dead) == 1 and dead[0][1]["reason"].startswith("malformed")
     assert (await redis.xpending(keys.outbox, keys.NOTIFY_GROUP))["pending"] == 0
+
+
+class GateNotifier(Notifier):
+    """A channel whose sends wait for the test to open a gate: a delivery held mid-flight."""
+
+    kind = "gate"
+    config_model = ChannelConfig
+
+    def __init__(self) -> None:
+        super().__init__("gate", ChannelConfig(type="gate"))
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.sent: list[str] = []
+
+    async def send(self, alert: AlertEvent) -> None:
+        self.started.set()
+        await self.gate.wait()
+        self.sent.append(alert.id)
+
+
+async def test_graceful_stop_finishes_the_delivery_under_way(redis: Redis, keys: Keys) -> None:
+    gate = GateNotifier()
+    a, b = alert(1, channels=("gate",)), alert(2, channels=("gate",))
+    await redis.xadd(keys.outbox, {"alert": a.to_json()})
+    await redis.xadd(keys.outbox, {"alert": b.to_json()})
+    d = Dispatcher(redis, keys, {"gate": gate}, policy=FAST)
+    task = asyncio.create_task(d.run())
+    await asyncio.wait_for(gate.started.wait(), 10)
+    finishing = asyncio.create_task(d.finish(timeout=10))
+    await asyncio.sleep(0.05)  # give finish() the chance to (wrongly) return early
+    assert not finishing.done() and d.in_flight == 1
+    gate.gate.set()
+    await asyncio.wait_for(finishing, 10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert gate.sent == [a.id]  # the first completed; the second was not started
+    assert await redis.get(keys.delivered(a.id, "gate")) == "done"
+    assert await redis.get(keys.delivered(b.id, "gate")) is None
+    pending = await redis.xpending(keys.outbox, keys.NOTIFY_GROUP)
+    assert pending["pending"] == 1  # b waits for the next start

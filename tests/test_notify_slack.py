@@ -327,8 +327,13 @@ async def test_unreachable_slack_is_retryable() -> None:
 
 def test_missing_token_disables_the_channel() -> None:
     cfg = SlackConfig.model_validate({"type": "slack", "token": "", "channel": "#alerts"})
-    reason = SlackNotifier("desk-slack", cfg).disabled_reason()
-    assert reason is not None and "token" in reason
+    notifier = SlackNotifier("desk-slack", cfg)
+    assert notifier.disabled_reason() == "token is empty"
+    assert notifier.disabled_reason({"token": "SLACK_BOT_TOKEN"}) == (
+        "token is empty (export SLACK_BOT_TOKEN)"
+    )
+    full = SlackConfig.model_validate({"type": "slack", "token": "xoxb-1", "channel": "#a"})
+    assert SlackNotifier("desk-slack", full).disabled_reason() is None
 
 
 # --- the fake itself, through the real client ----------------------------------------------

@@ -9,6 +9,7 @@ limits. Transport lives in the subclass; retry policy lives in the dispatcher, d
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -50,19 +51,25 @@ class Notifier(ABC):
         self.name = name
         self.config = config
 
-    def disabled_reason(self) -> str | None:
-        """Why this channel can't send (e.g. a secret is unset), or None when it can."""
+    def disabled_reason(self, env_vars: Mapping[str, str] | None = None) -> str | None:
+        """Why this channel can't send (e.g. a secret is unset), or None when it can.
+
+        `env_vars` maps a field, as written in alerts.yaml, to the variable that supplies it,
+        so the message can say exactly what to export.
+        """
         if not self.config.enabled:
             return "disabled in config"
-        missing = [
-            fname
-            for fname, value in self.config
-            if (isinstance(value, SecretStr) and not value.get_secret_value())
-            or (fname in self.required_fields and not value)
-        ]
-        if missing:
-            return f"{', '.join(missing)} not set (set them in the environment)"
-        return None
+        missing = []
+        for fname, finfo in type(self.config).model_fields.items():
+            value = getattr(self.config, fname)
+            empty = (isinstance(value, SecretStr) and not value.get_secret_value()) or (
+                fname in self.required_fields and not value
+            )
+            if empty:
+                written = finfo.alias or fname
+                var = (env_vars or {}).get(written)
+                missing.append(f"{written} is empty" + (f" (export {var})" if var else ""))
+        return "; ".join(missing) or None
 
     def truncate(self, text: str) -> str:
         if len(text) <= self.body_maxlen:

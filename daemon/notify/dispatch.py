@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from daemon.alerts import AlertEvent
 from daemon.notify.base import DeliveryError, Notifier
 from daemon.store.keys import Keys
-from daemon.store.streams import StreamStore
+from daemon.store.streams import Entry, StreamStore
 
 __all__ = ["Dispatcher", "RetryPolicy"]
 
@@ -76,6 +76,8 @@ class Dispatcher:
         #: Deliveries between their first marker read and their "done" write. A process that
         #: dies (or loses Redis) while this is above zero may send those alerts once more.
         self.in_flight = 0
+        self._stopping = False
+        self._delivering = asyncio.Lock()
         self._unavailable_logged: set[str] = set()
 
     async def run(self) -> None:
@@ -88,9 +90,8 @@ class Dispatcher:
             if not entries:
                 break
             log.info("re-delivering %d unacknowledged alert(s) from before a restart", len(entries))
-            for _, entry_id, fields in entries:
-                await self.deliver_entry(entry_id, fields)
-        while True:
+            await self._deliver_all(entries)
+        while not self._stopping:
             entries = await self.store.read_group(
                 (k.outbox,), k.NOTIFY_GROUP, self.consumer, count=100, block_ms=200
             )
@@ -98,8 +99,29 @@ class Dispatcher:
                 self.idle.set()
                 continue
             self.idle.clear()
-            for _, entry_id, fields in entries:
+            await self._deliver_all(entries)
+
+    async def _deliver_all(self, entries: list[Entry]) -> None:
+        for _, entry_id, fields in entries:
+            async with self._delivering:
+                if self._stopping:
+                    return  # left pending: the next start delivers it
                 await self.deliver_entry(entry_id, fields)
+
+    async def finish(self, timeout: float = 10.0) -> None:
+        """Stop taking new alerts, letting the one under way complete first.
+
+        Cancelling mid-delivery could send an alert whose "done" marker never gets written,
+        and the next start would send it again; a graceful stop must never cause a duplicate.
+        """
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._delivering.acquire(), timeout)
+        except TimeoutError:
+            log.warning(
+                "a delivery was still under way after %.0fs; it may be repeated after restart",
+                timeout,
+            )
 
     async def deliver_entry(self, entry_id: str, fields: Mapping[str, str]) -> None:
         try:

@@ -195,8 +195,13 @@ class ReplaySource(Source):
                 break
             loop_n, pos = loop_n + 1, 0
             self.ctx.edge.reset_clock()
-        log.info("replay %s finished: %d accepted, %s refused", self.name, self.accepted,
-                 dict(self.rejected) or "none")  # fmt: skip
+        log.info(
+            "replay %s finished: %d events accepted, refused: %s. The daemon keeps running "
+            "(Ctrl-C or SIGTERM to stop).",
+            self.name,
+            self.accepted,
+            ", ".join(f"{n} {r}" for r, n in sorted(self.rejected.items())) or "none",
+        )
 
     async def _play(self, tl: Timeline, start: int, loop_n: int, shift_ms: int) -> None:
         cfg = self.config
