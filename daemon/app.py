@@ -27,6 +27,7 @@ from daemon.rules.runner import Evaluator
 from daemon.sources.base import Source, SourceContext
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import BUILTIN_SOURCES
+from daemon.store.connect import connect
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
 from daemon.store.retry import REDIS_DOWN, run_resilient
@@ -139,7 +140,7 @@ class Daemon:
                 self.embedded.port,
                 data_dir,
             )
-        redis = Redis.from_url(url, decode_responses=True)
+        redis = connect(url)
         try:
             info: dict[str, Any] = await redis.info("server")
         except OSError as e:

@@ -55,6 +55,7 @@ def test_run_prints_the_spread_alert_on_embedded_redis_and_stops_cleanly(
     print(f"\nfirst spread alert on stdout {elapsed:.1f}s after `tickwatch run` started")
     line = next(x for x in lines if SPREAD_RULE in x)
     assert line.startswith("2026-04-09") and "below 8" in line
+    assert line.strip() in (repo / "README.md").read_text(), "README shows stale sample output"
     assert "started embedded Redis 6.2" in stderr and "data in var" in stderr
     assert "slack_desk (slack) is off: token is empty (export SLACK_BOT_TOKEN)" in stderr
     assert "tickwatch stopped" in stderr

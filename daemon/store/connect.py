@@ -1,0 +1,43 @@
+"""Opening Redis connections: one place for client options every stage shares.
+
+redis-py's asyncio connection packs commands in pure Python (its sync client already uses
+hiredis for this). Packing was half of the replay → Redis → evaluator profile, and hiredis's
+`pack_command` does the same RESP encoding 2-3x faster (measured by `make bench`), so
+`FastPackConnection` swaps it in; anything hiredis refuses falls back to redis-py's packer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import Connection
+
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis is a dependency; stay correct without it
+    _hiredis_pack = None
+
+__all__ = ["FastPackConnection", "connect"]
+
+
+class FastPackConnection(Connection):
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if _hiredis_pack is not None:
+            head = args[0]
+            if isinstance(head, str) and " " in head:  # "XGROUP CREATE" is two words on the wire
+                args = (*head.split(), *args[1:])
+            try:
+                return [_hiredis_pack(args)]
+            except TypeError:
+                pass
+        return super().pack_command(*args)
+
+
+def connect(url: str, **options: Any) -> Redis:
+    """A client for `url` with string replies and the fast command packer (TCP URLs)."""
+    options.setdefault("decode_responses", True)
+    if url.startswith("redis://"):  # TLS and unix sockets keep redis-py's own classes
+        pool = ConnectionPool.from_url(url, connection_class=FastPackConnection, **options)
+        return Redis(connection_pool=pool)
+    return Redis.from_url(url, **options)
