@@ -13,25 +13,20 @@ from typing import Any
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection
 
-try:
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # pragma: no cover - hiredis is a dependency; stay correct without it
-    _hiredis_pack = None
+from hiredis import pack_command as _hiredis_pack
 
 __all__ = ["FastPackConnection", "connect"]
 
 
 class FastPackConnection(Connection):
     def pack_command(self, *args: Any) -> list[bytes]:
-        if _hiredis_pack is not None:
-            head = args[0]
-            if isinstance(head, str) and " " in head:  # "XGROUP CREATE" is two words on the wire
-                args = (*head.split(), *args[1:])
-            try:
-                return [_hiredis_pack(args)]
-            except TypeError:
-                pass
-        return super().pack_command(*args)
+        head = args[0]
+        if isinstance(head, str) and " " in head:  # "XGROUP CREATE" is two words on the wire
+            args = (*head.split(), *args[1:])
+        try:
+            return [_hiredis_pack(args)]
+        except TypeError:  # a type hiredis doesn't pack: let redis-py encode it
+            return super().pack_command(*args)
 
 
 def connect(url: str, **options: Any) -> Redis:
