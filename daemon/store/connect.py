@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hiredis import pack_command as _hiredis_pack
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection
-
-from hiredis import pack_command as _hiredis_pack
 
 __all__ = ["FastPackConnection", "connect"]
 
