@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from daemon.store.connect import connect
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
 from tests.fakes.fixtures import *  # noqa: F403  (slack_server, twilio_server)
@@ -43,7 +44,7 @@ def keys() -> Keys:
 
 @pytest_asyncio.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = connect(redis_url)  # the daemon's own client set-up (hiredis command packing)
     yield client
     await client.aclose()
 
