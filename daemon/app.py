@@ -11,17 +11,19 @@ import asyncio
 import contextlib
 import logging
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from daemon import __version__
-from daemon.config import Config, mask_url
+from daemon.config import Config, ConfigError, mask_url
 from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.dispatch import Dispatcher, RetryPolicy
 from daemon.notify.registry import BUILTIN_NOTIFIERS
+from daemon.reload import ReloadResult, diff_rules, ops_alert, problems_digest, watch_files
 from daemon.rules.compile import compile_rules
 from daemon.rules.runner import Evaluator
 from daemon.sources.base import Source, SourceContext
@@ -52,12 +54,14 @@ class Daemon:
         console: TextIO | None = None,
         retry: RetryPolicy | None = None,
         instance: str = "1",
+        watch: bool = True,
     ):
         self.cfg = cfg
         self.keys = Keys(cfg.settings.redis.prefix)
         self.console = console
         self.retry = retry
         self.instance = instance
+        self.watch = watch
         self.embedded: EmbeddedRedis | None = None
         self.redis: Redis | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -69,6 +73,11 @@ class Daemon:
         self.failed = asyncio.Event()
         self.started_at = 0.0
         self._last_activity = ""
+        self.edge: EdgeFilter | None = None
+        self._stop_watch = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._last_refused = ""
+        self.reloads: list[ReloadResult] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -98,7 +107,7 @@ class Daemon:
         )
         self._spawn(run_resilient("evaluator", self.evaluator.run, log), "evaluator")
         self._spawn(run_resilient("dispatcher", self.dispatcher.run, log), "dispatcher")
-        edge = EdgeFilter(
+        edge = self.edge = EdgeFilter(
             self.cfg.universe,
             future_tolerance_ms=int(s.edge.future_tolerance.total_seconds() * 1000),
             out_of_order_ms=int(s.edge.out_of_order_tolerance.total_seconds() * 1000),
@@ -114,6 +123,8 @@ class Daemon:
         self.scheduler.add_job(self._heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat",
                                max_instances=1, coalesce=True)  # fmt: skip
         self.scheduler.start()
+        if self.watch:
+            self._spawn(watch_files(self.cfg, self._files_changed, self._stop_watch), "watcher")
         log.info(
             "tickwatch %s running: %d rules (%d instances), sources: %s, channels: %s",
             __version__,
@@ -155,16 +166,17 @@ class Daemon:
             raise StartupError(f"Redis {version} is too old; tickwatch needs 6.2 or newer")
         return redis
 
-    def _build_notifiers(self) -> dict[str, Notifier]:
+    def _build_notifiers(self, cfg: Config | None = None) -> dict[str, Notifier]:
+        cfg = cfg or self.cfg
         out: dict[str, Notifier] = {}
-        for name, ch in self.cfg.settings.channels.items():
+        for name, ch in cfg.settings.channels.items():
             cls = BUILTIN_NOTIFIERS[ch.type]
             notifier = (
                 ConsoleNotifier(name, ch, stream=self.console)
                 if isinstance(ch, ConsoleConfig)
                 else cls(name, ch)
             )
-            reason = notifier.disabled_reason(self.cfg.env_vars_of_channel(name))
+            reason = notifier.disabled_reason(cfg.env_vars_of_channel(name))
             if reason:
                 log.warning("channel %s (%s) is off: %s", name, ch.type, reason)
                 continue
@@ -183,6 +195,63 @@ class Daemon:
         if exc is not None:
             log.error("%s stopped: %r", task.get_name(), exc, exc_info=exc)
             self.failed.set()
+
+    # --- hot reload -------------------------------------------------------------------------
+    async def _files_changed(self, paths: set[str]) -> None:
+        names = ", ".join(sorted(Path(p).name for p in paths))
+        await self.reload(f"file change: {names}")
+
+    async def reload(self, reason: str = "SIGHUP") -> ReloadResult:
+        """Re-read the config; apply it if valid, else keep everything and say why."""
+        async with self._reload_lock:
+            return await self._reload(reason)
+
+    async def _reload(self, reason: str) -> ReloadResult:
+        if self.evaluator is None or self.dispatcher is None:
+            log.warning("reload (%s) ignored: the daemon is still starting", reason)
+            return ReloadResult(ok=False, problems=["daemon not started"])
+        try:
+            new = await asyncio.to_thread(self.cfg.reload)
+        except ConfigError as e:
+            result = ReloadResult(ok=False, problems=[str(p) for p in e.problems])
+            for p in e.problems:
+                log.error("reload (%s) refused: %s", reason, p)
+            digest = problems_digest(e)
+            if digest != self._last_refused:  # one ops alert per distinct broken state
+                self._last_refused = digest
+                await self._send_ops_alert(result.problems)
+            self.reloads.append(result)
+            return result
+        self._last_refused = ""
+        result = diff_rules(self.cfg, new)
+        self.evaluator.use_plan(compile_rules(new), set(result.unchanged))
+        if self.edge is not None:
+            self.edge.universe = new.universe
+        if new.settings.channels != self.cfg.settings.channels:
+            old = self.notifiers
+            self.notifiers = self._build_notifiers(new)
+            self.dispatcher.notifiers = dict(self.notifiers)
+            asyncio.get_running_loop().call_later(
+                30, lambda: [asyncio.ensure_future(n.aclose()) for n in old.values()]
+            )
+        if result.needs_restart:
+            log.warning(
+                "reload: changes to %s take effect only after a restart",
+                ", ".join(result.needs_restart),
+            )
+        self.cfg = new
+        log.info("reload (%s) %s", reason, result.summary())
+        self.reloads.append(result)
+        return result
+
+    async def _send_ops_alert(self, problems: list[str]) -> None:
+        channels = [c for c in self.cfg.settings.ops_channels if c in self.notifiers]
+        if not channels or self.redis is None:
+            return
+        with contextlib.suppress(*REDIS_DOWN):
+            seq = int(await self.redis.incr(self.keys.ops_seq))
+            alert = ops_alert(problems, seq, channels)
+            await self.redis.xadd(self.keys.outbox, {"alert": alert.to_json()})
 
     async def _heartbeat(self) -> None:
         with contextlib.suppress(*REDIS_DOWN):
@@ -204,6 +273,7 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop sources and the evaluator, let the delivery under way finish, then close."""
+        self._stop_watch.set()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         dispatcher_task = next((t for t in self._tasks if t.get_name() == "dispatcher"), None)

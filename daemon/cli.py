@@ -81,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         daemon = Daemon(cfg)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(daemon.reload()))
         try:
             return await daemon.run_forever(stop)
         except StartupError as e:

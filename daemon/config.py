@@ -95,6 +95,9 @@ class Settings(_Model):
     sources: list[SourceConfig] = Field(default_factory=list)
     channels: dict[str, ChannelUnion] = Field(default_factory=dict)
     include: list[str] = Field(default_factory=list, description="Rule file globs")
+    ops_channels: list[str] = Field(
+        default_factory=list, description="Where the daemon reports its own trouble (bad reload)"
+    )
     rules: list[Rule] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -114,6 +117,20 @@ class Config:
     files: list[str] = field(default_factory=list)
     #: alerts.yaml path → the environment variables its value came from.
     env_vars: dict[Path_, list[str]] = field(default_factory=dict)
+    #: The file this was loaded from, and the environment used: a reload reads them again.
+    path: Path = Path("alerts.yaml")
+    env: typing.Mapping[str, str] | None = None
+
+    def reload(self) -> Config:
+        """Load the same files again (raises ConfigError, leaving this Config untouched)."""
+        return load_config(self.path, self.env)
+
+    @property
+    def watched_globs(self) -> list[str]:
+        """Absolute globs of every file this config is made of (for the file watcher)."""
+        return [str(self.path.resolve())] + [
+            str((self.base_dir / g).resolve()) for g in self.settings.include
+        ]
 
     def env_vars_of_channel(self, name: str) -> dict[str, str]:
         """Field (as written in YAML) → the environment variable that supplies it."""
@@ -239,7 +256,7 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
                 rule_paths.append(("rules", i))
     if settings is None:
         raise ConfigError(problems)
-    cfg = Config(settings, loaded, base, files, src.env_vars)
+    cfg = Config(settings, loaded, base, files, src.env_vars, path, env)
 
     problems += _cross_check(cfg, src, sources, rule_paths)
     if problems:
@@ -284,6 +301,14 @@ def _cross_check(
         if names.index(n) != i:
             problems.append(main.problem(("sources", i, "name"), f"duplicate source name {n!r}"))
 
+    for c_i, ch in enumerate(s.ops_channels):
+        if ch not in s.channels:
+            problems.append(
+                main.problem(
+                    ("ops_channels", c_i),
+                    f"unknown channel {ch!r}{_did_you_mean(ch, s.channels)}",
+                )
+            )
     seen: dict[str, str] = {}
     for lr, rpath in zip(cfg.rules, rule_paths, strict=True):
         rsrc = sources[lr.file]

@@ -14,7 +14,12 @@ from daemon.rules.lifecycle import AlertState, fire_event, step
 from daemon.rules.market import Market
 from daemon.rules.template import render
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "rule_of"]
+
+
+def rule_of(key: str) -> str:
+    """The rule name of an alert key (`big-move{symbol=NVDA}` → `big-move`)."""
+    return key.split("{", 1)[0]
 
 
 class Engine:
@@ -29,6 +34,32 @@ class Engine:
         self.market = market if market is not None else plan.new_market()
         self._dirty: set[str] = set()
         self.evaluations = 0
+
+    def with_plan(self, plan: Plan, keep_rules: set[str]) -> tuple[Engine, list[str]]:
+        """An engine on a new plan (a rule reload), and the alert keys it no longer tracks.
+
+        The market view carries over (prices, anchors, and windows already filled), and so does
+        the state of every alert whose rule is in `keep_rules` (unchanged rules): a firing alert
+        stays firing, a pending one keeps its clock. Changed or removed rules start afresh.
+        """
+        market = plan.new_market()
+        old = self.market
+        market.quotes = old.quotes
+        market.anchors = old.anchors
+        for sym, fresh in market.windows.items():
+            kept = old.windows.get(sym)
+            if kept is not None:
+                kept.span_ms = max(kept.span_ms, fresh.span_ms)
+                market.windows[sym] = kept
+        states, dropped = {}, []
+        for key, st in self.states.items():
+            if rule_of(key) in keep_rules:
+                states[key] = st
+            else:
+                dropped.append(key)
+        engine = Engine(plan, states, market)
+        engine.evaluations = self.evaluations
+        return engine, dropped
 
     def warm(self, tick: Tick) -> None:
         """Update prices and windows from history without evaluating any rule."""

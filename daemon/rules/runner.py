@@ -65,6 +65,9 @@ class Evaluator:
         self.engine = Engine(plan)
         self.stats = EvaluatorStats()
         self.idle = asyncio.Event()
+        self._next_plan: tuple[Plan, set[str]] | None = None
+        #: Set each time a new plan has taken effect (hot reload).
+        self.plan_applied = asyncio.Event()
 
     # --- start-up -----------------------------------------------------------------------
     async def restore(self) -> None:
@@ -92,7 +95,31 @@ class Evaluator:
             self.stats.warmed,
         )
 
-    async def _warm(self) -> None:
+    def use_plan(self, plan: Plan, keep_rules: set[str]) -> None:
+        """Switch to `plan` at the next batch boundary: never in the middle of a batch."""
+        self._next_plan = (plan, keep_rules)
+        self.plan_applied.clear()
+
+    async def _apply_next_plan(self) -> None:
+        if self._next_plan is None:
+            return
+        plan, keep = self._next_plan
+        self._next_plan = None
+        unfilled = {s for s in plan.new_market().windows if s not in self.engine.market.windows}
+        self.engine, dropped = self.engine.with_plan(plan, keep)
+        self.plan = plan
+        if dropped:
+            await self.redis.hdel(self.keys.alert_state, *dropped)  # type: ignore[misc]
+        if unfilled:
+            await self._warm(unfilled)
+        self.plan_applied.set()
+        log.info(
+            "rules reloaded: %d rule instances, %d headline rules; %d unchanged rules kept their "
+            "state, %d alert states dropped",
+            len(plan.instances), len(plan.headline_rules), len(keep), len(dropped),
+        )  # fmt: skip
+
+    async def _warm(self, only: set[str] | None = None) -> None:
         """Replay already-processed ticks from the last `warmup_ms` into windows only.
 
         Prices and anchors come from the checkpoint, which is exact; windows are the one thing
@@ -116,6 +143,8 @@ class Evaluator:
             newest_ts = newest_ts if newest_ts is not None else int(rows[-1][2]["t"])
             done = newest_ts - first_ts > self.warmup_ms or len(rows) < 5000
         windows = self.engine.market.windows
+        if only is not None:
+            windows = {s: w for s, w in windows.items() if s in only}
         for rows in reversed(chunks):
             for _, _, fields in rows:
                 w = windows.get(fields["s"])
@@ -153,6 +182,7 @@ class Evaluator:
             log.info("evaluator re-processing %d unacknowledged entries", len(entries))
             await self.process(entries)
         while True:
+            await self._apply_next_plan()
             entries = await self.store.read_group(
                 streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=200
             )

@@ -72,6 +72,11 @@ class Keys:
         return self._k("delivered", channel, alert_id)
 
     @property
+    def ops_seq(self) -> str:
+        """Counter numbering the daemon's own ops alerts (each one a distinct transition)."""
+        return self._k("ops", "seq")
+
+    @property
     def heartbeat(self) -> str:
         """TTL'd liveness summary written by the daemon (arq's `record_health`)."""
         return self._k("heartbeat")
