@@ -91,6 +91,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from daemon.schema import write_schemas
+
+    for path in write_schemas(Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickwatch", description="Real-time market alerting daemon.")
     p.add_argument("--version", action="version", version=f"tickwatch {__version__}")
@@ -102,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate alerts.yaml and every rule file; exit 0 or 2")
     check.add_argument("--config", default="alerts.yaml")
     check.set_defaults(func=cmd_check)
+    schema = sub.add_parser("schema", help="write JSON Schemas for alerts.yaml and rule files")
+    schema.add_argument("--out", default="schema", help="directory (default: ./schema)")
+    schema.set_defaults(func=cmd_schema)
     return p
 
 
