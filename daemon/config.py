@@ -7,6 +7,7 @@ only, live in `SecretStr` fields, and `Config.dump()` redacts them.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import glob
 import re
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from daemon.durations import Duration
 from daemon.notify.base import ChannelConfig
 from daemon.notify.registry import channel_config_models
+from daemon.rules.expr import ExprError, compile_expr
 from daemon.rules.schema import Rule, RuleFile
 from daemon.rules.template import check_template
 from daemon.sources.registry import source_config_models
@@ -194,12 +196,19 @@ class ConfigError(Exception):
 
 
 def rule_symbols(rule: Rule, cfg: Config) -> list[str]:
-    cond = rule.when.condition
     refs: list[str] = []
-    for attr in ("symbols", "a", "b"):
-        v = getattr(cond, attr, None)
-        if v is not None:
-            refs.extend(cfg.expand(v))
+    for w in rule.when.walk():
+        if w.kind in ("all", "any", "not"):
+            continue
+        if w.kind == "expr":
+            with contextlib.suppress(ExprError):  # reported by the cross-check
+                refs.extend(sorted(compile_expr(w.expr or "").symbols))
+            continue
+        cond = w.condition
+        for attr in ("symbols", "a", "b"):
+            v = getattr(cond, attr, None)
+            if v is not None:
+                refs.extend(cfg.expand(v))
     return refs
 
 
@@ -322,18 +331,30 @@ def _cross_check(
                 )
             )
         seen.setdefault(rule.name, f"{lr.file}:{lr.line}")
-        kind = rule.when.kind
-        cond = rule.when.condition
-        for attr in ("symbols", "a", "b"):
-            ref = getattr(cond, attr, None)
-            refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
-            for r_i, r in enumerate(refs):
-                where: Path_ = (*rpath, "when", kind, attr)
-                if isinstance(ref, list):
-                    where = (*where, r_i)
-                msg = _check_ref(r, s.groups, allow_group=attr == "symbols")
-                if msg:
-                    problems.append(rsrc.problem(where, msg))
+        kinds: list[str] = []
+        for wpath, w in rule.when.walk_paths((*rpath, "when")):
+            kind = w.kind
+            kinds.append(kind)
+            if kind in ("all", "any", "not"):
+                continue
+            if kind == "expr":
+                try:
+                    compile_expr(w.expr or "")
+                except ExprError as e:
+                    col = f" (column {e.column})" if getattr(e, "column", None) else ""
+                    problems.append(rsrc.problem((*wpath, "expr"), f"{e}{col}"))
+                continue
+            cond = w.condition
+            for attr in ("symbols", "a", "b"):
+                ref = getattr(cond, attr, None)
+                refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
+                for r_i, r in enumerate(refs):
+                    where: Path_ = (*wpath, kind, attr)
+                    if isinstance(ref, list):
+                        where = (*where, r_i)
+                    msg = _check_ref(r, s.groups, allow_group=attr == "symbols")
+                    if msg:
+                        problems.append(rsrc.problem(where, msg))
         for c_i, ch in enumerate(rule.channels):
             if ch not in s.channels:
                 known = ", ".join(sorted(s.channels)) or "(none configured)"
@@ -346,7 +367,7 @@ def _cross_check(
                 )
         for attr in ("message", "resolved_message"):
             template = getattr(rule, attr)
-            msg = check_template(template, kind) if template is not None else None
+            msg = check_template(template, kinds) if template is not None else None
             if msg:
                 problems.append(rsrc.problem((*rpath, attr), msg))
     return problems

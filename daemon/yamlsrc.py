@@ -162,7 +162,8 @@ def _build(
             if key_node.tag == "tag:yaml.org,2002:merge":
                 problems.append(src.problem(path, "YAML merge keys (<<) are not supported"))
                 continue
-            key = _scalar(key_node)
+            # keys are names, always text: YAML 1.1 would read `on:` or `yes:` as a boolean
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else _scalar(key_node)
             kpath = (*path, str(key))
             if key in out:
                 problems.append(

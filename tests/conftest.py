@@ -8,13 +8,16 @@ directory. Each test gets its own key prefix, so tests never see each other's st
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from daemon.config import load_config
+from daemon.rules.compile import compile_rules
+from daemon.rules.evaluate import Engine
 from daemon.store.connect import connect
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
@@ -52,3 +55,29 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+ENGINE_ALERTS = """\
+groups:
+  mag7: [AAPL, MSFT, NVDA]
+  rotation: [XMAG, MAGS]
+channels:
+  console: {type: console}
+include: [rules/*.yaml]
+"""
+
+MakeEngine = Callable[[str], Engine]
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeEngine:
+    """Write `rules` as rules/r.yaml next to a small alerts.yaml, load, compile, make an Engine."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "alerts.yaml").write_text(ENGINE_ALERTS)
+
+    def make(rules: str) -> Engine:
+        (tmp_path / "rules" / "r.yaml").write_text(rules)
+        return Engine(compile_rules(load_config(tmp_path / "alerts.yaml", env={})))
+
+    return make

@@ -479,8 +479,8 @@ rules:
     err = load_err(make_tree(tmp_path, {"x.yaml": text}))
     (p,) = err.problems
     assert (p.line, p.path) == (line_of(text, "when:"), "rules[0].when")
-    assert "one condition per rule, found threshold, pct_move" in p.message
-    assert "split them into separate rules" in p.message
+    assert "one condition per `when`, found threshold, pct_move" in p.message
+    assert "combine them with all: [...] or any: [...]" in p.message
 
 
 def test_headline_rule_with_for_refused(tmp_path: Path) -> None:
@@ -493,7 +493,7 @@ rules:
     channels: [console]
 """
     err = load_err(make_tree(tmp_path, {"x.yaml": text}))
-    assert "headline rules fire once per headline; remove 'for'" in str(err)
+    assert "headline rules fire on a single tick or headline; remove 'for'" in str(err)
 
 
 # --- (l) message templates -----------------------------------------------------------------

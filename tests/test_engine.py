@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,40 +11,14 @@ import pandas as pd
 import pytest
 
 from daemon.alerts import AlertEvent
-from daemon.config import load_config
 from daemon.events import Headline, Tick, dt_to_ms
-from daemon.rules.compile import compile_rules
 from daemon.rules.evaluate import Engine
 from daemon.rules.lifecycle import AlertState
+from tests.conftest import MakeEngine
 
 NY = ZoneInfo("America/New_York")
 SEC = 1000
 MIN = 60 * SEC
-
-ALERTS = """\
-groups:
-  mag7: [AAPL, MSFT, NVDA]
-  rotation: [XMAG, MAGS]
-channels:
-  console: {type: console}
-include: [rules/*.yaml]
-"""
-
-MakeEngine = Callable[[str], Engine]
-
-
-@pytest.fixture
-def make_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeEngine:
-    """Write `rules` as rules/r.yaml next to a small alerts.yaml, load, compile, make an Engine."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "alerts.yaml").write_text(ALERTS)
-
-    def make(rules: str) -> Engine:
-        (tmp_path / "rules" / "r.yaml").write_text(rules)
-        return Engine(compile_rules(load_config(tmp_path / "alerts.yaml", env={})))
-
-    return make
 
 
 def ny(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:

@@ -11,14 +11,32 @@ from dataclasses import dataclass, field
 
 from daemon.alerts import Severity, alert_key
 from daemon.config import Config
-from daemon.rules.conditions import HeadlineMatcher, PctMove, Spread, Threshold
+from daemon.rules.conditions import (
+    Band,
+    Composite,
+    Crosses,
+    ExprMeasure,
+    HeadlineMatcher,
+    Measure,
+    PctMove,
+    Spread,
+    Threshold,
+)
+from daemon.rules.expr import compile_expr
 from daemon.rules.market import Market
-from daemon.rules.schema import HeadlineCond, PctMoveCond, Rule, SpreadCond, ThresholdCond
+from daemon.rules.schema import (
+    BandCond,
+    CrossesCond,
+    ExprCond,
+    PctMoveCond,
+    Rule,
+    SpreadCond,
+    ThresholdCond,
+    When,
+)
 from daemon.rules.template import DEFAULT_MESSAGES, DEFAULT_RESOLVED
 
 __all__ = ["HeadlineRule", "Instance", "Plan", "compile_rules"]
-
-Measure = Threshold | Spread | PctMove
 
 
 @dataclass(slots=True)
@@ -58,21 +76,76 @@ class Plan:
         """A market view that tracks exactly the windows and anchors these rules read."""
         m = Market()
         for inst in self.instances:
-            c = inst.cond
-            if isinstance(c, PctMove):
-                m.need_window(c.symbol, c.window_ms)
-            elif isinstance(c, Spread) and c.mode == "return":
-                since = c.cond.since
-                for sym in c.symbols:
-                    if since == "ytd":
-                        m.ytd_symbols.add(sym)
-                    elif since is not None:
-                        m.anchor_days.setdefault(sym, set()).add(since)
+            for c in _leaves(inst.cond):
+                _track(m, c)
         return m
+
+
+def _leaves(m: Measure) -> list[Measure]:
+    if isinstance(m, Composite):
+        return [leaf for child in m.children for leaf in _leaves(child)]
+    return [m]
+
+
+def _track(m: Market, c: Measure) -> None:
+    """Make the market view keep what condition `c` reads (a window, anchor prices)."""
+    if isinstance(c, ExprMeasure):
+        c.expr.track(m)
+    elif isinstance(c, PctMove):
+        m.need_window(c.symbol, c.window_ms)
+    elif isinstance(c, Spread) and c.mode == "return":
+        since = c.cond.since
+        for sym in c.symbols:
+            if since == "ytd":
+                m.ytd_symbols.add(sym)
+            elif since is not None:
+                m.anchor_days.setdefault(sym, set()).add(since)
 
 
 def _ms(rule: Rule, attr: str) -> int:
     return int(getattr(rule, attr).total_seconds() * 1000)
+
+
+def build(when: When, cfg: Config) -> dict[str | None, Measure]:
+    """Measures for a condition, keyed by symbol (None: one measure not tied to a symbol).
+
+    Combined conditions are built per symbol: `all: [a 3% move in mag7, its earnings window]`
+    pairs each mag7 name's move with that same name's window. Parts not tied to a symbol
+    (a spread, an expression) are shared by every symbol's instance.
+    """
+    kind = when.kind
+    if kind in ("all", "any", "not"):
+        parts = [build(child, cfg) for child in when.children]
+        per_symbol = [p for p in parts if None not in p]
+        if per_symbol:
+            keys: list[str | None] = [k for k in per_symbol[0] if all(k in p for p in per_symbol)]
+        else:
+            keys = [None]
+        out: dict[str | None, Measure] = {}
+        for key in keys:
+            children = [p[key] if key in p else _own(p[None]) for p in parts]
+            labels = {"symbol": key} if key is not None else children[0].labels
+            out[key] = Composite(kind, children, labels)
+        return out
+    cond = when.condition
+    if isinstance(cond, ThresholdCond):
+        return {s: Threshold(cond, s) for s in cfg.expand(cond.symbols)}
+    if isinstance(cond, PctMoveCond):
+        return {s: PctMove(cond, s) for s in cfg.expand(cond.symbols)}
+    if isinstance(cond, CrossesCond):
+        return {s: Crosses(cond, s) for s in cfg.expand(cond.symbols)}
+    if isinstance(cond, BandCond):
+        return {s: Band(cond, s) for s in cfg.expand(cond.symbols)}
+    if isinstance(cond, SpreadCond):
+        return {None: Spread(cond)}
+    if isinstance(cond, ExprCond):
+        return {None: ExprMeasure(compile_expr(cond.expr))}
+    raise ValueError(f"condition {kind!r} cannot be evaluated on ticks")
+
+
+def _own(m: Measure) -> Measure:
+    """A shared part of a per-symbol combination, with its own state where it keeps any."""
+    return m.fresh() if isinstance(m, ExprMeasure) else m
 
 
 def compile_rules(cfg: Config) -> Plan:
@@ -81,10 +154,10 @@ def compile_rules(cfg: Config) -> Plan:
         rule = lr.rule
         if not rule.enabled:
             continue
-        cond = rule.when.condition
         template = rule.message or DEFAULT_MESSAGES[rule.when.kind]
         channels = tuple(rule.channels)
-        if isinstance(cond, HeadlineCond):
+        cond = rule.when.headline
+        if cond is not None:
             matcher = HeadlineMatcher(cond, cfg.expand(cond.symbols))
             plan.headline_rules.append(
                 HeadlineRule(
@@ -98,13 +171,7 @@ def compile_rules(cfg: Config) -> Plan:
                 )
             )
             continue
-        measures: list[Measure]
-        if isinstance(cond, ThresholdCond):
-            measures = [Threshold(cond, s) for s in cfg.expand(cond.symbols)]
-        elif isinstance(cond, PctMoveCond):
-            measures = [PctMove(cond, s) for s in cfg.expand(cond.symbols)]
-        elif isinstance(cond, SpreadCond):
-            measures = [Spread(cond)]
+        measures = list(build(rule.when, cfg).values())
         for m in measures:
             labels = {**rule.labels, **m.labels}
             inst = Instance(

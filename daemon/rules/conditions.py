@@ -13,12 +13,25 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from daemon.events import Headline
+from daemon.rules.expr import Expr
 from daemon.rules.market import NEW_YORK, Market
-from daemon.rules.schema import HeadlineCond, PctMoveCond, SpreadCond, ThresholdCond
+from daemon.rules.schema import (
+    BandCond,
+    CrossesCond,
+    HeadlineCond,
+    PctMoveCond,
+    SpreadCond,
+    ThresholdCond,
+)
 
 __all__ = [
+    "Band",
+    "Composite",
+    "Crosses",
+    "ExprMeasure",
     "HeadlineMatcher",
     "LevelCheck",
+    "Measure",
     "PctMove",
     "Reading",
     "Spread",
@@ -32,6 +45,10 @@ class Reading:
     active: bool
     cleared: bool
     values: dict[str, float | str]
+    #: An edge (a crossing): `active` means "happened on this tick"; there is no pending/resolve.
+    event: bool = False
+    threshold: float | None = None
+    comparison: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +85,9 @@ class Threshold:
         if value is None:
             return None
         active, cleared = self.check.judge(value)
-        return Reading(value, active, cleared, {"symbol": self.symbol, "price": value})
+        values: dict[str, float | str] = {"symbol": self.symbol, "price": value}
+        c = self.check
+        return Reading(value, active, cleared, values, False, c.level, c.comparison)
 
 
 class Spread:
@@ -115,7 +134,8 @@ class Spread:
             "mode": self.since_label or self.mode,
             "since": self.since_label,
         }
-        return Reading(value, active, cleared, values)
+        c = self.check
+        return Reading(value, active, cleared, values, False, c.level, c.comparison)
 
 
 class PctMove:
@@ -150,7 +170,146 @@ class PctMove:
             "from_price": ref,
             "window": self.window_text,
         }
-        return Reading(value, active, cleared, values)
+        # told as value vs its signed threshold: "+3.34 at or above 3.00"
+        up = d == "up" or (d == "either" and value >= 0)
+        threshold, comparison = (mag, ">=") if up else (-mag, "<=")
+        return Reading(value, active, cleared, values, False, threshold, comparison)
+
+
+class Crosses:
+    """The price moving through a level between the previous tick and this one."""
+
+    kind: ClassVar[str] = "crosses"
+
+    def __init__(self, cond: CrossesCond, symbol: str):
+        self.symbol = symbol
+        self.symbols = (symbol,)
+        self.level = cond.level
+        self.direction = cond.direction
+        self.price = cond.price
+        self.labels = {"symbol": symbol}
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        q = m.quotes.get(self.symbol)
+        if q is None:
+            return None
+        now, before = q.read(self.price), q.read_prev(self.price)
+        if now is None:
+            return None
+        up = before is not None and before <= self.level < now
+        down = before is not None and before >= self.level > now
+        crossed = up if self.direction == "up" else down if self.direction == "down" else up or down
+        how = "crossed up" if up else "crossed down" if down else "crosses"
+        values: dict[str, float | str] = {"symbol": self.symbol, "price": now}
+        if before is not None:
+            values["from_price"] = before
+        return Reading(now, crossed, not crossed, values, True, self.level, how)
+
+
+class Band:
+    """The price against a channel: held inside/outside, or the tick that enters/exits it."""
+
+    kind: ClassVar[str] = "band"
+
+    def __init__(self, cond: BandCond, symbol: str):
+        self.symbol = symbol
+        self.symbols = (symbol,)
+        self.lower, self.upper = cond.lower, cond.upper
+        self.on = cond.on
+        self.price = cond.price
+        self.labels = {"symbol": symbol}
+
+    def _inside(self, v: float) -> bool:
+        return self.lower <= v <= self.upper
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        q = m.quotes.get(self.symbol)
+        v = q.read(self.price) if q else None
+        if q is None or v is None:
+            return None
+        values: dict[str, float | str] = {
+            "symbol": self.symbol, "price": v, "lower": self.lower, "upper": self.upper,
+        }  # fmt: skip
+        inside = self._inside(v)
+        if self.on in ("inside", "outside"):
+            active = inside if self.on == "inside" else not inside
+            return Reading(v, active, not active, values, False, None, self.on)
+        before = q.read_prev(self.price)
+        was = self._inside(before) if before is not None else None
+        happened = was is not None and (
+            (not was and inside) if self.on == "enters" else (was and not inside)
+        )
+        return Reading(v, happened, not happened, values, True, None, self.on)
+
+
+class Composite:
+    """`all` / `any` / `not` over child conditions evaluated on the same tick."""
+
+    kind: ClassVar[str] = "composite"
+
+    def __init__(self, op: str, children: list[Measure], labels: dict[str, str]):
+        self.op = op
+        self.children = children
+        self.labels = labels
+        self.symbols: tuple[str, ...] = tuple(
+            dict.fromkeys(sym for c in children for sym in c.symbols)
+        )
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        readings = []
+        for child in self.children:
+            r = child.measure(m, now_ms)
+            if r is None:
+                return None  # no data for one part: the whole can't be judged
+            readings.append(r)
+        first = readings[0]
+        values: dict[str, float | str] = {}
+        for r in reversed(readings):
+            values.update(r.values)
+        if self.op == "not":
+            return Reading(first.value, not first.active, first.active, values, False,
+                           first.threshold, f"not {first.comparison}".strip())  # fmt: skip
+        if self.op == "all":
+            active = all(r.active for r in readings)
+            cleared = any(r.cleared for r in readings)
+        else:
+            active = any(r.active for r in readings)
+            cleared = all(r.cleared for r in readings)
+        event = any(r.event for r in readings)
+        return Reading(first.value, active, cleared, values, event, first.threshold,
+                       first.comparison)  # fmt: skip
+
+
+class ExprMeasure:
+    """A condition written in the expression language (`daemon.rules.expr`)."""
+
+    kind: ClassVar[str] = "expr"
+
+    def __init__(self, expr: Expr):
+        self.expr = expr
+        self.state = expr.instance()
+        self.symbols: tuple[str, ...] = tuple(sorted(expr.symbols))
+        self.labels: dict[str, str] = {}
+
+    def fresh(self) -> ExprMeasure:
+        """Same expression, its own rolling windows (one per alert instance)."""
+        return ExprMeasure(self.expr)
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        result = self.state.evaluate(m, now_ms)
+        if result is None:
+            return None
+        active = bool(result)
+        values: dict[str, float | str] = dict(self.state.values())
+        value = float(values.get("value", float("nan")))
+        threshold = values.get("threshold")
+        return Reading(
+            value, active, not active, values, False,
+            float(threshold) if threshold is not None else None, "vs",
+        )  # fmt: skip
+
+
+Measure = Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure
 
 
 def _fmt_window(td: dt.timedelta) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from daemon.alerts import AlertEvent, Transition, alert_key
 from daemon.events import Headline, Tick
 from daemon.rules.compile import HeadlineRule, Instance, Plan
-from daemon.rules.conditions import PctMove, Reading
+from daemon.rules.conditions import Reading
 from daemon.rules.lifecycle import AlertState, fire_event, step
 from daemon.rules.market import Market
 from daemon.rules.template import render
@@ -81,14 +81,21 @@ class Engine:
             if st is None:
                 st = self.states[inst.key] = AlertState()
             before = (st.state, st.seq)
-            told = step(
-                st,
-                active=reading.active,
-                cleared=reading.cleared,
-                now_ms=now,
-                for_ms=inst.for_ms,
-                cooldown_ms=inst.cooldown_ms,
-            )
+            if reading.event:
+                told = (
+                    fire_event(st, now_ms=now, cooldown_ms=inst.cooldown_ms)
+                    if reading.active
+                    else None
+                )
+            else:
+                told = step(
+                    st,
+                    active=reading.active,
+                    cleared=reading.cleared,
+                    now_ms=now,
+                    for_ms=inst.for_ms,
+                    cooldown_ms=inst.cooldown_ms,
+                )
             if (st.state, st.seq) != before:
                 self._dirty.add(inst.key)
             if told is not None:
@@ -122,13 +129,6 @@ class Engine:
     def _event(
         self, inst: Instance, st: AlertState, told: Transition, r: Reading, now: int
     ) -> AlertEvent:
-        c = inst.cond
-        if isinstance(c, PctMove):
-            # a move is told as value vs its signed threshold: "+3.34 at or above 3.00"
-            up = c.direction == "up" or (c.direction == "either" and r.value >= 0)
-            threshold, comparison = (c.magnitude, ">=") if up else (-c.magnitude, "<=")
-        else:
-            threshold, comparison = c.check.level, c.check.comparison
         ev = AlertEvent(
             rule=inst.rule,
             key=inst.key,
@@ -140,8 +140,8 @@ class Engine:
             channels=inst.channels,
             labels=inst.labels,
             value=r.value,
-            threshold=threshold,
-            comparison=comparison,
+            threshold=r.threshold,
+            comparison=r.comparison,
             values=r.values,
         )
         return _with_summary(ev, inst.template if told == "firing" else inst.resolved_template)

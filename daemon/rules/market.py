@@ -30,17 +30,31 @@ class Quote:
     ts_ms: int
     bid: float | None = None
     ask: float | None = None
+    #: The quote before the latest tick, for edge conditions (crossings). After a restart it
+    #: is the checkpointed last price, so a cross spanning the restart is still seen once.
+    prev_price: float | None = None
+    prev_bid: float | None = None
+    prev_ask: float | None = None
 
     def read(self, which: str) -> float | None:
-        if which == "last":
-            return self.price
-        if which == "bid":
-            return self.bid
-        if which == "ask":
-            return self.ask
-        if self.bid is not None and self.ask is not None:  # mid
-            return (self.bid + self.ask) / 2
-        return self.price
+        return _pick(which, self.price, self.bid, self.ask)
+
+    def read_prev(self, which: str) -> float | None:
+        if self.prev_price is None:
+            return None
+        return _pick(which, self.prev_price, self.prev_bid, self.prev_ask)
+
+
+def _pick(which: str, last: float, bid: float | None, ask: float | None) -> float | None:
+    if which == "last":
+        return last
+    if which == "bid":
+        return bid
+    if which == "ask":
+        return ask
+    if bid is not None and ask is not None:  # mid
+        return (bid + ask) / 2
+    return last
 
 
 class Window:
@@ -140,6 +154,7 @@ class Market:
         if prev is None:
             self.quotes[t.symbol] = Quote(t.price, ts, t.bid, t.ask)
         else:
+            prev.prev_price, prev.prev_bid, prev.prev_ask = prev.price, prev.bid, prev.ask
             prev.price, prev.ts_ms = t.price, ts
             if t.bid is not None:
                 prev.bid = t.bid

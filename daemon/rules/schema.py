@@ -17,7 +17,10 @@ from daemon.durations import Duration
 
 __all__ = [
     "CONDITION_KINDS",
+    "BandCond",
     "Condition",
+    "CrossesCond",
+    "ExprCond",
     "HeadlineCond",
     "PctMoveCond",
     "Rule",
@@ -183,40 +186,142 @@ class HeadlineCond(_Model):
         return self
 
 
-Condition = ThresholdCond | SpreadCond | PctMoveCond | HeadlineCond
-CONDITION_KINDS = ("threshold", "spread", "pct_move", "headline")
+class CrossesCond(_Model):
+    """A price crossing a level: an event on the tick that crosses, like TradingView's Crossing."""
+
+    symbols: Symbols
+    level: float
+    direction: Literal["up", "down", "any"] = "any"
+    price: Literal["last", "mid", "bid", "ask"] = "last"
+
+
+class BandCond(_Model):
+    """A price against a channel [lower, upper]: inside/outside (states), enters/exits (events)."""
+
+    symbols: Symbols
+    lower: float
+    upper: float
+    on: Literal["inside", "outside", "enters", "exits"] = Field(
+        description="inside/outside hold while true; enters/exits fire on the crossing tick"
+    )
+    price: Literal["last", "mid", "bid", "ask"] = "last"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.lower >= self.upper:
+            raise ValueError(f"lower {self.lower} must be below upper {self.upper}")
+        return self
+
+
+class ExprCond(_Model):
+    """A condition in the safe expression language: `ytd_return(XMAG) - ytd_return(MAGS) < 8`."""
+
+    expr: str = Field(max_length=1000)
+
+
+Condition = (
+    ThresholdCond | SpreadCond | PctMoveCond | HeadlineCond | CrossesCond | BandCond | ExprCond
+)
+CONDITION_KINDS = (
+    "threshold", "spread", "pct_move", "headline", "crosses", "band", "expr", "all", "any", "not",
+)  # fmt: skip
+#: The words traders know from TradingView, accepted as condition names.
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "crossing": ("crosses", {"direction": "any"}),
+    "crossing_up": ("crosses", {"direction": "up"}),
+    "crossing_down": ("crosses", {"direction": "down"}),
+    "entering_channel": ("band", {"on": "enters"}),
+    "exiting_channel": ("band", {"on": "exits"}),
+    "inside_channel": ("band", {"on": "inside"}),
+    "outside_channel": ("band", {"on": "outside"}),
+    "moving_up_pct": ("pct_move", {}),
+    "moving_down_pct": ("pct_move", {}),
+}
 
 
 class When(_Model):
-    """Exactly one condition, named by its kind."""
+    """Exactly one condition, named by its kind; `all`/`any`/`not` combine conditions."""
 
     threshold: ThresholdCond | None = None
     spread: SpreadCond | None = None
     pct_move: PctMoveCond | None = None
     headline: HeadlineCond | None = None
+    crosses: CrossesCond | None = None
+    band: BandCond | None = None
+    expr: str | None = Field(None, max_length=1000, description="A safe expression")
+    all: list[When] | None = Field(None, min_length=1, description="Every condition holds")
+    any: list[When] | None = Field(None, min_length=1, description="At least one holds")
+    not_: When | None = Field(None, alias="not", description="The condition does not hold")
 
     @model_validator(mode="before")
     @classmethod
     def _exactly_one(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            kinds = [k for k in data if k in CONDITION_KINDS]
-            if len(kinds) > 1:
-                raise ValueError(
-                    f"one condition per rule, found {', '.join(kinds)}; "
-                    "split them into separate rules"
-                )
-            if not data:
-                raise ValueError(f"name a condition: one of {', '.join(CONDITION_KINDS)}")
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for alias, (kind, implied) in ALIASES.items():
+            if alias in data and isinstance(data[alias], dict):
+                body = dict(data.pop(alias))
+                if alias.startswith("moving_") and "by" in body:
+                    body["up" if alias == "moving_up_pct" else "down"] = body.pop("by")
+                data[kind] = {**body, **implied}
+        kinds = [k for k in data if k in CONDITION_KINDS]
+        if len(kinds) > 1:
+            raise ValueError(
+                f"one condition per `when`, found {', '.join(kinds)}; "
+                "combine them with all: [...] or any: [...]"
+            )
+        if not data:
+            raise ValueError(f"name a condition: one of {', '.join(CONDITION_KINDS)}")
         return data
 
     @property
     def kind(self) -> str:
-        return next(k for k in CONDITION_KINDS if getattr(self, k) is not None)
+        k = next(
+            k for k in CONDITION_KINDS if getattr(self, "not_" if k == "not" else k) is not None
+        )
+        return k
+
+    @property
+    def children(self) -> list[When]:
+        if self.all is not None:
+            return self.all
+        if self.any is not None:
+            return self.any
+        return [self.not_] if self.not_ is not None else []
 
     @property
     def condition(self) -> Condition:
+        if self.expr is not None:
+            return ExprCond(expr=self.expr)
         cond: Condition = getattr(self, self.kind)
         return cond
+
+    def walk(self) -> list[When]:
+        """This condition and every condition nested in it."""
+        return [w for _, w in self.walk_paths(())]
+
+    def walk_paths(self, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], When]]:
+        """(path in the file, condition) for this and every nested condition."""
+        out: list[tuple[tuple[str | int, ...], When]] = [(path, self)]
+        kind = self.kind
+        if kind in ("all", "any"):
+            for i, child in enumerate(self.children):
+                out.extend(child.walk_paths((*path, kind, i)))
+        elif kind == "not" and self.not_ is not None:
+            out.extend(self.not_.walk_paths((*path, "not")))
+        return out
+
+    @property
+    def is_event(self) -> bool:
+        """Fires on a single tick (a crossing, a headline), with no pending or resolve."""
+        if self.kind in ("all", "any"):
+            return any(c.is_event for c in self.children)
+        if self.kind == "not":
+            return False
+        if self.kind in ("crosses", "headline"):
+            return True
+        return self.kind == "band" and self.band is not None and self.band.on in ("enters", "exits")
 
 
 class Rule(_Model):
@@ -248,8 +353,15 @@ class Rule(_Model):
 
     @model_validator(mode="after")
     def _events_have_no_for(self) -> Self:
-        if self.when.headline is not None and self.for_.total_seconds() > 0:
-            raise ValueError("headline rules fire once per headline; remove 'for'")
+        if self.when.is_event and self.for_.total_seconds() > 0:
+            raise ValueError(
+                f"{self.when.kind} rules fire on a single tick or headline; remove 'for'"
+            )
+        if (
+            self.when.headline is not None
+            or any(w.headline is not None for w in self.when.walk()[1:])
+        ) and self.when.kind != "headline":
+            raise ValueError("headline conditions cannot be combined with price conditions yet")
         return self
 
 

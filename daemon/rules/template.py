@@ -35,6 +35,9 @@ PLACEHOLDERS: dict[str, dict[str, object]] = {
         "since": "",
     },
     "pct_move": {**_COMMON, "symbol": "", "price": 0.0, "from_price": 0.0, "window": ""},
+    "crosses": {**_COMMON, "symbol": "", "price": 0.0, "from_price": 0.0},
+    "band": {**_COMMON, "symbol": "", "price": 0.0, "lower": 0.0, "upper": 0.0},
+    "expr": {**_COMMON, "value2": 0.0, "threshold2": 0.0, "value3": 0.0, "threshold3": 0.0},
     "headline": {
         **_COMMON,
         "symbol": "",
@@ -50,13 +53,27 @@ DEFAULT_MESSAGES = {
     "spread": "{a}-{b} {mode} spread {value:.2f} is {comparison} {threshold:g}",
     "pct_move": "{symbol} moved {value:+.2f}% in {window} to {price:.2f}",
     "headline": "{symbol}: {title} ({source})",
+    "crosses": "{symbol} {comparison} {threshold:g} at {price:.2f}",
+    "band": "{symbol} {comparison} the {lower:g}-{upper:g} channel at {price:.2f}",
+    "expr": "{rule}: {value:.2f} {comparison} {threshold:g}",
+    "all": "{rule}: {value:.2f}",
+    "any": "{rule}: {value:.2f}",
+    "not": "{rule}: {value:.2f}",
 }
 DEFAULT_RESOLVED = "{rule} resolved: value {value:.2f} is back past the clear level"
 
 
-def check_template(template: str, kind: str) -> str | None:
-    """Why `template` can't render for a `kind` rule, or None when it is fine."""
-    allowed = PLACEHOLDERS[kind]
+def placeholders(kinds: list[str]) -> dict[str, object]:
+    """Names a template may use for a condition made of these kinds (combined: their union)."""
+    out: dict[str, object] = dict(_COMMON)
+    for kind in kinds:
+        out.update(PLACEHOLDERS.get(kind, {}))
+    return out
+
+
+def check_template(template: str, kind: str | list[str]) -> str | None:
+    """Why `template` can't render for a rule of these condition kinds, or None when fine."""
+    allowed = placeholders([kind] if isinstance(kind, str) else kind)
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as e:
