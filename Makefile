@@ -19,6 +19,7 @@ run: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/tickwatch check --config $(CONFIG)
+	$(BIN)/tickwatch test rules/tests
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""`tickwatch run` and `tickwatch check`.
+"""`tickwatch run`, `check`, `test` and `schema`.
 
 Exit codes: 0 ok, 1 the daemon failed while running, 2 the configuration is invalid (nothing
 was started), 3 the daemon could not start (Redis unreachable, ...).
@@ -101,6 +101,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    from daemon.rules.testing import main as run_rule_tests
+
+    return run_rule_tests(args.paths)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickwatch", description="Real-time market alerting daemon.")
     p.add_argument("--version", action="version", version=f"tickwatch {__version__}")
@@ -112,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate alerts.yaml and every rule file; exit 0 or 2")
     check.add_argument("--config", default="alerts.yaml")
     check.set_defaults(func=cmd_check)
+    test = sub.add_parser("test", help="run rule unit tests (rules/tests/*.yaml); exit 0, 1 or 2")
+    test.add_argument("paths", nargs="+", help="test files or directories")
+    test.set_defaults(func=cmd_test)
     schema = sub.add_parser("schema", help="write JSON Schemas for alerts.yaml and rule files")
     schema.add_argument("--out", default="schema", help="directory (default: ./schema)")
     schema.set_defaults(func=cmd_schema)

@@ -71,7 +71,7 @@ class Engine:
         if not instances:
             return []
         out: list[AlertEvent] = []
-        now = tick.ts_ms
+        now = self.market.quotes[tick.symbol].ts_ms  # a late tick counts as now, not the past
         for inst in instances:
             reading = inst.cond.measure(self.market, now)
             if reading is None:

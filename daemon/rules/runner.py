@@ -22,7 +22,7 @@ from daemon.events import Headline, Tick
 from daemon.rules.compile import Plan
 from daemon.rules.evaluate import Engine
 from daemon.rules.lifecycle import AlertState
-from daemon.rules.market import Market, Quote
+from daemon.rules.market import NEW_YORK, Market, Quote
 from daemon.store.keys import Keys
 from daemon.store.streams import Entry, StreamStore
 
@@ -84,6 +84,7 @@ class Evaluator:
         firing = sum(s.state == "firing" for s in states.values())
         pending = sum(s.state == "pending" for s in states.values())
         await self._warm()
+        self._warn_missing_anchors()
         log.info(
             "evaluator ready: %d rule instances, %d headline rules; restored %d alert states "
             "(%d firing, %d pending); warmed windows with %d ticks",
@@ -94,6 +95,24 @@ class Evaluator:
             pending,
             self.stats.warmed,
         )
+
+    def _warn_missing_anchors(self) -> None:
+        """A YTD rule without its year-start price is silent; say so instead of staying quiet."""
+        m = self.engine.market
+        latest = max((q.ts_ms for q in m.quotes.values()), default=None)
+        year = (
+            dt.datetime.fromtimestamp(latest / 1000, NEW_YORK).year
+            if latest is not None
+            else dt.datetime.now(NEW_YORK).year
+        )
+        missing = sorted(s for s in m.ytd_symbols if m.anchors.get(s, dt.date(year, 1, 1)) is None)
+        if missing:
+            log.warning(
+                "no %d year-start price yet for %s: their YTD rules stay silent until a price "
+                "from before Jan 1 arrives (replay a year-end bar, or backfill)",
+                year,
+                ", ".join(missing),
+            )
 
     def use_plan(self, plan: Plan, keep_rules: set[str]) -> None:
         """Switch to `plan` at the next batch boundary: never in the middle of a batch."""
