@@ -18,14 +18,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from daemon import __version__
+from daemon.alerts import NEW_YORK
 from daemon.config import Config, ConfigError, mask_url
+from daemon.events import ms_to_dt
 from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.dispatch import Dispatcher, RetryPolicy
 from daemon.notify.registry import BUILTIN_NOTIFIERS
 from daemon.reload import ReloadResult, diff_rules, ops_alert, problems_digest, watch_files
-from daemon.rules.compile import compile_rules
+from daemon.rules.compile import Plan, compile_rules
 from daemon.rules.runner import Evaluator
+from daemon.rules.timers import Timer, timers_after
 from daemon.sources.base import Source, SourceContext
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import BUILTIN_SOURCES
@@ -120,6 +123,7 @@ class Daemon:
             source = BUILTIN_SOURCES[sc.type](sc, ctx)
             source.schedule(self.scheduler)
             self.sources.append(source)
+        self._schedule_timers(plan)
         self.scheduler.add_job(self._heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat",
                                max_instances=1, coalesce=True)  # fmt: skip
         self.scheduler.start()
@@ -196,6 +200,34 @@ class Daemon:
             log.error("%s stopped: %r", task.get_name(), exc, exc_info=exc)
             self.failed.set()
 
+    # --- time-driven rules ----------------------------------------------------------------
+    def _schedule_timers(self, plan: Plan) -> None:
+        """(Re)schedule every earnings reminder still to come as an APScheduler date job."""
+        assert self.scheduler is not None
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("timer:"):
+                job.remove()
+        timers = timers_after(plan.reminder_rules, self.cfg.earnings, int(time.time() * 1000))
+        for t in timers:
+            self.scheduler.add_job(
+                self._fire_timer, "date", run_date=ms_to_dt(t.fire_ms), args=[t], id=t.job_id,
+                misfire_grace_time=300, replace_existing=True,
+            )  # fmt: skip
+        if timers:
+            nxt = timers[0]
+            log.info(
+                "%d reminder(s) scheduled; next: %s for %s at %s",
+                len(timers), nxt.rule.rule, nxt.event.symbol,
+                ms_to_dt(nxt.fire_ms).astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
+            )  # fmt: skip
+
+    async def _fire_timer(self, timer: Timer) -> None:
+        if self.redis is None:
+            return
+        alert = timer.alert()
+        await self.redis.xadd(self.keys.outbox, {"alert": alert.to_json()})
+        log.info("reminder due: %s", alert.summary)
+
     # --- hot reload -------------------------------------------------------------------------
     async def _files_changed(self, paths: set[str]) -> None:
         names = ", ".join(sorted(Path(p).name for p in paths))
@@ -224,7 +256,8 @@ class Daemon:
             return result
         self._last_refused = ""
         result = diff_rules(self.cfg, new)
-        self.evaluator.use_plan(compile_rules(new), set(result.unchanged))
+        plan = compile_rules(new)
+        self.evaluator.use_plan(plan, set(result.unchanged))
         if self.edge is not None:
             self.edge.universe = new.universe
         if new.settings.channels != self.cfg.settings.channels:
@@ -240,6 +273,8 @@ class Daemon:
                 ", ".join(result.needs_restart),
             )
         self.cfg = new
+        if self.scheduler is not None:
+            self._schedule_timers(plan)
         log.info("reload (%s) %s", reason, result.summary())
         self.reloads.append(result)
         return result

@@ -21,11 +21,13 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from daemon.durations import Duration
+from daemon.events import EarningsEvent
 from daemon.notify.base import ChannelConfig
 from daemon.notify.registry import channel_config_models
 from daemon.rules.expr import ExprError, compile_expr
 from daemon.rules.schema import Rule, RuleFile
 from daemon.rules.template import check_template
+from daemon.sources.calendar import load_earnings_csv
 from daemon.sources.registry import source_config_models
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
 
@@ -64,6 +66,12 @@ class EdgeSettings(_Model):
     out_of_order_tolerance: Duration = Field(default=timedelta(seconds=5))
 
 
+class CalendarSettings(_Model):
+    """Where scheduled events come from."""
+
+    earnings: Path | None = Field(None, description="CSV: symbol,date,when[,note]")
+
+
 class EvaluatorSettings(_Model):
     batch: int = Field(1000, ge=1, le=50_000, description="Events read per batch")
     warmup: Duration = Field(
@@ -92,6 +100,7 @@ class Settings(_Model):
     redis: RedisSettings = Field(default_factory=lambda: RedisSettings())
     edge: EdgeSettings = Field(default_factory=lambda: EdgeSettings())
     evaluator: EvaluatorSettings = Field(default_factory=lambda: EvaluatorSettings())
+    calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings())
     symbols: list[str] = Field(default_factory=list, description="Extra symbols to accept")
     groups: dict[str, list[str]] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -119,6 +128,8 @@ class Config:
     files: list[str] = field(default_factory=list)
     #: alerts.yaml path → the environment variables its value came from.
     env_vars: dict[Path_, list[str]] = field(default_factory=dict)
+    #: Earnings reports from the calendar file, sorted by date.
+    earnings: list[EarningsEvent] = field(default_factory=list)
     #: The file this was loaded from, and the environment used: a reload reads them again.
     path: Path = Path("alerts.yaml")
     env: typing.Mapping[str, str] | None = None
@@ -265,8 +276,12 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
                 rule_paths.append(("rules", i))
     if settings is None:
         raise ConfigError(problems)
-    cfg = Config(settings, loaded, base, files, src.env_vars, path, env)
+    cfg = Config(settings, loaded, base, files, src.env_vars, path=path, env=env)
 
+    if settings.calendar.earnings is not None:
+        cal = base / settings.calendar.earnings
+        cfg.earnings, found = load_earnings_csv(cal, _display(cal, base))
+        problems += found
     problems += _cross_check(cfg, src, sources, rule_paths)
     if problems:
         raise ConfigError(problems)

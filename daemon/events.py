@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 __all__ = ["Headline", "Tick", "TickKind", "dt_to_ms", "ms_to_dt"]
 
@@ -133,3 +134,30 @@ class Headline:
             sentiment=float(sent) if sent is not None else None,
             ticker_sentiment={k: float(v) for k, v in json.loads(tsent).items()} if tsent else {},
         )
+
+
+ReportTime = Literal["bmo", "amc", "unknown"]
+_NEW_YORK = ZoneInfo("America/New_York")
+
+
+@dataclass(slots=True, frozen=True)
+class EarningsEvent:
+    """A company's scheduled report: before the open (bmo), after the close (amc), or unknown."""
+
+    symbol: str
+    date: date
+    when: ReportTime = "unknown"
+    note: str = ""
+
+    @property
+    def market_ms(self) -> int:
+        """The moment the report meets the market: the open for BMO, the close otherwise.
+
+        Unknown timing is treated as after the close, the common case for US mega-caps.
+        """
+        at = time(9, 30) if self.when == "bmo" else time(16, 0)
+        return int(datetime.combine(self.date, at, _NEW_YORK).timestamp() * 1000)
+
+    @property
+    def when_text(self) -> str:
+        return {"bmo": "before the open", "amc": "after the close"}.get(self.when, "(time tbc)")

@@ -15,6 +15,7 @@ from daemon.rules.conditions import (
     Band,
     Composite,
     Crosses,
+    EarningsWindow,
     ExprMeasure,
     HeadlineMatcher,
     Measure,
@@ -27,6 +28,7 @@ from daemon.rules.market import Market
 from daemon.rules.schema import (
     BandCond,
     CrossesCond,
+    EarningsCond,
     ExprCond,
     PctMoveCond,
     Rule,
@@ -35,6 +37,7 @@ from daemon.rules.schema import (
     When,
 )
 from daemon.rules.template import DEFAULT_MESSAGES, DEFAULT_RESOLVED
+from daemon.rules.timers import ReminderRule
 
 __all__ = ["HeadlineRule", "Instance", "Plan", "compile_rules"]
 
@@ -71,6 +74,7 @@ class Plan:
     instances: list[Instance] = field(default_factory=list)
     by_symbol: dict[str, list[Instance]] = field(default_factory=dict)
     headline_rules: list[HeadlineRule] = field(default_factory=list)
+    reminder_rules: list[ReminderRule] = field(default_factory=list)
 
     def new_market(self) -> Market:
         """A market view that tracks exactly the windows and anchors these rules read."""
@@ -136,6 +140,8 @@ def build(when: When, cfg: Config) -> dict[str | None, Measure]:
         return {s: Crosses(cond, s) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, BandCond):
         return {s: Band(cond, s) for s in cfg.expand(cond.symbols)}
+    if isinstance(cond, EarningsCond):
+        return {s: EarningsWindow(cond, s, cfg.earnings) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, SpreadCond):
         return {None: Spread(cond)}
     if isinstance(cond, ExprCond):
@@ -156,6 +162,20 @@ def compile_rules(cfg: Config) -> Plan:
             continue
         template = rule.message or DEFAULT_MESSAGES[rule.when.kind]
         channels = tuple(rule.channels)
+        reminder = rule.when.earnings_reminder
+        if reminder is not None:
+            plan.reminder_rules.append(
+                ReminderRule(
+                    rule.name,
+                    tuple(cfg.expand(reminder.symbols)),
+                    tuple(reminder.remind),
+                    dict(rule.labels),
+                    rule.severity,
+                    template,
+                    channels,
+                )
+            )
+            continue
         cond = rule.when.headline
         if cond is not None:
             matcher = HeadlineMatcher(cond, cfg.expand(cond.symbols))

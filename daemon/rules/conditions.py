@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import ClassVar
 
-from daemon.events import Headline
+from daemon.events import EarningsEvent, Headline
 from daemon.rules.expr import Expr
 from daemon.rules.market import NEW_YORK, Market
 from daemon.rules.schema import (
     BandCond,
     CrossesCond,
+    EarningsCond,
     HeadlineCond,
     PctMoveCond,
     SpreadCond,
@@ -28,6 +30,7 @@ __all__ = [
     "Band",
     "Composite",
     "Crosses",
+    "EarningsWindow",
     "ExprMeasure",
     "HeadlineMatcher",
     "LevelCheck",
@@ -280,6 +283,33 @@ class Composite:
                        first.comparison)  # fmt: skip
 
 
+class EarningsWindow:
+    """Inside [report - before, report + after] of one of the symbol's reports."""
+
+    kind: ClassVar[str] = "earnings"
+
+    def __init__(self, cond: EarningsCond, symbol: str, events: list[EarningsEvent]):
+        self.symbol = symbol
+        self.symbols = (symbol,)
+        self.before_ms = int(cond.before.total_seconds() * 1000)
+        self.after_ms = int(cond.after.total_seconds() * 1000)
+        self.events = sorted((e for e in events if e.symbol == symbol), key=lambda e: e.market_ms)
+        self.times = [e.market_ms for e in self.events]
+        self.labels = {"symbol": symbol}
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        # the nearest report at or after now - after (bisect: the list is sorted by time)
+        i = bisect_left(self.times, now_ms - self.after_ms)
+        values: dict[str, float | str] = {"symbol": self.symbol}
+        if i < len(self.times):
+            ev = self.events[i]
+            hours = (now_ms - self.times[i]) / 3_600_000
+            inside = self.times[i] - self.before_ms <= now_ms
+            values.update(report_date=ev.date.isoformat(), when_text=ev.when_text, hours=hours)
+            return Reading(hours, inside, not inside, values, False, None, "hours from report")
+        return Reading(float("nan"), False, True, values, False, None, "hours from report")
+
+
 class ExprMeasure:
     """A condition written in the expression language (`daemon.rules.expr`)."""
 
@@ -309,7 +339,7 @@ class ExprMeasure:
         )  # fmt: skip
 
 
-Measure = Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure
+Measure = Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure | EarningsWindow
 
 
 def _fmt_window(td: dt.timedelta) -> str:

@@ -20,9 +20,12 @@ __all__ = [
     "BandCond",
     "Condition",
     "CrossesCond",
+    "EarningsCond",
+    "EarningsReminderCond",
     "ExprCond",
     "HeadlineCond",
     "PctMoveCond",
+    "Reminder",
     "Rule",
     "RuleFile",
     "SentimentFilter",
@@ -213,6 +216,45 @@ class BandCond(_Model):
         return self
 
 
+class EarningsCond(_Model):
+    """Inside a symbol's earnings window: from `before` the report meets the market to `after`.
+
+    The report meets the market at the open for BMO reports and at the close for AMC ones.
+    Combine it: `all: [{pct_move: ...}, {earnings: ...}]` is "a sharp move around earnings".
+    """
+
+    symbols: Symbols
+    before: Duration = Field(default=dt.timedelta(days=1))
+    after: Duration = Field(default=dt.timedelta(days=1))
+
+
+class Reminder(_Model):
+    """`before: 15m` (before the open for BMO, the close for AMC), or `days_before` + `at`."""
+
+    before: Duration | None = None
+    days_before: int | None = Field(None, ge=0, le=30)
+    at: str | None = Field(
+        None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, New York time"
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if (self.before is None) == (self.days_before is None and self.at is None):
+            raise ValueError(
+                "write either before: 15m, or days_before: 1 with at: '18:00' (New York time)"
+            )
+        if self.before is None and (self.days_before is None or self.at is None):
+            raise ValueError("days_before and at go together, e.g. days_before: 1, at: '18:00'")
+        return self
+
+
+class EarningsReminderCond(_Model):
+    """Time-driven: fires at set times before each report of the symbols (no tick needed)."""
+
+    symbols: Symbols
+    remind: list[Reminder] = Field(min_length=1)
+
+
 class ExprCond(_Model):
     """A condition in the safe expression language: `ytd_return(XMAG) - ytd_return(MAGS) < 8`."""
 
@@ -221,9 +263,11 @@ class ExprCond(_Model):
 
 Condition = (
     ThresholdCond | SpreadCond | PctMoveCond | HeadlineCond | CrossesCond | BandCond | ExprCond
-)
+    | EarningsCond | EarningsReminderCond
+)  # fmt: skip
 CONDITION_KINDS = (
-    "threshold", "spread", "pct_move", "headline", "crosses", "band", "expr", "all", "any", "not",
+    "threshold", "spread", "pct_move", "headline", "crosses", "band", "expr", "earnings",
+    "earnings_reminder", "all", "any", "not",
 )  # fmt: skip
 #: The words traders know from TradingView, accepted as condition names.
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -249,6 +293,8 @@ class When(_Model):
     crosses: CrossesCond | None = None
     band: BandCond | None = None
     expr: str | None = Field(None, max_length=1000, description="A safe expression")
+    earnings: EarningsCond | None = None
+    earnings_reminder: EarningsReminderCond | None = None
     all: list[When] | None = Field(None, min_length=1, description="Every condition holds")
     any: list[When] | None = Field(None, min_length=1, description="At least one holds")
     not_: When | None = Field(None, alias="not", description="The condition does not hold")
@@ -319,7 +365,7 @@ class When(_Model):
             return any(c.is_event for c in self.children)
         if self.kind == "not":
             return False
-        if self.kind in ("crosses", "headline"):
+        if self.kind in ("crosses", "headline", "earnings_reminder"):
             return True
         return self.kind == "band" and self.band is not None and self.band.on in ("enters", "exits")
 
@@ -362,6 +408,10 @@ class Rule(_Model):
             or any(w.headline is not None for w in self.when.walk()[1:])
         ) and self.when.kind != "headline":
             raise ValueError("headline conditions cannot be combined with price conditions yet")
+        if self.when.kind != "earnings_reminder" and any(
+            w.earnings_reminder is not None for w in self.when.walk()
+        ):
+            raise ValueError("earnings_reminder is time-driven and cannot be combined")
         return self
 
 

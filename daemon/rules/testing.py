@@ -93,10 +93,11 @@ from pydantic import (
 from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.config import Config, ConfigError, load_config, translate
 from daemon.durations import Duration, format_duration, parse_duration
-from daemon.events import Headline, Tick, dt_to_ms
+from daemon.events import EarningsEvent, Headline, Tick, dt_to_ms
 from daemon.rules.compile import Plan, compile_rules
 from daemon.rules.evaluate import Engine
 from daemon.rules.market import anchor_start_ms
+from daemon.rules.timers import timers_after
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
 
 __all__ = [
@@ -300,6 +301,14 @@ class ExpectSpec(_Model):
     channels: Annotated[list[str], BeforeValidator(_one_or_list)] | None = None
 
 
+class EarningsSpec(_Model):
+    """A report for this test's calendar (instead of the config's `calendar.earnings` file)."""
+
+    symbol: str
+    date: dt.date
+    when: Literal["bmo", "amc", "unknown"] = "amc"
+
+
 class CaseSpec(_Model):
     """One test. `expect` is required (`[]` for silence) so a quiet test is said on purpose."""
 
@@ -309,6 +318,8 @@ class CaseSpec(_Model):
     anchors: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     input_series: dict[str, Series] = Field(default_factory=dict)
     headlines: list[HeadlineSpec] = Field(default_factory=list)
+    earnings: list[EarningsSpec] | None = None
+    until: At | None = Field(None, description="End of the test (default: its last event)")
     expect: list[ExpectSpec]
 
     @model_validator(mode="after")
@@ -363,6 +374,11 @@ class Case:
     expected: list[Expected]
     #: (symbol, anchor date) -> price, set on the engine's market before the first event.
     anchors: dict[tuple[str, dt.date], float] = field(default_factory=dict)
+    #: The rules compiled with this test's own earnings calendar, when it gives one.
+    plan: Plan | None = None
+    earnings: list[EarningsEvent] = field(default_factory=list)
+    #: Time-driven rules (reminders) are due up to here.
+    end_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -409,12 +425,18 @@ def build_events(
 
 
 def run_case(plan: Plan, case: Case) -> list[AlertEvent]:
-    """Feed one test's events to a fresh `Engine` over `plan`; every transition it tells."""
+    """Feed one test's events to a fresh `Engine` over `plan`; every transition it tells,
+    including the reminders of time-driven rules due between the start and the end."""
+    plan = case.plan or plan
     engine = Engine(plan)
     engine.market.anchors.prices.update(case.anchors)
     out: list[AlertEvent] = []
     for ev in case.events:
         out += engine.on_tick(ev) if isinstance(ev, Tick) else engine.on_headline(ev)
+    for timer in timers_after(plan.reminder_rules, case.earnings, case.start_ms - 1):
+        if timer.fire_ms <= case.end_ms:
+            out.append(timer.alert())
+    out.sort(key=lambda a: a.ts_ms)  # stable: same-instant order from the engine is kept
     return out
 
 
@@ -789,7 +811,29 @@ def _resolve(
                 )
             )
         events = build_events(case, start_ms, src.file, ti)
-        cases.append(Case(case.name, src.file, line, start_ms, events, expected, anchors))
+        case_plan, earnings = None, cfg.earnings
+        if case.earnings is not None:
+            earnings = [EarningsEvent(e.symbol, e.date, e.when) for e in case.earnings]
+            case_plan = compile_rules(dataclasses.replace(cfg, rules=rules, earnings=earnings))
+        end_ms = (
+            _at_ms(case.until, start_ms)
+            if case.until is not None
+            else max([start_ms, *(e.ts_ms for e in events), *(x.ts_ms for x in expected)])
+        )
+        cases.append(
+            Case(
+                case.name,
+                src.file,
+                line,
+                start_ms,
+                events,
+                expected,
+                anchors,
+                plan=case_plan,
+                earnings=earnings,
+                end_ms=end_ms,
+            )
+        )
     if problems:
         return None, [str(p) for p in sorted(problems, key=lambda p: p.line)]
     return Suite(src.file, plan, cases), []
