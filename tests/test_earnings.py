@@ -102,7 +102,5 @@ async def test_a_due_reminder_is_sent_once_even_if_its_job_runs_twice(
         await daemon.stop()
     lines = [x for x in console.getvalue().splitlines() if "remind{" in x]
     assert len(lines) == 1
-    assert (
-        f"NVDA reports after the close {dt.datetime.fromtimestamp(event.market_ms / 1000, NY):%a %b %d} 16:00 ET"
-        in lines[0]
-    )
+    day = dt.datetime.fromtimestamp(event.market_ms / 1000, NY)
+    assert f"NVDA reports after the close {day:%a %b %d} 16:00 ET" in lines[0]
