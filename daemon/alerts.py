@@ -45,11 +45,14 @@ class AlertEvent:
     threshold: float | None = None
     comparison: str = ""
     values: dict[str, float | str] = field(default_factory=dict)
+    #: 0 for the firing itself; n for the n-th reminder that it is still firing (`repeat`).
+    repeat: int = 0
 
     @property
     def id(self) -> str:
-        """Stable per transition: `<key>#<seq>:<state>`."""
-        return f"{self.key}#{self.seq}:{self.state}"
+        """Stable per transition: `<key>#<seq>:<state>`, plus `.r<n>` for a reminder."""
+        base = f"{self.key}#{self.seq}:{self.state}"
+        return f"{base}.r{self.repeat}" if self.repeat else base
 
     @property
     def time_ny(self) -> datetime:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from daemon.alerts import Severity, alert_key
 from daemon.config import Config
+from daemon.events import dt_to_ms
 from daemon.rules.conditions import (
     Band,
     Composite,
@@ -24,6 +25,7 @@ from daemon.rules.conditions import (
     Threshold,
 )
 from daemon.rules.expr import compile_expr
+from daemon.rules.lifecycle import Policy
 from daemon.rules.market import Market
 from daemon.rules.schema import (
     BandCond,
@@ -50,12 +52,14 @@ class Instance:
     key: str
     labels: dict[str, str]
     cond: Measure
-    for_ms: int
-    cooldown_ms: int
+    policy: Policy
     severity: Severity
     template: str
     resolved_template: str
     channels: tuple[str, ...]
+    trigger: str = "change"
+    bar_ms: int = 60_000
+    expires_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +112,19 @@ def _track(m: Market, c: Measure) -> None:
 
 def _ms(rule: Rule, attr: str) -> int:
     return int(getattr(rule, attr).total_seconds() * 1000)
+
+
+def policy_of(rule: Rule) -> Policy:
+    flap = rule.flap
+    return Policy(
+        for_ms=_ms(rule, "for_"),
+        cooldown_ms=_ms(rule, "cooldown"),
+        keep_firing_ms=_ms(rule, "keep_firing_for"),
+        repeat_ms=_ms(rule, "repeat"),
+        notify_resolved=rule.notify_resolved,
+        flap_transitions=flap.transitions if flap else 0,
+        flap_window_ms=int(flap.within.total_seconds() * 1000) if flap else 0,
+    )
 
 
 def build(when: When, cfg: Config) -> dict[str | None, Measure]:
@@ -195,9 +212,10 @@ def compile_rules(cfg: Config) -> Plan:
         for m in measures:
             labels = {**rule.labels, **m.labels}
             inst = Instance(
-                rule.name, alert_key(rule.name, m.labels), labels, m, _ms(rule, "for_"),
-                _ms(rule, "cooldown"), rule.severity, template,
-                rule.resolved_message or DEFAULT_RESOLVED, channels,
+                rule.name, alert_key(rule.name, m.labels), labels, m, policy_of(rule),
+                rule.severity, template, rule.resolved_message or DEFAULT_RESOLVED, channels,
+                rule.trigger, _ms(rule, "bar"),
+                dt_to_ms(rule.expires) if rule.expires is not None else None,
             )  # fmt: skip
             plan.instances.append(inst)
             for sym in m.symbols:

@@ -6,11 +6,11 @@ and the tests drive this same class, so what a test proves is what the daemon do
 
 from __future__ import annotations
 
-from daemon.alerts import AlertEvent, Transition, alert_key
+from daemon.alerts import AlertEvent, alert_key
 from daemon.events import Headline, Tick
 from daemon.rules.compile import HeadlineRule, Instance, Plan
 from daemon.rules.conditions import Reading
-from daemon.rules.lifecycle import AlertState, fire_event, step
+from daemon.rules.lifecycle import AlertState, Told, fire_event, step
 from daemon.rules.market import Market
 from daemon.rules.template import render
 
@@ -34,6 +34,8 @@ class Engine:
         self.market = market if market is not None else plan.new_market()
         self._dirty: set[str] = set()
         self.evaluations = 0
+        #: once_per_bar_close: each instance's latest reading in the bar under way.
+        self._bar_close: dict[str, tuple[int, Reading]] = {}
 
     def with_plan(self, plan: Plan, keep_rules: set[str]) -> tuple[Engine, list[str]]:
         """An engine on a new plan (a rule reload), and the alert keys it no longer tracks.
@@ -73,34 +75,53 @@ class Engine:
         out: list[AlertEvent] = []
         now = self.market.quotes[tick.symbol].ts_ms  # a late tick counts as now, not the past
         for inst in instances:
+            if inst.expires_ms is not None and now >= inst.expires_ms:
+                continue
+            st = self.states.get(inst.key)
+            if st is not None and st.done:
+                continue  # trigger: once, and it has fired
             reading = inst.cond.measure(self.market, now)
+            at = now
+            if inst.trigger == "once_per_bar_close":
+                # judge each bar on its last reading, once the next bar has begun
+                bar = now // inst.bar_ms
+                prev = self._bar_close.get(inst.key)
+                if reading is not None:
+                    self._bar_close[inst.key] = (bar, reading)
+                if prev is None or prev[0] == bar:
+                    continue
+                reading, at = prev[1], (prev[0] + 1) * inst.bar_ms
             if reading is None:
                 continue
             self.evaluations += 1
-            st = self.states.get(inst.key)
             if st is None:
                 st = self.states[inst.key] = AlertState()
-            before = (st.state, st.seq)
-            if reading.event:
-                told = (
-                    fire_event(st, now_ms=now, cooldown_ms=inst.cooldown_ms)
-                    if reading.active
-                    else None
-                )
-            else:
-                told = step(
-                    st,
-                    active=reading.active,
-                    cleared=reading.cleared,
-                    now_ms=now,
-                    for_ms=inst.for_ms,
-                    cooldown_ms=inst.cooldown_ms,
-                )
-            if (st.state, st.seq) != before:
+            before = (st.state, st.seq, st.clearing_since_ms, st.repeats, st.last_bar, st.done)
+            told = self._advance(inst, st, reading, at)
+            after = (st.state, st.seq, st.clearing_since_ms, st.repeats, st.last_bar, st.done)
+            if after != before:
                 self._dirty.add(inst.key)
             if told is not None:
-                out.append(self._event(inst, st, told, reading, now))
+                out.append(self._event(inst, st, told, reading, at))
         return out
+
+    @staticmethod
+    def _advance(inst: Instance, st: AlertState, reading: Reading, now: int) -> Told:
+        """One reading through the rule's trigger mode and lifecycle policy."""
+        p = inst.policy
+        if reading.event or inst.trigger in ("every_time", "once_per_bar", "once_per_bar_close"):
+            if not reading.active:
+                return None
+            if inst.trigger == "once_per_bar":
+                bar = now // inst.bar_ms
+                if bar == st.last_bar:
+                    return None
+                st.last_bar = bar
+            return fire_event(st, now_ms=now, cooldown_ms=p.cooldown_ms)
+        told = step(st, active=reading.active, cleared=reading.cleared, now_ms=now, policy=p)
+        if told == "firing" and inst.trigger == "once":
+            st.done = True
+        return told
 
     def on_headline(self, h: Headline) -> list[AlertEvent]:
         out: list[AlertEvent] = []
@@ -127,13 +148,14 @@ class Engine:
         return dirty
 
     def _event(
-        self, inst: Instance, st: AlertState, told: Transition, r: Reading, now: int
+        self, inst: Instance, st: AlertState, told: Told, r: Reading, now: int
     ) -> AlertEvent:
         ev = AlertEvent(
             rule=inst.rule,
             key=inst.key,
-            state=told,
+            state="resolved" if told == "resolved" else "firing",
             seq=st.seq,
+            repeat=st.repeats if told == "repeat" else 0,
             ts_ms=now,
             severity=inst.severity,
             summary="",
@@ -144,7 +166,7 @@ class Engine:
             comparison=r.comparison,
             values=r.values,
         )
-        return _with_summary(ev, inst.template if told == "firing" else inst.resolved_template)
+        return _with_summary(ev, inst.resolved_template if told == "resolved" else inst.template)
 
     def _headline_event(
         self,

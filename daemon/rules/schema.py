@@ -23,6 +23,7 @@ __all__ = [
     "EarningsCond",
     "EarningsReminderCond",
     "ExprCond",
+    "FlapPolicy",
     "HeadlineCond",
     "PctMoveCond",
     "Reminder",
@@ -370,6 +371,14 @@ class When(_Model):
         return self.kind == "band" and self.band is not None and self.band.on in ("enters", "exits")
 
 
+class FlapPolicy(_Model):
+    """`transitions` fires/resolves within `within` mark the alert flapping: notifications are
+    held until it has been quiet for `within`."""
+
+    transitions: int = Field(ge=2, le=100)
+    within: Duration
+
+
 class Rule(_Model):
     """One trigger: a condition, how long it must hold, how it clears, who hears about it."""
 
@@ -383,6 +392,21 @@ class Rule(_Model):
     cooldown: Duration = Field(
         default=dt.timedelta(0), description="Minimum time between two firings of one alert"
     )
+    keep_firing_for: Duration = Field(
+        default=dt.timedelta(0), description="Stay firing until clear has held this long"
+    )
+    repeat: Duration = Field(
+        default=dt.timedelta(0), description="Remind every so often while still firing"
+    )
+    notify_resolved: bool = Field(True, description="Tell when the alert resolves")
+    trigger: Literal["change", "once", "once_per_bar", "once_per_bar_close", "every_time"] = Field(
+        "change",
+        description="change: on state changes (default); TradingView's once, once_per_bar, "
+        "once_per_bar_close, every_time (each bounded by cooldown)",
+    )
+    bar: Duration = Field(default=dt.timedelta(minutes=1), description="Bar length for triggers")
+    expires: dt.datetime | None = Field(None, description="Stop evaluating after this time")
+    flap: FlapPolicy | None = None
     severity: Severity = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     message: str | None = Field(None, description="Template, e.g. '{symbol} {value:.2f}'")
@@ -396,6 +420,13 @@ class Rule(_Model):
             if not key.isidentifier():
                 raise ValueError(f"label name {key!r} must be a plain identifier")
         return labels
+
+    @field_validator("expires")
+    @classmethod
+    def _aware(cls, v: dt.datetime | None) -> dt.datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("expires needs a zone, e.g. 2026-12-31T16:00:00-05:00")
+        return v
 
     @model_validator(mode="after")
     def _events_have_no_for(self) -> Self:
