@@ -90,7 +90,7 @@ def test_expired_rule_stops_evaluating(make_engine: MakeEngine) -> None:
     from tests.test_engine import ny
 
     expires = "2026-03-16T10:02:00-04:00"
-    assert T0 == ny(2026, 3, 16, 10, 0)
+    assert ny(2026, 3, 16, 10, 0) == T0
     got = run(make_engine, f"    expires: {expires}\n", [101, 99, 99, 101, 99])
     assert got == [("firing", 0, 0), ("resolved", 0, 1)]
 
