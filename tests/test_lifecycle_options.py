@@ -15,9 +15,10 @@ def rule(extra: str, when: str = "{threshold: {symbols: NVDA, above: 100}}") -> 
     return f"rules:\n  - name: r\n    when: {when}\n    channels: [console]\n{extra}"
 
 
-def run(make_engine: MakeEngine, extra: str, prices: list[float], step: int = MIN,
-        when: str = "{threshold: {symbols: NVDA, above: 100}}") -> list[tuple[str, int, int]]:  # fmt: skip
-    e = make_engine(rule(extra, when))
+def run(
+    make_engine: MakeEngine, extra: str, prices: list[float], step: int = MIN
+) -> list[tuple[str, int, int]]:
+    e = make_engine(rule(extra))
     out = feed(e, [Tick("NVDA", T0 + i * step, p) for i, p in enumerate(prices)])
     return [(a.state, a.repeat, (a.ts_ms - T0) // step) for a in out]
 
