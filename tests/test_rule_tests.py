@@ -32,8 +32,15 @@ def run(paths: list[Path | str]) -> tuple[int, str]:
 
 
 def write(tmp_path: Path, body: str, name: str = "t.yaml") -> Path:
-    """A test file whose config is the repo's alerts.yaml (absolute: tmp_path is elsewhere)."""
+    """A test file whose config is the repo's alerts.yaml (absolute: tmp_path is elsewhere).
+
+    Without its own `rule_files`, the market rules are under test (not rules/ops.yaml, whose
+    staleness checks would speak up about every symbol a small test does not tick).
+    """
     path = tmp_path / name
+    if "rule_files:" not in body:
+        market = ", ".join(str(REPO / "rules" / f) for f in ("rotation.yaml", "headlines.yaml"))
+        body = f"{body.rstrip()}\nrule_files: [{market}]\n"  # last, so line numbers hold
     path.write_text(f"config: {REPO / 'alerts.yaml'}\n{body}")
     return path
 

@@ -22,6 +22,7 @@ from daemon.rules.conditions import (
     Measure,
     PctMove,
     Spread,
+    Stale,
     Threshold,
 )
 from daemon.rules.expr import compile_expr
@@ -35,9 +36,11 @@ from daemon.rules.schema import (
     PctMoveCond,
     Rule,
     SpreadCond,
+    StaleCond,
     ThresholdCond,
     When,
 )
+from daemon.rules.sessions import ActiveWindow, Sessions, nyse
 from daemon.rules.template import DEFAULT_MESSAGES, DEFAULT_RESOLVED
 from daemon.rules.timers import ReminderRule
 
@@ -60,6 +63,7 @@ class Instance:
     trigger: str = "change"
     bar_ms: int = 60_000
     expires_ms: int | None = None
+    active: ActiveWindow | None = None
 
 
 @dataclass(slots=True)
@@ -79,6 +83,9 @@ class Plan:
     by_symbol: dict[str, list[Instance]] = field(default_factory=dict)
     headline_rules: list[HeadlineRule] = field(default_factory=list)
     reminder_rules: list[ReminderRule] = field(default_factory=list)
+    #: Instances that time alone can change (staleness): also evaluated as the clock moves.
+    clock_instances: list[Instance] = field(default_factory=list)
+    sessions: Sessions = field(default_factory=nyse)
 
     def new_market(self) -> Market:
         """A market view that tracks exactly the windows and anchors these rules read."""
@@ -157,6 +164,8 @@ def build(when: When, cfg: Config) -> dict[str | None, Measure]:
         return {s: Crosses(cond, s) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, BandCond):
         return {s: Band(cond, s) for s in cfg.expand(cond.symbols)}
+    if isinstance(cond, StaleCond):
+        return {s: Stale(cond, s, nyse()) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, EarningsCond):
         return {s: EarningsWindow(cond, s, cfg.earnings) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, SpreadCond):
@@ -215,9 +224,11 @@ def compile_rules(cfg: Config) -> Plan:
                 rule.name, alert_key(rule.name, m.labels), labels, m, policy_of(rule),
                 rule.severity, template, rule.resolved_message or DEFAULT_RESOLVED, channels,
                 rule.trigger, _ms(rule, "bar"),
-                dt_to_ms(rule.expires) if rule.expires is not None else None,
+                dt_to_ms(rule.expires) if rule.expires is not None else None, rule.active,
             )  # fmt: skip
             plan.instances.append(inst)
             for sym in m.symbols:
                 plan.by_symbol.setdefault(sym, []).append(inst)
+            if any(isinstance(leaf, Stale) for leaf in _leaves(m)):
+                plan.clock_instances.append(inst)
     return plan

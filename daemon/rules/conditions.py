@@ -23,8 +23,10 @@ from daemon.rules.schema import (
     HeadlineCond,
     PctMoveCond,
     SpreadCond,
+    StaleCond,
     ThresholdCond,
 )
+from daemon.rules.sessions import Sessions
 
 __all__ = [
     "Band",
@@ -38,6 +40,7 @@ __all__ = [
     "PctMove",
     "Reading",
     "Spread",
+    "Stale",
     "Threshold",
 ]
 
@@ -310,6 +313,32 @@ class EarningsWindow:
         return Reading(float("nan"), False, True, values, False, None, "hours from report")
 
 
+class Stale:
+    """Silence from a symbol during the regular session, measured in seconds."""
+
+    kind: ClassVar[str] = "stale"
+
+    def __init__(self, cond: StaleCond, symbol: str, sessions: Sessions):
+        self.symbol = symbol
+        self.symbols = (symbol,)
+        self.after_ms = int(cond.after.total_seconds() * 1000)
+        self.sessions = sessions
+        self.labels = {"symbol": symbol}
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        values: dict[str, float | str] = {"symbol": self.symbol}
+        if not self.sessions.is_regular(now_ms):
+            return Reading(0.0, False, True, values, False, None, "silent")
+        hours = self.sessions.regular_hours(self.sessions.ny_date(now_ms))
+        opened = hours[0] if hours else now_ms
+        q = m.quotes.get(self.symbol)
+        last = max(q.ts_ms if q else m.first_ms, opened)
+        silent_s = max(0, now_ms - last) / 1000
+        active = silent_s * 1000 >= self.after_ms
+        values["silent_for"] = _fmt_window(dt.timedelta(seconds=int(silent_s)))
+        return Reading(silent_s, active, not active, values, False, self.after_ms / 1000, ">=")
+
+
 class ExprMeasure:
     """A condition written in the expression language (`daemon.rules.expr`)."""
 
@@ -339,7 +368,9 @@ class ExprMeasure:
         )  # fmt: skip
 
 
-Measure = Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure | EarningsWindow
+Measure = (
+    Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure | EarningsWindow | Stale
+)
 
 
 def _fmt_window(td: dt.timedelta) -> str:

@@ -36,6 +36,8 @@ class Engine:
         self.evaluations = 0
         #: once_per_bar_close: each instance's latest reading in the bar under way.
         self._bar_close: dict[str, tuple[int, Reading]] = {}
+        #: Event time at which time-driven conditions were last evaluated.
+        self._clock_ms = 0
 
     def with_plan(self, plan: Plan, keep_rules: set[str]) -> tuple[Engine, list[str]]:
         """An engine on a new plan (a rule reload), and the alert keys it no longer tracks.
@@ -48,6 +50,7 @@ class Engine:
         old = self.market
         market.quotes = old.quotes
         market.anchors = old.anchors
+        market.first_ms = old.first_ms
         for sym, fresh in market.windows.items():
             kept = old.windows.get(sym)
             if kept is not None:
@@ -70,40 +73,58 @@ class Engine:
     def on_tick(self, tick: Tick) -> list[AlertEvent]:
         self.market.record(tick)
         instances = self.plan.by_symbol.get(tick.symbol)
-        if not instances:
-            return []
         out: list[AlertEvent] = []
         now = self.market.quotes[tick.symbol].ts_ms  # a late tick counts as now, not the past
-        for inst in instances:
-            if inst.expires_ms is not None and now >= inst.expires_ms:
-                continue
-            st = self.states.get(inst.key)
-            if st is not None and st.done:
-                continue  # trigger: once, and it has fired
-            reading = inst.cond.measure(self.market, now)
-            at = now
-            if inst.trigger == "once_per_bar_close":
-                # judge each bar on its last reading, once the next bar has begun
-                bar = now // inst.bar_ms
-                prev = self._bar_close.get(inst.key)
-                if reading is not None:
-                    self._bar_close[inst.key] = (bar, reading)
-                if prev is None or prev[0] == bar:
-                    continue
-                reading, at = prev[1], (prev[0] + 1) * inst.bar_ms
-            if reading is None:
-                continue
-            self.evaluations += 1
-            if st is None:
-                st = self.states[inst.key] = AlertState()
-            before = (st.state, st.seq, st.clearing_since_ms, st.repeats, st.last_bar, st.done)
-            told = self._advance(inst, st, reading, at)
-            after = (st.state, st.seq, st.clearing_since_ms, st.repeats, st.last_bar, st.done)
-            if after != before:
-                self._dirty.add(inst.key)
-            if told is not None:
-                out.append(self._event(inst, st, told, reading, at))
+        if instances:
+            for inst in instances:
+                self._evaluate(inst, now, out)
+        if self.plan.clock_instances and now - self._clock_ms >= 1000:
+            self._clock_ms = now  # event time moved on: time-driven conditions may have changed
+            for inst in self.plan.clock_instances:
+                if tick.symbol not in inst.cond.symbols:
+                    self._evaluate(inst, now, out)
         return out
+
+    def on_clock(self, now_ms: int) -> list[AlertEvent]:
+        """Evaluate the conditions time alone can change (staleness), with no tick arriving."""
+        out: list[AlertEvent] = []
+        if now_ms > self._clock_ms:
+            self._clock_ms = now_ms
+            for inst in self.plan.clock_instances:
+                self._evaluate(inst, now_ms, out)
+        return out
+
+    def _evaluate(self, inst: Instance, now: int, out: list[AlertEvent]) -> None:
+        if inst.expires_ms is not None and now >= inst.expires_ms:
+            return
+        if inst.active is not None and not inst.active.allows(now, self.plan.sessions):
+            return
+        st = self.states.get(inst.key)
+        if st is not None and st.done:
+            return  # trigger: once, and it has fired
+        reading = inst.cond.measure(self.market, now)
+        at = now
+        if inst.trigger == "once_per_bar_close":
+            # judge each bar on its last reading, once the next bar has begun
+            bar = now // inst.bar_ms
+            prev = self._bar_close.get(inst.key)
+            if reading is not None:
+                self._bar_close[inst.key] = (bar, reading)
+            if prev is None or prev[0] == bar:
+                return
+            reading, at = prev[1], (prev[0] + 1) * inst.bar_ms
+        if reading is None:
+            return
+        self.evaluations += 1
+        if st is None:
+            st = self.states[inst.key] = AlertState()
+        before = (st.state, st.seq, st.clearing_since_ms, st.repeats, st.last_bar, st.done)
+        told = self._advance(inst, st, reading, at)
+        after = (st.state, st.seq, st.clearing_since_ms, st.repeats, st.last_bar, st.done)
+        if after != before:
+            self._dirty.add(inst.key)
+        if told is not None:
+            out.append(self._event(inst, st, told, reading, at))
 
     @staticmethod
     def _advance(inst: Instance, st: AlertState, reading: Reading, now: int) -> Told:

@@ -134,6 +134,9 @@ class Market:
     anchor_days: dict[str, set[dt.date]] = field(default_factory=dict)
     ytd_symbols: set[str] = field(default_factory=set)
     dirty: set[str] = field(default_factory=set)
+    #: Event time of the first tick this view saw: a symbol never seen since then has been
+    #: silent only since then, not since the open (no alarm storm at start-up).
+    first_ms: int = 0
 
     def need_window(self, sym: str, span_ms: int) -> None:
         w = self.windows.get(sym)
@@ -143,6 +146,8 @@ class Market:
             w.span_ms = span_ms
 
     def record(self, t: Tick) -> None:
+        if not self.first_ms:
+            self.first_ms = t.ts_ms
         prev = self.quotes.get(t.symbol)
         # a late tick (within tolerance) updates the price but never moves the clock back
         ts = prev.ts_ms if prev is not None and t.ts_ms < prev.ts_ms else t.ts_ms

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ from daemon.store.streams import Entry, StreamStore
 __all__ = ["Evaluator", "EvaluatorStats"]
 
 log = logging.getLogger("tickwatch.evaluator")
+#: How often time-driven conditions (staleness) are checked against the wall clock.
+CLOCK_EVERY_S = 5.0
 
 
 @dataclass
@@ -200,8 +203,12 @@ class Evaluator:
                 break
             log.info("evaluator re-processing %d unacknowledged entries", len(entries))
             await self.process(entries)
+        next_clock = 0.0
         while True:
             await self._apply_next_plan()
+            if time.monotonic() >= next_clock:
+                next_clock = time.monotonic() + CLOCK_EVERY_S
+                await self.check_clock()
             entries = await self.store.read_group(
                 streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=200
             )
@@ -232,6 +239,28 @@ class Evaluator:
                     self.stats.headlines += 1
             except (KeyError, ValueError) as e:
                 log.warning("evaluator skipped malformed entry %s in %s: %r", entry_id, stream, e)
+        await self._commit(alerts, acks)
+        self.stats.batches += 1
+        return alerts
+
+    async def check_clock(self, now_ms: int | None = None) -> list[AlertEvent]:
+        """Evaluate time-driven conditions (staleness) against the wall clock, and commit.
+
+        Only while the feed is live (event time within 15 minutes of the wall clock, or no
+        event yet): a replay of March data must not make every symbol look silent in November.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        last = self.stats.last_event_ms
+        if not self.plan.clock_instances or (last and now_ms - last > 15 * 60_000):
+            return []
+        alerts = self.engine.on_clock(now_ms)
+        await self._commit(alerts, {})
+        return alerts
+
+    async def _commit(self, alerts: list[AlertEvent], acks: dict[str, list[str]]) -> None:
+        """States, checkpoint, outbox entries and acks in one MULTI/EXEC."""
+        k = self.keys
+        engine = self.engine
         pipe = self.redis.pipeline(transaction=True)
         dirty = engine.take_dirty()
         if dirty:
@@ -244,11 +273,9 @@ class Evaluator:
         for stream, ids in acks.items():
             pipe.xack(stream, k.EVAL_GROUP, *ids)
         await pipe.execute()
-        self.stats.batches += 1
         self.stats.alerts += len(alerts)
         for a in alerts:
             log.debug("alert %s %s", a.state, a.key)
-        return alerts
 
 
 def _event_time(entry: Entry) -> int:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from daemon.alerts import Severity
 from daemon.durations import Duration
+from daemon.rules.sessions import ActiveWindow
 
 __all__ = [
     "CONDITION_KINDS",
@@ -31,6 +32,7 @@ __all__ = [
     "RuleFile",
     "SentimentFilter",
     "SpreadCond",
+    "StaleCond",
     "ThresholdCond",
     "When",
 ]
@@ -256,6 +258,23 @@ class EarningsReminderCond(_Model):
     remind: list[Reminder] = Field(min_length=1)
 
 
+class StaleCond(_Model):
+    """No tick from a symbol for `after` while the regular session is open.
+
+    Silence after the close, on weekends and holidays is not an outage, and the clock starts
+    at the open: a feed that was quiet overnight is not stale at 09:31.
+    """
+
+    symbols: Symbols
+    after: Duration
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        if self.after.total_seconds() <= 0:
+            raise ValueError("after must be longer than 0s, e.g. 5m")
+        return self
+
+
 class ExprCond(_Model):
     """A condition in the safe expression language: `ytd_return(XMAG) - ytd_return(MAGS) < 8`."""
 
@@ -264,11 +283,11 @@ class ExprCond(_Model):
 
 Condition = (
     ThresholdCond | SpreadCond | PctMoveCond | HeadlineCond | CrossesCond | BandCond | ExprCond
-    | EarningsCond | EarningsReminderCond
+    | EarningsCond | EarningsReminderCond | StaleCond
 )  # fmt: skip
 CONDITION_KINDS = (
     "threshold", "spread", "pct_move", "headline", "crosses", "band", "expr", "earnings",
-    "earnings_reminder", "all", "any", "not",
+    "earnings_reminder", "stale", "all", "any", "not",
 )  # fmt: skip
 #: The words traders know from TradingView, accepted as condition names.
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -296,6 +315,7 @@ class When(_Model):
     expr: str | None = Field(None, max_length=1000, description="A safe expression")
     earnings: EarningsCond | None = None
     earnings_reminder: EarningsReminderCond | None = None
+    stale: StaleCond | None = None
     all: list[When] | None = Field(None, min_length=1, description="Every condition holds")
     any: list[When] | None = Field(None, min_length=1, description="At least one holds")
     not_: When | None = Field(None, alias="not", description="The condition does not hold")
@@ -406,6 +426,9 @@ class Rule(_Model):
     )
     bar: Duration = Field(default=dt.timedelta(minutes=1), description="Bar length for triggers")
     expires: dt.datetime | None = Field(None, description="Stop evaluating after this time")
+    active: ActiveWindow | None = Field(
+        None, description="When the rule is evaluated: sessions, weekdays, from/until dates"
+    )
     flap: FlapPolicy | None = None
     severity: Severity = "warning"
     labels: dict[str, str] = Field(default_factory=dict)

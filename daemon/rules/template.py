@@ -37,6 +37,7 @@ PLACEHOLDERS: dict[str, dict[str, object]] = {
     "pct_move": {**_COMMON, "symbol": "", "price": 0.0, "from_price": 0.0, "window": ""},
     "crosses": {**_COMMON, "symbol": "", "price": 0.0, "from_price": 0.0},
     "band": {**_COMMON, "symbol": "", "price": 0.0, "lower": 0.0, "upper": 0.0},
+    "stale": {**_COMMON, "symbol": "", "silent_for": ""},
     "earnings": {**_COMMON, "symbol": "", "report_date": "", "when_text": "", "hours": 0.0},
     "earnings_reminder": {
         **_COMMON,
@@ -64,6 +65,7 @@ DEFAULT_MESSAGES = {
     "pct_move": "{symbol} moved {value:+.2f}% in {window} to {price:.2f}",
     "headline": "{symbol}: {title} ({source})",
     "crosses": "{symbol} {comparison} {threshold:g} at {price:.2f}",
+    "stale": "{symbol}: no data for {silent_for} during the session",
     "earnings": "{symbol} is in its earnings window ({report_date} {when_text})",
     "earnings_reminder": "{symbol} reports {when_text} {report_time} ({lead})",
     "band": "{symbol} {comparison} the {lower:g}-{upper:g} channel at {price:.2f}",
