@@ -96,3 +96,23 @@ async def test_evaluator_clock_check_commits_stale_alerts(
     # a replay of old data (event time far behind the wall clock) never trips the clock check
     ev.stats.last_event_ms = t - 86_400_000
     assert await ev.check_clock(t + 60 * MIN) == []
+
+
+async def test_a_daemon_started_mid_session_does_not_report_every_feed_overdue(
+    tmp_path: Path, redis: Redis, keys: Keys
+) -> None:
+    (tmp_path / "alerts.yaml").write_text(
+        "channels: {console: {type: console}}\nrules:\n  - name: silent\n"
+        "    when: {stale: {symbols: [NVDA, MSFT], after: 5m}}\n    channels: [console]\n"
+    )
+    ev = Evaluator(redis, keys, compile_rules(load_config(tmp_path / "alerts.yaml", env={})))
+    await ev.restore()
+    started = ev.engine.market.first_ms
+    assert started > 0
+    # whatever the wall-clock session, one minute after start nothing can be overdue
+    assert await ev.check_clock(started + MIN) == []
+    # and the silence is measured from the start: on a session day, 6 minutes later it is
+    monday_noon = ny(2026, 3, 16, 12, 0)
+    ev.engine.market.first_ms = monday_noon
+    fired = await ev.check_clock(monday_noon + 6 * MIN)
+    assert sorted(a.key for a in fired) == ["silent{symbol=MSFT}", "silent{symbol=NVDA}"]

@@ -83,6 +83,10 @@ class Evaluator:
         market = self.plan.new_market()
         checkpoint: dict[str, str] = await self.redis.hgetall(k.eval_checkpoint)  # type: ignore[misc]
         _load_checkpoint(market, checkpoint)
+        if not market.first_ms:
+            # symbols not heard from yet count as silent from now on, not from the open:
+            # a daemon started at noon must not report every feed as hours overdue
+            market.first_ms = int(time.time() * 1000)
         self.engine = Engine(self.plan, states, market)
         firing = sum(s.state == "firing" for s in states.values())
         pending = sum(s.state == "pending" for s in states.values())
