@@ -113,6 +113,8 @@ async def test_a_daemon_started_mid_session_does_not_report_every_feed_overdue(
     assert await ev.check_clock(started + MIN) == []
     # and the silence is measured from the start: on a session day, 6 minutes later it is
     monday_noon = ny(2026, 3, 16, 12, 0)
+    ev = Evaluator(redis, keys, ev.plan)
+    await ev.restore()
     ev.engine.market.first_ms = monday_noon
     fired = await ev.check_clock(monday_noon + 6 * MIN)
     assert sorted(a.key for a in fired) == ["silent{symbol=MSFT}", "silent{symbol=NVDA}"]
