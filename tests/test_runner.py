@@ -150,3 +150,27 @@ async def test_headlines_and_ticks_are_evaluated_and_malformed_entries_skipped(
     assert [(a.key, a.state) for a in alerts] == [("capex{symbol=MSFT}", "firing")]
     assert (await redis.xpending(keys.ticks, keys.EVAL_GROUP))["pending"] == 0
     assert ev.stats.headlines == 1
+
+
+async def test_expression_windows_are_rebuilt_from_history_after_restart(
+    redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
+    p = tmp_path / "alerts.yaml"
+    p.write_text(
+        "channels: {console: {type: console}}\nrules:\n  - name: sma-high\n"
+        '    when: {expr: "sma(price(NVDA), 10m, 2) > 104"}\n    channels: [console]\n'
+    )
+    plan = compile_rules(load_config(p, env={}))
+    store = StreamStore(redis, keys)
+    await store.write([Tick("NVDA", T0 + i * MIN, 100.0 + i) for i in range(5)])  # 100..104
+    await drain(Evaluator(redis, keys, plan))
+    assert await redis.xlen(keys.outbox) == 0  # mean 102: not above 104
+
+    # restart: the 10-minute mean must include the five earlier prices, not start afresh
+    await store.write([Tick("NVDA", T0 + 5 * MIN, 130.0)])
+    await drain(Evaluator(redis, keys, compile_rules(load_config(p, env={}))))
+    alerts = await outbox(redis, keys)
+    expected_mean = (100 + 101 + 102 + 103 + 104 + 130) / 6  # 106.67 > 104
+    assert [(a.key, round(a.value or 0, 6)) for a in alerts] == [
+        ("sma-high", round(expected_mean, 6))
+    ]

@@ -64,6 +64,8 @@ class Instance:
     bar_ms: int = 60_000
     expires_ms: int | None = None
     active: ActiveWindow | None = None
+    #: Whether replaying history through `cond` rebuilds state (expressions' windows).
+    warms: bool = False
 
 
 @dataclass(slots=True)
@@ -226,6 +228,7 @@ def compile_rules(cfg: Config) -> Plan:
                 rule.trigger, _ms(rule, "bar"),
                 dt_to_ms(rule.expires) if rule.expires is not None else None, rule.active,
             )  # fmt: skip
+            inst.warms = any(isinstance(leaf, ExprMeasure) for leaf in _leaves(m))
             plan.instances.append(inst)
             for sym in m.symbols:
                 plan.by_symbol.setdefault(sym, []).append(inst)

@@ -56,6 +56,12 @@ class Engine:
             if kept is not None:
                 kept.span_ms = max(kept.span_ms, fresh.span_ms)
                 market.windows[sym] = kept
+        # unchanged rules keep their measures too: an expression's rolling windows carry over
+        old_by_key = {inst.key: inst for inst in self.plan.instances}
+        for inst in plan.instances:
+            kept_inst = old_by_key.get(inst.key)
+            if inst.rule in keep_rules and kept_inst is not None:
+                inst.cond = kept_inst.cond
         states, dropped = {}, []
         for key, st in self.states.items():
             if rule_of(key) in keep_rules:
@@ -67,8 +73,11 @@ class Engine:
         return engine, dropped
 
     def warm(self, tick: Tick) -> None:
-        """Update prices and windows from history without evaluating any rule."""
+        """Replay history: prices, windows and expressions' rolling state; no alert is told."""
         self.market.record(tick)
+        for inst in self.plan.by_symbol.get(tick.symbol, ()):
+            if inst.warms:
+                inst.cond.measure(self.market, tick.ts_ms)
 
     def on_tick(self, tick: Tick) -> list[AlertEvent]:
         self.market.record(tick)

@@ -81,16 +81,15 @@ class Evaluator:
         raw_states: dict[str, str] = await self.redis.hgetall(k.alert_state)  # type: ignore[misc]
         states = {key: AlertState.from_json(v) for key, v in raw_states.items()}
         market = self.plan.new_market()
-        checkpoint: dict[str, str] = await self.redis.hgetall(k.eval_checkpoint)  # type: ignore[misc]
-        _load_checkpoint(market, checkpoint)
-        if not market.first_ms:
-            # symbols not heard from yet count as silent from now on, not from the open:
-            # a daemon started at noon must not report every feed as hours overdue
-            market.first_ms = int(time.time() * 1000)
         self.engine = Engine(self.plan, states, market)
         firing = sum(s.state == "firing" for s in states.values())
         pending = sum(s.state == "pending" for s in states.values())
-        await self._warm()
+        await self._warm()  # history first: windows and expression state
+        checkpoint: dict[str, str] = await self.redis.hgetall(k.eval_checkpoint)  # type: ignore[misc]
+        _load_checkpoint(market, checkpoint)  # then the exact last prices and anchors
+        # symbols not heard from yet count as silent from now on, not from the open:
+        # a daemon started at noon must not report every feed as hours overdue
+        market.first_ms = int(time.time() * 1000)
         self._warn_missing_anchors()
         log.info(
             "evaluator ready: %d rule instances, %d headline rules; restored %d alert states "
@@ -148,11 +147,10 @@ class Evaluator:
     async def _warm(self, only: set[str] | None = None) -> None:
         """Replay already-processed ticks from the last `warmup_ms` into windows only.
 
-        Prices and anchors come from the checkpoint, which is exact; windows are the one thing
-        too big to checkpoint every batch, and the stream already holds their history.
+        Prices and anchors then come from the checkpoint, which is exact; windows (and the
+        rolling state of expressions) are too big to checkpoint every batch, and the stream
+        already holds their history.
         """
-        if not self.engine.market.windows:
-            return
         k = self.keys
         boundary = await self._first_unprocessed(k.ticks)
         if boundary is None:
@@ -169,13 +167,13 @@ class Evaluator:
             newest_ts = newest_ts if newest_ts is not None else int(rows[-1][2]["t"])
             done = newest_ts - first_ts > self.warmup_ms or len(rows) < 5000
         windows = self.engine.market.windows
-        if only is not None:
-            windows = {s: w for s, w in windows.items() if s in only}
         for rows in reversed(chunks):
             for _, _, fields in rows:
-                w = windows.get(fields["s"])
-                if w is not None:
-                    w.add(int(fields["t"]), float(fields["p"]))
+                if only is None:  # start-up: prices, windows and expression state
+                    self.engine.warm(Tick.from_fields(fields))
+                    self.stats.warmed += 1
+                elif fields["s"] in only:  # a reload: only windows that are new
+                    windows[fields["s"]].add(int(fields["t"]), float(fields["p"]))
                     self.stats.warmed += 1
 
     async def _first_unprocessed(self, stream: str) -> str | None:
