@@ -173,3 +173,22 @@ def test_expression_errors_are_located(make_engine: MakeEngine) -> None:
     text = str(info.value)
     assert "rules/r.yaml:3: rules[0].when.expr:" in text
     assert "unknown function 'zcore'" in text and "zscore" in text
+
+
+def test_change_over_a_window_catches_a_spread_compressing(make_engine: MakeEngine) -> None:
+    """`change()` is the spread-compression trigger: down more than 1 point within 30 minutes."""
+    e = make_engine("""\
+rules:
+  - name: compressing
+    when: {expr: "change(price(XMAG) - price(MAGS), 30m) <= -1"}
+    channels: [console]
+""")
+    spread = [10.0] * 31 + [9.8, 9.5, 9.2, 8.9, 8.6]  # minute by minute
+    ticks = []
+    for i, sp in enumerate(spread):
+        ticks += [Tick("MAGS", T0 + i * MIN, 50.0), Tick("XMAG", T0 + i * MIN, 50.0 + sp)]
+    out = feed(e, ticks)
+    # first minute whose spread is at least 1 below the spread 30 minutes earlier
+    first = next(i for i in range(30, len(spread)) if spread[i] - spread[i - 30] <= -1)
+    assert [(a.state, a.ts_ms) for a in out] == [("firing", T0 + first * MIN)]
+    assert out[0].value == pytest.approx(spread[first] - spread[first - 30])

@@ -44,6 +44,8 @@ Semantics:
   pct_change = (x - x₀) / |x₀| * 100, x₀ the last sample at or before now - W; None until the
   history reaches back W. After a gap over 2W, x₀ is the oldest sample inside the window (as
   `Window.reference`: a move across a night or an outage is not a move "within" W).
+  change = x - x₀ with the same x₀: e.g. `change(ytd_return(XMAG) - ytd_return(MAGS), 1d) < -1`
+  is "the spread compressed by more than a point in a day".
 - `ExprState.values()`: both sides of each comparison, in reading order, as value/threshold,
   value2/threshold2, ... (`Expr.value_names`), for message templates.
 """
@@ -85,6 +87,7 @@ FUNCTIONS = {
     "sma": "sma(x, window[, min_samples])", "ema": "ema(x, window[, min_samples])",
     "stdev": "stdev(x, window[, min_samples])", "zscore": "zscore(x, window[, min_samples])",
     "pct_change": "pct_change(x, window)",
+    "change": "change(x, window)",
 }  # fmt: skip
 _QUOTE_FUNCS = {"price": "last", "bid": "bid", "ask": "ask", "mid": "mid"}
 _KEYWORDS = ("and", "or", "not")
@@ -291,12 +294,20 @@ class _Buffer:
             var = (self._s2 - self._s1 * self._s1 / n) / (n - 1)
         return math.sqrt(max(var, 0.0))
 
-    def pct_change(self, now: int, v: float) -> float | None:
+    def reference(self, now: int) -> float | None:
+        """The value a window ago (same gap rule as `pct_change`), None if history is short."""
         cutoff = now - self.span
         if self.t[0] > cutoff:
             return None  # the history does not reach back a whole window yet
-        ref = self.x[1] if self.t[0] < cutoff - self.span else self.x[0]
-        return _fin(_div((v - ref) * 100, abs(ref)))
+        return self.x[1] if self.t[0] < cutoff - self.span else self.x[0]
+
+    def pct_change(self, now: int, v: float) -> float | None:
+        ref = self.reference(now)
+        return None if ref is None else _fin(_div((v - ref) * 100, abs(ref)))
+
+    def change(self, now: int, v: float) -> float | None:
+        ref = self.reference(now)
+        return None if ref is None else _fin(v - ref)
 
 
 class _Ema:
@@ -395,6 +406,8 @@ def _windowed(name: str, x: _Num, slot: int, min_n: int) -> _Num:
         now = b.push(s._now, v)
         if name == "pct_change":
             return b.pct_change(now, v)
+        if name == "change":
+            return b.change(now, v)
         if len(b.x) < min_n:
             return None
         if name == "sma":
@@ -639,7 +652,7 @@ class _Parser:
             self.arity(f, col, n, 2, 8)
             fns = [self.as_num(a, f"{f}()") for a in args]
             return _pure_extreme(min if f == "min" else max, fns)
-        self.arity(f, col, n, 2, 2 if f == "pct_change" else 3)
+        self.arity(f, col, n, 2, 2 if f in ("pct_change", "change") else 3)
         x = self.as_num(args[0], f"{f}()")
         w = args[1]
         if w.kind != "dur":
@@ -708,7 +721,9 @@ class ExprState:
 
     def __init__(self, expr: Expr):
         self._expr = expr
-        self._bufs = [_Buffer(ms, f == "pct_change") for f, ms in expr._windows if f != "ema"]
+        self._bufs = [
+            _Buffer(ms, f in ("pct_change", "change")) for f, ms in expr._windows if f != "ema"
+        ]
         self._emas = [_Ema(ms) for f, ms in expr._windows if f == "ema"]
         self._market, self._now = _NO_MARKET, 0
         self._values: dict[str, float] = {}
