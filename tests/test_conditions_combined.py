@@ -192,3 +192,44 @@ rules:
     first = next(i for i in range(30, len(spread)) if spread[i] - spread[i - 30] <= -1)
     assert [(a.state, a.ts_ms) for a in out] == [("firing", T0 + first * MIN)]
     assert out[0].value == pytest.approx(spread[first] - spread[first - 30])
+
+
+BREADTH = """\
+rules:
+  - name: mag-selloff
+    when:
+      breadth:
+        at_least: 2
+        of: {pct_move: {symbols: mag7, since: prev_close, down: 2}}
+    message: "{count:.0f} of {of:.0f} down 2%+: {symbols}"
+    channels: [console]
+"""
+
+
+def test_breadth_counts_group_members_down_since_the_previous_close(
+    make_engine: MakeEngine,
+) -> None:
+    from tests.test_engine import ny
+
+    e = make_engine(BREADTH)
+    eve = ny(2026, 3, 16, 15, 59)
+    day = ny(2026, 3, 17, 10, 0)
+    ticks = [Tick(s, eve, 100.0) for s in ("AAPL", "MSFT", "NVDA")]  # the previous closes
+    ticks += [
+        Tick("AAPL", day, 97.0),  # -3%: one
+        Tick("MSFT", day + MIN, 99.0),  # -1%
+        Tick("NVDA", day + 2 * MIN, 97.5),  # -2.5%: two -> fires
+        Tick("AAPL", day + 3 * MIN, 99.5),  # back to -0.5%: one -> resolves
+    ]
+    out = feed(e, ticks)
+    assert [(a.state, a.ts_ms) for a in out] == [
+        ("firing", day + 2 * MIN), ("resolved", day + 3 * MIN)]  # fmt: skip
+    assert out[0].summary == "2 of 3 down 2%+: AAPL NVDA"
+
+
+def test_breadth_of_a_symbol_free_condition_is_refused(make_engine: MakeEngine) -> None:
+    with pytest.raises(ConfigError, match="breadth counts symbols"):
+        make_engine(
+            "rules:\n  - name: x\n    when:\n      breadth:\n        at_least: 1\n"
+            '        of: {expr: "price(NVDA) > 1"}\n    channels: [console]\n'
+        )

@@ -14,6 +14,7 @@ from daemon.config import Config
 from daemon.events import dt_to_ms
 from daemon.rules.conditions import (
     Band,
+    Breadth,
     Composite,
     Crosses,
     EarningsWindow,
@@ -30,6 +31,7 @@ from daemon.rules.lifecycle import Policy
 from daemon.rules.market import Market
 from daemon.rules.schema import (
     BandCond,
+    BreadthCond,
     CrossesCond,
     EarningsCond,
     ExprCond,
@@ -108,8 +110,19 @@ def _track(m: Market, c: Measure) -> None:
     """Make the market view keep what condition `c` reads (a window, anchor prices)."""
     if isinstance(c, ExprMeasure):
         c.expr.track(m)
+    elif isinstance(c, Breadth):
+        for part in c.parts.values():
+            for leaf in _leaves(part):
+                _track(m, leaf)
     elif isinstance(c, PctMove):
-        m.need_window(c.symbol, c.window_ms)
+        if c.since is None:
+            m.need_window(c.symbol, c.window_ms)
+        elif c.since == "prev_close":
+            m.daily_symbols.add(c.symbol)
+        elif c.since == "ytd":
+            m.ytd_symbols.add(c.symbol)
+        else:
+            m.anchor_days.setdefault(c.symbol, set()).add(c.since)
     elif isinstance(c, Spread) and c.mode == "return":
         since = c.cond.since
         for sym in c.symbols:
@@ -166,6 +179,11 @@ def build(when: When, cfg: Config) -> dict[str | None, Measure]:
         return {s: Crosses(cond, s) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, BandCond):
         return {s: Band(cond, s) for s in cfg.expand(cond.symbols)}
+    if isinstance(cond, BreadthCond):
+        each = build(cond.of, cfg)
+        if None in each:
+            raise ValueError("breadth needs a per-symbol condition (one with symbols: a group)")
+        return {None: Breadth(cond, {str(k): v for k, v in each.items()})}
     if isinstance(cond, StaleCond):
         return {s: Stale(cond, s, nyse()) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, EarningsCond):

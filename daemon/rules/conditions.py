@@ -18,6 +18,7 @@ from daemon.rules.expr import Expr
 from daemon.rules.market import NEW_YORK, Market
 from daemon.rules.schema import (
     BandCond,
+    BreadthCond,
     CrossesCond,
     EarningsCond,
     HeadlineCond,
@@ -30,6 +31,7 @@ from daemon.rules.sessions import Sessions
 
 __all__ = [
     "Band",
+    "Breadth",
     "Composite",
     "Crosses",
     "EarningsWindow",
@@ -150,19 +152,38 @@ class PctMove:
     def __init__(self, cond: PctMoveCond, symbol: str):
         self.symbol = symbol
         self.symbols = (symbol,)
-        self.window_ms = int(cond.window.total_seconds() * 1000)
-        self.window_text = _fmt_window(cond.window)
+        self.since = cond.since
+        self.window_ms = int(cond.window.total_seconds() * 1000) if cond.window else 0
+        self.window_text = (
+            _fmt_window(cond.window)
+            if cond.window
+            else {"prev_close": "since the previous close", "ytd": "YTD"}.get(
+                str(cond.since), f"since {cond.since}"
+            )
+        )
         self.direction = cond.direction
         self.magnitude = cond.magnitude
         self.clear = cond.clear
         self.labels = {"symbol": symbol}
 
+    def _anchor_day(self, now_ms: int) -> dt.date:
+        today = dt.datetime.fromtimestamp(now_ms / 1000, NEW_YORK).date()
+        if self.since == "prev_close":
+            return today  # the last price before today's New York midnight
+        if self.since == "ytd":
+            return dt.date(today.year, 1, 1)
+        assert isinstance(self.since, dt.date)
+        return self.since
+
     def measure(self, m: Market, now_ms: int) -> Reading | None:
-        w = m.windows.get(self.symbol)
         q = m.quotes.get(self.symbol)
-        if w is None or q is None:
+        if q is None:
             return None
-        ref = w.reference(q.ts_ms, self.window_ms)
+        if self.since is not None:
+            ref = m.anchors.get(self.symbol, self._anchor_day(q.ts_ms))
+        else:
+            w = m.windows.get(self.symbol)
+            ref = w.reference(q.ts_ms, self.window_ms) if w is not None else None
         if ref is None or ref <= 0:
             return None
         value = (q.price / ref - 1) * 100
@@ -339,6 +360,39 @@ class Stale:
         return Reading(silent_s, active, not active, values, False, self.after_ms / 1000, ">=")
 
 
+class Breadth:
+    """How many of a group's per-symbol conditions hold on this tick."""
+
+    kind: ClassVar[str] = "breadth"
+
+    def __init__(self, cond: BreadthCond, parts: dict[str, Measure]):
+        self.parts = parts
+        self.symbols = tuple(parts)
+        self.at_least = cond.at_least
+        self.clear_below = cond.clear_below if cond.clear_below is not None else cond.at_least
+        self.labels: dict[str, str] = {}
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        meeting: list[str] = []
+        known = 0
+        for sym, part in self.parts.items():
+            r = part.measure(m, now_ms)
+            if r is not None:
+                known += 1
+                if r.active:
+                    meeting.append(sym)
+        if not known:
+            return None
+        n = len(meeting)
+        values: dict[str, float | str] = {
+            "count": float(n), "of": float(len(self.parts)), "symbols": " ".join(meeting),
+        }  # fmt: skip
+        return Reading(
+            float(n), n >= self.at_least, n < self.clear_below, values, False,
+            float(self.at_least), ">=",
+        )  # fmt: skip
+
+
 class ExprMeasure:
     """A condition written in the expression language (`daemon.rules.expr`)."""
 
@@ -370,7 +424,8 @@ class ExprMeasure:
 
 Measure = (
     Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure | EarningsWindow | Stale
-)
+    | Breadth
+)  # fmt: skip
 
 
 def _fmt_window(td: dt.timedelta) -> str:

@@ -133,6 +133,8 @@ class Market:
     #: symbol → anchor dates to track (explicit dates; YTD is derived from the tick's year).
     anchor_days: dict[str, set[dt.date]] = field(default_factory=dict)
     ytd_symbols: set[str] = field(default_factory=set)
+    #: Symbols whose previous close (last price before each New York midnight) is tracked.
+    daily_symbols: set[str] = field(default_factory=set)
     dirty: set[str] = field(default_factory=set)
     #: Event time of the first tick this view saw: a symbol never seen since then has been
     #: silent only since then, not since the open (no alarm storm at start-up).
@@ -151,9 +153,12 @@ class Market:
         prev = self.quotes.get(t.symbol)
         # a late tick (within tolerance) updates the price but never moves the clock back
         ts = prev.ts_ms if prev is not None and t.ts_ms < prev.ts_ms else t.ts_ms
-        if t.symbol in self.ytd_symbols:
-            year = dt.datetime.fromtimestamp(ts / 1000, NEW_YORK).year
-            self.anchors.observe(t.symbol, dt.date(year, 1, 1), prev, ts)
+        if t.symbol in self.ytd_symbols or t.symbol in self.daily_symbols:
+            today = dt.datetime.fromtimestamp(ts / 1000, NEW_YORK).date()
+            if t.symbol in self.ytd_symbols:
+                self.anchors.observe(t.symbol, dt.date(today.year, 1, 1), prev, ts)
+            if t.symbol in self.daily_symbols:
+                self.anchors.observe(t.symbol, today, prev, ts)
         for day in self.anchor_days.get(t.symbol, ()):
             self.anchors.observe(t.symbol, day, prev, ts)
         if prev is None:

@@ -19,6 +19,7 @@ from daemon.rules.sessions import ActiveWindow
 __all__ = [
     "CONDITION_KINDS",
     "BandCond",
+    "BreadthCond",
     "Condition",
     "CrossesCond",
     "EarningsCond",
@@ -118,10 +119,13 @@ class SpreadCond(_Level):
 
 
 class PctMoveCond(_Model):
-    """A percent move of a symbol's price within a trailing window."""
+    """A percent move of a symbol's price within a trailing window, or since an anchor."""
 
     symbols: Symbols
-    window: Duration
+    window: Duration | None = Field(None, description="Trailing window, e.g. 30m")
+    since: Literal["prev_close", "ytd"] | dt.date | None = Field(
+        None, description="Or measure from the previous close, Jan 1, or a date (New York)"
+    )
     up: float | None = Field(None, gt=0, description="Fire on a rise of at least this many %")
     down: float | None = Field(None, gt=0, description="Fire on a fall of at least this many %")
     either: float | None = Field(None, gt=0, description="Fire on a move either way of this %")
@@ -134,7 +138,9 @@ class PctMoveCond(_Model):
         given = [k for k in ("up", "down", "either") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of 'up', 'down' or 'either' (a percent, e.g. 3)")
-        if self.window.total_seconds() <= 0:
+        if (self.window is None) == (self.since is None):
+            raise ValueError("give a window (e.g. window: 30m) or an anchor (since: prev_close)")
+        if self.window is not None and self.window.total_seconds() <= 0:
             raise ValueError("window must be longer than 0s")
         if self.clear is not None and self.clear > self.magnitude:
             raise ValueError(f"clear {self.clear} must not exceed the move {self.magnitude}")
@@ -275,6 +281,28 @@ class StaleCond(_Model):
         return self
 
 
+class BreadthCond(_Model):
+    """How many symbols of a group meet a condition: `at_least: 5` of mag7 down 2% today."""
+
+    at_least: int = Field(ge=1)
+    clear_below: int | None = Field(
+        None, ge=0, description="Resolve once fewer than this many meet it (default at_least)"
+    )
+    of: When
+
+    @model_validator(mode="after")
+    def _levels(self) -> Self:
+        if self.clear_below is not None and self.clear_below > self.at_least:
+            raise ValueError(f"clear_below {self.clear_below} must not exceed at_least")
+        flat = [w.kind for w in self.of.walk()]
+        if any(k in ("spread", "expr", "headline", "earnings_reminder", "breadth") for k in flat):
+            raise ValueError(
+                "breadth counts symbols: its `of` must be a per-symbol condition such as "
+                "pct_move or threshold over a group"
+            )
+        return self
+
+
 class ExprCond(_Model):
     """A condition in the safe expression language: `ytd_return(XMAG) - ytd_return(MAGS) < 8`."""
 
@@ -283,11 +311,11 @@ class ExprCond(_Model):
 
 Condition = (
     ThresholdCond | SpreadCond | PctMoveCond | HeadlineCond | CrossesCond | BandCond | ExprCond
-    | EarningsCond | EarningsReminderCond | StaleCond
+    | EarningsCond | EarningsReminderCond | StaleCond | BreadthCond
 )  # fmt: skip
 CONDITION_KINDS = (
     "threshold", "spread", "pct_move", "headline", "crosses", "band", "expr", "earnings",
-    "earnings_reminder", "stale", "all", "any", "not",
+    "earnings_reminder", "stale", "breadth", "all", "any", "not",
 )  # fmt: skip
 #: The words traders know from TradingView, accepted as condition names.
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -316,6 +344,7 @@ class When(_Model):
     earnings: EarningsCond | None = None
     earnings_reminder: EarningsReminderCond | None = None
     stale: StaleCond | None = None
+    breadth: BreadthCond | None = None
     all: list[When] | None = Field(None, min_length=1, description="Every condition holds")
     any: list[When] | None = Field(None, min_length=1, description="At least one holds")
     not_: When | None = Field(None, alias="not", description="The condition does not hold")
@@ -377,6 +406,8 @@ class When(_Model):
                 out.extend(child.walk_paths((*path, kind, i)))
         elif kind == "not" and self.not_ is not None:
             out.extend(self.not_.walk_paths((*path, "not")))
+        elif kind == "breadth" and self.breadth is not None:
+            out.extend(self.breadth.of.walk_paths((*path, "breadth", "of")))
         return out
 
     @property
@@ -473,3 +504,6 @@ class RuleFile(_Model):
     """A file under rules/: a list of rules (groups live in alerts.yaml)."""
 
     rules: list[Rule] = Field(default_factory=list)
+
+
+BreadthCond.model_rebuild()

@@ -38,6 +38,7 @@ PLACEHOLDERS: dict[str, dict[str, object]] = {
     "crosses": {**_COMMON, "symbol": "", "price": 0.0, "from_price": 0.0},
     "band": {**_COMMON, "symbol": "", "price": 0.0, "lower": 0.0, "upper": 0.0},
     "stale": {**_COMMON, "symbol": "", "silent_for": ""},
+    "breadth": {**_COMMON, "count": 0.0, "of": 0.0, "symbols": ""},
     "earnings": {**_COMMON, "symbol": "", "report_date": "", "when_text": "", "hours": 0.0},
     "earnings_reminder": {
         **_COMMON,
@@ -66,6 +67,7 @@ DEFAULT_MESSAGES = {
     "headline": "{symbol}: {title} ({source})",
     "crosses": "{symbol} {comparison} {threshold:g} at {price:.2f}",
     "stale": "{symbol}: no data for {silent_for} during the session",
+    "breadth": "{count:.0f} of {of:.0f} meet {rule}: {symbols}",
     "earnings": "{symbol} is in its earnings window ({report_date} {when_text})",
     "earnings_reminder": "{symbol} reports {when_text} {report_time} ({lead})",
     "band": "{symbol} {comparison} the {lower:g}-{upper:g} channel at {price:.2f}",
