@@ -233,3 +233,27 @@ def test_breadth_of_a_symbol_free_condition_is_refused(make_engine: MakeEngine) 
             "rules:\n  - name: x\n    when:\n      breadth:\n        at_least: 1\n"
             '        of: {expr: "price(NVDA) > 1"}\n    channels: [console]\n'
         )
+
+
+def test_volume_spike_compares_with_the_same_time_of_day(make_engine: MakeEngine) -> None:
+    from tests.test_engine import ny
+
+    e = make_engine("""\
+rules:
+  - name: heavy
+    when: {volume_spike: {symbols: NVDA, slot: 5m, days: 10, ratio: 3, min_days: 3}}
+    channels: [console]
+""")
+    ticks = []
+    for d in range(16, 21):  # five earlier days: 100 shares a minute, 10:00-10:04
+        ticks += [Tick("NVDA", ny(2026, 3, d, 10, i), 100.0, size=100) for i in range(5)]
+        # the open is always busy: 2,000 a minute at 09:30 must not raise the 10:00 baseline
+        ticks += [Tick("NVDA", ny(2026, 3, d, 9, 30), 100.0, size=2000)]
+    ticks.sort(key=lambda t: t.ts_ms)
+    today = [Tick("NVDA", ny(2026, 3, 23, 10, i), 100.0, size=400) for i in range(5)]
+    out = feed(e, ticks + today)
+    # usual slot volume 500; today 400, 800, 1200, 1600 (3.2x) -> fires at 10:03
+    assert [(a.state, a.time_ny.strftime("%m-%d %H:%M")) for a in out] == [
+        ("firing", "03-23 10:03")
+    ]
+    assert out[0].value == pytest.approx(1600 / 500)

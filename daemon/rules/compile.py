@@ -25,10 +25,11 @@ from daemon.rules.conditions import (
     Spread,
     Stale,
     Threshold,
+    VolumeSpike,
 )
 from daemon.rules.expr import compile_expr
 from daemon.rules.lifecycle import Policy
-from daemon.rules.market import Market
+from daemon.rules.market import Market, VolumeProfile
 from daemon.rules.schema import (
     BandCond,
     BreadthCond,
@@ -40,6 +41,7 @@ from daemon.rules.schema import (
     SpreadCond,
     StaleCond,
     ThresholdCond,
+    VolumeSpikeCond,
     When,
 )
 from daemon.rules.sessions import ActiveWindow, Sessions, nyse
@@ -110,6 +112,9 @@ def _track(m: Market, c: Measure) -> None:
     """Make the market view keep what condition `c` reads (a window, anchor prices)."""
     if isinstance(c, ExprMeasure):
         c.expr.track(m)
+    elif isinstance(c, VolumeSpike):
+        if c.symbol not in m.volumes:
+            m.volumes[c.symbol] = VolumeProfile(c.slot_ms, c.days)
     elif isinstance(c, Breadth):
         for part in c.parts.values():
             for leaf in _leaves(part):
@@ -184,6 +189,8 @@ def build(when: When, cfg: Config) -> dict[str | None, Measure]:
         if None in each:
             raise ValueError("breadth needs a per-symbol condition (one with symbols: a group)")
         return {None: Breadth(cond, {str(k): v for k, v in each.items()})}
+    if isinstance(cond, VolumeSpikeCond):
+        return {s: VolumeSpike(cond, s) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, StaleCond):
         return {s: Stale(cond, s, nyse()) for s in cfg.expand(cond.symbols)}
     if isinstance(cond, EarningsCond):

@@ -26,6 +26,7 @@ from daemon.rules.schema import (
     SpreadCond,
     StaleCond,
     ThresholdCond,
+    VolumeSpikeCond,
 )
 from daemon.rules.sessions import Sessions
 
@@ -44,6 +45,7 @@ __all__ = [
     "Spread",
     "Stale",
     "Threshold",
+    "VolumeSpike",
 ]
 
 
@@ -360,6 +362,32 @@ class Stale:
         return Reading(silent_s, active, not active, values, False, self.after_ms / 1000, ">=")
 
 
+class VolumeSpike:
+    """This slot's volume today against the same slot's mean on earlier days."""
+
+    kind: ClassVar[str] = "volume_spike"
+
+    def __init__(self, cond: VolumeSpikeCond, symbol: str):
+        self.symbol = symbol
+        self.symbols = (symbol,)
+        self.slot_ms = int(cond.slot.total_seconds() * 1000)
+        self.days = cond.days
+        self.ratio = cond.ratio
+        self.min_days = cond.min_days
+        self.labels = {"symbol": symbol}
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        profile = m.volumes.get(self.symbol)
+        if profile is None:
+            return None
+        now, usual, n = profile.now_and_usual(now_ms)
+        if usual is None or n < self.min_days or usual <= 0:
+            return None
+        x = now / usual
+        values: dict[str, float | str] = {"symbol": self.symbol, "volume": now, "usual": usual}
+        return Reading(x, x >= self.ratio, x < self.ratio, values, False, self.ratio, ">=")
+
+
 class Breadth:
     """How many of a group's per-symbol conditions hold on this tick."""
 
@@ -424,7 +452,7 @@ class ExprMeasure:
 
 Measure = (
     Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure | EarningsWindow | Stale
-    | Breadth
+    | Breadth | VolumeSpike
 )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from daemon.events import Tick
 
-__all__ = ["Anchors", "Market", "Quote", "Window", "anchor_start_ms"]
+__all__ = ["Anchors", "Market", "Quote", "VolumeProfile", "Window", "anchor_start_ms"]
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -104,6 +104,42 @@ class Window:
         return len(self._t)
 
 
+class VolumeProfile:
+    """Volume per time-of-day slot per New York day, to compare now with the same time on
+    earlier days (volume at 09:35 always beats 13:00's; a flat average would call it a spike).
+
+    Bounded: `days` + 1 days of slots are kept.
+    """
+
+    __slots__ = ("_slots", "days", "slot_ms")
+
+    def __init__(self, slot_ms: int, days: int):
+        self.slot_ms = slot_ms
+        self.days = days
+        self._slots: dict[tuple[int, int], float] = {}
+
+    @staticmethod
+    def _day_and_offset(ts_ms: int) -> tuple[int, int]:
+        local = dt.datetime.fromtimestamp(ts_ms / 1000, NEW_YORK)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return local.toordinal(), int((local - midnight).total_seconds() * 1000)
+
+    def add(self, ts_ms: int, size: float) -> None:
+        day, offset = self._day_and_offset(ts_ms)
+        key = (day, offset // self.slot_ms)
+        self._slots[key] = self._slots.get(key, 0.0) + size
+        if len(self._slots) > 64 and key[0] - min(k[0] for k in self._slots) > self.days:
+            self._slots = {k: v for k, v in self._slots.items() if key[0] - k[0] <= self.days}
+
+    def now_and_usual(self, ts_ms: int) -> tuple[float, float | None, int]:
+        """(volume in this slot so far today, mean of the same slot on earlier days, days)."""
+        day, offset = self._day_and_offset(ts_ms)
+        slot = offset // self.slot_ms
+        past = [v for (d, s), v in self._slots.items() if s == slot and day - self.days <= d < day]
+        usual = sum(past) / len(past) if past else None
+        return self._slots.get((day, slot), 0.0), usual, len(past)
+
+
 @dataclass
 class Anchors:
     """Anchor prices: each symbol's last price before the start of an anchor date (e.g. Jan 1)."""
@@ -135,6 +171,7 @@ class Market:
     ytd_symbols: set[str] = field(default_factory=set)
     #: Symbols whose previous close (last price before each New York midnight) is tracked.
     daily_symbols: set[str] = field(default_factory=set)
+    volumes: dict[str, VolumeProfile] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     #: Event time of the first tick this view saw: a symbol never seen since then has been
     #: silent only since then, not since the open (no alarm storm at start-up).
@@ -173,4 +210,7 @@ class Market:
         w = self.windows.get(t.symbol)
         if w is not None:
             w.add(ts, t.price)
+        vol = self.volumes.get(t.symbol)
+        if vol is not None and t.size > 0:
+            vol.add(ts, t.size)
         self.dirty.add(t.symbol)

@@ -35,6 +35,7 @@ __all__ = [
     "SpreadCond",
     "StaleCond",
     "ThresholdCond",
+    "VolumeSpikeCond",
     "When",
 ]
 
@@ -281,6 +282,16 @@ class StaleCond(_Model):
         return self
 
 
+class VolumeSpikeCond(_Model):
+    """Volume in this time-of-day slot today vs the same slot's average over recent days."""
+
+    symbols: Symbols
+    slot: Duration = Field(default=dt.timedelta(minutes=5), description="Slot length, e.g. 5m")
+    days: int = Field(20, ge=1, le=250, description="Earlier days in the baseline")
+    ratio: float = Field(gt=1, description="Fire at this multiple of the usual volume, e.g. 3")
+    min_days: int = Field(5, ge=1, description="Baseline days needed before judging")
+
+
 class BreadthCond(_Model):
     """How many symbols of a group meet a condition: `at_least: 5` of mag7 down 2% today."""
 
@@ -311,11 +322,11 @@ class ExprCond(_Model):
 
 Condition = (
     ThresholdCond | SpreadCond | PctMoveCond | HeadlineCond | CrossesCond | BandCond | ExprCond
-    | EarningsCond | EarningsReminderCond | StaleCond | BreadthCond
+    | EarningsCond | EarningsReminderCond | StaleCond | BreadthCond | VolumeSpikeCond
 )  # fmt: skip
 CONDITION_KINDS = (
     "threshold", "spread", "pct_move", "headline", "crosses", "band", "expr", "earnings",
-    "earnings_reminder", "stale", "breadth", "all", "any", "not",
+    "earnings_reminder", "stale", "breadth", "volume_spike", "all", "any", "not",
 )  # fmt: skip
 #: The words traders know from TradingView, accepted as condition names.
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -345,6 +356,7 @@ class When(_Model):
     earnings_reminder: EarningsReminderCond | None = None
     stale: StaleCond | None = None
     breadth: BreadthCond | None = None
+    volume_spike: VolumeSpikeCond | None = None
     all: list[When] | None = Field(None, min_length=1, description="Every condition holds")
     any: list[When] | None = Field(None, min_length=1, description="At least one holds")
     not_: When | None = Field(None, alias="not", description="The condition does not hold")

@@ -39,6 +39,7 @@ PLACEHOLDERS: dict[str, dict[str, object]] = {
     "band": {**_COMMON, "symbol": "", "price": 0.0, "lower": 0.0, "upper": 0.0},
     "stale": {**_COMMON, "symbol": "", "silent_for": ""},
     "breadth": {**_COMMON, "count": 0.0, "of": 0.0, "symbols": ""},
+    "volume_spike": {**_COMMON, "symbol": "", "volume": 0.0, "usual": 0.0},
     "earnings": {**_COMMON, "symbol": "", "report_date": "", "when_text": "", "hours": 0.0},
     "earnings_reminder": {
         **_COMMON,
@@ -68,6 +69,7 @@ DEFAULT_MESSAGES = {
     "crosses": "{symbol} {comparison} {threshold:g} at {price:.2f}",
     "stale": "{symbol}: no data for {silent_for} during the session",
     "breadth": "{count:.0f} of {of:.0f} meet {rule}: {symbols}",
+    "volume_spike": "{symbol} volume {value:.1f}x the usual for this time of day",
     "earnings": "{symbol} is in its earnings window ({report_date} {when_text})",
     "earnings_reminder": "{symbol} reports {when_text} {report_time} ({lead})",
     "band": "{symbol} {comparison} the {lower:g}-{upper:g} channel at {price:.2f}",
