@@ -70,6 +70,11 @@ class Instance:
     active: ActiveWindow | None = None
     #: Whether replaying history through `cond` rebuilds state (expressions' windows).
     warms: bool = False
+    #: No expiry, no active window, the default trigger: the engine's fast path.
+    plain: bool = False
+
+    def __post_init__(self) -> None:
+        self.plain = self.expires_ms is None and self.active is None and self.trigger == "change"
 
 
 @dataclass(slots=True)

@@ -104,36 +104,45 @@ class Engine:
         return out
 
     def _evaluate(self, inst: Instance, now: int, out: list[AlertEvent]) -> None:
-        if inst.expires_ms is not None and now >= inst.expires_ms:
-            return
-        if inst.active is not None and not inst.active.allows(now, self.plan.sessions):
-            return
-        st = self.states.get(inst.key)
-        if st is not None and st.done:
-            return  # trigger: once, and it has fired
-        reading = inst.cond.measure(self.market, now)
-        at = now
-        if inst.trigger == "once_per_bar_close":
-            # judge each bar on its last reading, once the next bar has begun
-            bar = now // inst.bar_ms
-            prev = self._bar_close.get(inst.key)
-            if reading is not None:
-                self._bar_close[inst.key] = (bar, reading)
-            if prev is None or prev[0] == bar:
+        # the hot path: most rules have no expiry, no active window and the default trigger
+        if inst.plain:
+            reading = inst.cond.measure(self.market, now)
+            if reading is None:
                 return
-            reading, at = prev[1], (prev[0] + 1) * inst.bar_ms
-        if reading is None:
-            return
+            at = now
+            st = self.states.get(inst.key)
+        else:
+            if inst.expires_ms is not None and now >= inst.expires_ms:
+                return
+            if inst.active is not None and not inst.active.allows(now, self.plan.sessions):
+                return
+            st = self.states.get(inst.key)
+            if st is not None and st.done:
+                return  # trigger: once, and it has fired
+            reading = inst.cond.measure(self.market, now)
+            at = now
+            if inst.trigger == "once_per_bar_close":
+                # judge each bar on its last reading, once the next bar has begun
+                bar = now // inst.bar_ms
+                prev = self._bar_close.get(inst.key)
+                if reading is not None:
+                    self._bar_close[inst.key] = (bar, reading)
+                if prev is None or prev[0] == bar:
+                    return
+                reading, at = prev[1], (prev[0] + 1) * inst.bar_ms
+            if reading is None:
+                return
         self.evaluations += 1
         if st is None:
             st = self.states[inst.key] = AlertState()
-        before = (st.state, st.seq, st.clearing_since_ms, st.repeats, st.last_bar, st.done)
+        state, seq, clearing = st.state, st.seq, st.clearing_since_ms
         told = self._advance(inst, st, reading, at)
-        after = (st.state, st.seq, st.clearing_since_ms, st.repeats, st.last_bar, st.done)
-        if after != before:
-            self._dirty.add(inst.key)
+        # every other field changes only together with a told transition
         if told is not None:
+            self._dirty.add(inst.key)
             out.append(self._event(inst, st, told, reading, at))
+        elif st.state != state or st.seq != seq or st.clearing_since_ms != clearing:
+            self._dirty.add(inst.key)
 
     @staticmethod
     def _advance(inst: Instance, st: AlertState, reading: Reading, now: int) -> Told:
