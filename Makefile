@@ -38,6 +38,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/rules_scale.py
 
 sample: $(STAMP)
 	$(BIN)/python scripts/make_sample.py
