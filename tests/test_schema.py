@@ -47,3 +47,24 @@ def test_schema_command_writes_both_files(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SCHEMAS)
+
+
+def test_the_condition_catalogue_is_valid_and_covers_every_kind(repo: Path, tmp_path: Path) -> None:
+    """rules/examples/catalogue.yaml is what newcomers copy from: it must load and compile."""
+    from daemon.config import load_config
+    from daemon.rules.compile import compile_rules
+    from daemon.rules.schema import CONDITION_KINDS
+
+    (tmp_path / "alerts.yaml").write_text(
+        (repo / "alerts.yaml").read_text().replace("rules/*.yaml", f"{repo}/rules/examples/*.yaml")
+        .replace("data/earnings.csv", f"{repo}/data/earnings.csv")
+    )  # fmt: skip
+    cfg = load_config(tmp_path / "alerts.yaml", env={})
+    plan = compile_rules(cfg)
+    assert len(cfg.rules) >= 20 and plan.instances and plan.reminder_rules
+    kinds = {w.kind for lr in cfg.rules for w in lr.rule.when.walk()}
+    assert set(CONDITION_KINDS) - {"any", "not"} <= kinds
+    schema = json.loads((repo / "schema" / "rules.schema.json").read_text())
+    data = yaml.safe_load((repo / "rules/examples/catalogue.yaml").read_text())
+    # an editor sees dates and times as the text written; PyYAML makes them objects
+    jsonschema.validate(json.loads(json.dumps(data, default=str)), schema)

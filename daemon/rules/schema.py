@@ -342,8 +342,25 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def _alias_properties(schema: dict[str, Any]) -> None:
+    """Let editors accept the TradingView words too (validated in full by the daemon)."""
+    props = schema.setdefault("properties", {})
+    for alias, (kind, implied) in ALIASES.items():
+        given = ", ".join(f"{k}: {v}" for k, v in implied.items())
+        props[alias] = {
+            "type": "object",
+            "description": f"Same as `{kind}`"
+            + (f" with {given}" if given else "")
+            + (" (write by: N for the percent)" if alias.startswith("moving_") else ""),
+        }
+
+
 class When(_Model):
     """Exactly one condition, named by its kind; `all`/`any`/`not` combine conditions."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, json_schema_extra=_alias_properties
+    )
 
     threshold: ThresholdCond | None = None
     spread: SpreadCond | None = None
