@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
@@ -174,3 +176,25 @@ async def test_expression_windows_are_rebuilt_from_history_after_restart(
     assert [(a.key, round(a.value or 0, 6)) for a in alerts] == [
         ("sma-high", round(expected_mean, 6))
     ]
+
+
+async def test_a_ytd_rule_without_its_year_start_price_is_reported_once(
+    redis: Redis, keys: Keys, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = tmp_path / "alerts.yaml"
+    p.write_text(
+        "channels: {console: {type: console}}\nrules:\n  - name: ytd\n"
+        "    when: {spread: {a: XMAG, b: MAGS, as: return, since: ytd, below: 8}}\n"
+        "    channels: [console]\n"
+    )
+    ev = Evaluator(redis, keys, compile_rules(load_config(p, env={})))
+    ev.anchor_check_every = 2
+    ev._next_anchor_check = 2
+    store = StreamStore(redis, keys)
+    await store.write([Tick(s, T0 + i * MIN, 30.0) for i in range(3) for s in ("XMAG", "MAGS")])
+    with caplog.at_level(logging.WARNING, logger="tickwatch.evaluator"):
+        await drain(ev)
+        await store.write([Tick("XMAG", T0 + 9 * MIN, 30.0)] * 3)
+        await drain(ev)
+    said = [r.message for r in caplog.records if "year-start price" in r.message]
+    assert len(said) == 1 and "no 2026 year-start price yet for MAGS, XMAG" in said[0]

@@ -69,6 +69,10 @@ class Evaluator:
         self.stats = EvaluatorStats()
         self.idle = asyncio.Event()
         self._next_plan: tuple[Plan, set[str]] | None = None
+        #: Ticks between checks for YTD rules that lack their year-start price.
+        self.anchor_check_every = 20_000
+        self._next_anchor_check = self.anchor_check_every
+        self._anchor_warned_year = 0
         #: Set each time a new plan has taken effect (hot reload).
         self.plan_applied = asyncio.Event()
 
@@ -90,7 +94,6 @@ class Evaluator:
         # symbols not heard from yet count as silent from now on, not from the open:
         # a daemon started at noon must not report every feed as hours overdue
         market.first_ms = int(time.time() * 1000)
-        self._warn_missing_anchors()
         log.info(
             "evaluator ready: %d rule instances, %d headline rules; restored %d alert states "
             "(%d firing, %d pending); warmed windows with %d ticks",
@@ -103,16 +106,19 @@ class Evaluator:
         )
 
     def _warn_missing_anchors(self) -> None:
-        """A YTD rule without its year-start price is silent; say so instead of staying quiet."""
+        """A YTD rule without its year-start price is silent; say so instead of staying quiet.
+
+        Checked after every 20,000 ticks rather than at start-up, when a replay or backfill
+        that brings the year-end price may simply not have run yet; said once per year.
+        """
         m = self.engine.market
         latest = max((q.ts_ms for q in m.quotes.values()), default=None)
-        year = (
-            dt.datetime.fromtimestamp(latest / 1000, NEW_YORK).year
-            if latest is not None
-            else dt.datetime.now(NEW_YORK).year
-        )
+        if latest is None:
+            return
+        year = dt.datetime.fromtimestamp(latest / 1000, NEW_YORK).year
         missing = sorted(s for s in m.ytd_symbols if m.anchors.get(s, dt.date(year, 1, 1)) is None)
-        if missing:
+        if missing and year != self._anchor_warned_year:
+            self._anchor_warned_year = year
             log.warning(
                 "no %d year-start price yet for %s: their YTD rules stay silent until a price "
                 "from before Jan 1 arrives (replay a year-end bar, or backfill)",
@@ -243,6 +249,9 @@ class Evaluator:
                 log.warning("evaluator skipped malformed entry %s in %s: %r", entry_id, stream, e)
         await self._commit(alerts, acks)
         self.stats.batches += 1
+        if self.stats.ticks >= self._next_anchor_check:
+            self._next_anchor_check = self.stats.ticks + self.anchor_check_every
+            self._warn_missing_anchors()
         return alerts
 
     async def check_clock(self, now_ms: int | None = None) -> list[AlertEvent]:
