@@ -119,6 +119,8 @@ class Spread:
         if qa is None or qb is None:
             return None
         pa, pb = qa.price, qb.price
+        if pb == 0:
+            return None  # the edge refuses non-positive prices; never divide by zero here
         if self.mode == "difference":
             av, bv, value = pa, pb, pa - pb
         elif self.mode == "ratio":
@@ -128,7 +130,7 @@ class Spread:
             day = self.cond.anchor_date(today)
             assert day is not None
             base_a, base_b = m.anchors.get(self.a, day), m.anchors.get(self.b, day)
-            if base_a is None or base_b is None:
+            if not base_a or not base_b:
                 return None
             av = (pa / base_a - 1) * 100
             bv = (pb / base_b - 1) * 100
