@@ -185,19 +185,15 @@ class Market:
             w.span_ms = span_ms
 
     def record(self, t: Tick) -> None:
-        if not self.first_ms:
-            self.first_ms = t.ts_ms
-        prev = self.quotes.get(t.symbol)
+        sym = t.symbol
+        prev = self.quotes.get(sym)
         # a late tick (within tolerance) updates the price but never moves the clock back
         ts = prev.ts_ms if prev is not None and t.ts_ms < prev.ts_ms else t.ts_ms
-        if t.symbol in self.ytd_symbols or t.symbol in self.daily_symbols:
-            today = dt.datetime.fromtimestamp(ts / 1000, NEW_YORK).date()
-            if t.symbol in self.ytd_symbols:
-                self.anchors.observe(t.symbol, dt.date(today.year, 1, 1), prev, ts)
-            if t.symbol in self.daily_symbols:
-                self.anchors.observe(t.symbol, today, prev, ts)
-        for day in self.anchor_days.get(t.symbol, ()):
-            self.anchors.observe(t.symbol, day, prev, ts)
+        if prev is None:
+            if not self.first_ms:
+                self.first_ms = t.ts_ms
+        elif ts // 3_600_000 != prev.ts_ms // 3_600_000 and self._anchored(sym):
+            self._observe_anchors(sym, prev, ts)  # only when the hour changes: days start there
         if prev is None:
             self.quotes[t.symbol] = Quote(t.price, ts, t.bid, t.ask)
         else:
@@ -210,7 +206,20 @@ class Market:
         w = self.windows.get(t.symbol)
         if w is not None:
             w.add(ts, t.price)
-        vol = self.volumes.get(t.symbol)
-        if vol is not None and t.size > 0:
-            vol.add(ts, t.size)
+        if self.volumes:
+            vol = self.volumes.get(t.symbol)
+            if vol is not None and t.size > 0:
+                vol.add(ts, t.size)
         self.dirty.add(t.symbol)
+
+    def _anchored(self, sym: str) -> bool:
+        return sym in self.ytd_symbols or sym in self.daily_symbols or sym in self.anchor_days
+
+    def _observe_anchors(self, sym: str, prev: Quote, ts: int) -> None:
+        today = dt.datetime.fromtimestamp(ts / 1000, NEW_YORK).date()
+        if sym in self.ytd_symbols:
+            self.anchors.observe(sym, dt.date(today.year, 1, 1), prev, ts)
+        if sym in self.daily_symbols:
+            self.anchors.observe(sym, today, prev, ts)
+        for day in self.anchor_days.get(sym, ()):
+            self.anchors.observe(sym, day, prev, ts)
