@@ -13,6 +13,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import ClassVar
 
+from daemon.durations import format_duration
 from daemon.events import EarningsEvent, Headline
 from daemon.rules.expr import Expr
 from daemon.rules.market import NEW_YORK, Market
@@ -159,7 +160,7 @@ class PctMove:
         self.since = cond.since
         self.window_ms = int(cond.window.total_seconds() * 1000) if cond.window else 0
         self.window_text = (
-            _fmt_window(cond.window)
+            format_duration(cond.window)
             if cond.window
             else {"prev_close": "since the previous close", "ytd": "YTD"}.get(
                 str(cond.since), f"since {cond.since}"
@@ -360,7 +361,7 @@ class Stale:
         last = max(q.ts_ms if q else m.first_ms, opened)
         silent_s = max(0, now_ms - last) / 1000
         active = silent_s * 1000 >= self.after_ms
-        values["silent_for"] = _fmt_window(dt.timedelta(seconds=int(silent_s)))
+        values["silent_for"] = format_duration(dt.timedelta(seconds=int(silent_s)))
         return Reading(silent_s, active, not active, values, False, self.after_ms / 1000, ">=")
 
 
@@ -456,12 +457,6 @@ Measure = (
     Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure | EarningsWindow | Stale
     | Breadth | VolumeSpike
 )  # fmt: skip
-
-
-def _fmt_window(td: dt.timedelta) -> str:
-    from daemon.durations import format_duration
-
-    return format_duration(td)
 
 
 def _keyword_pattern(entry: str) -> re.Pattern[str]:

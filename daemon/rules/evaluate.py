@@ -6,6 +6,8 @@ and the tests drive this same class, so what a test proves is what the daemon do
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from daemon.alerts import AlertEvent, alert_key
 from daemon.events import Headline, Tick
 from daemon.rules.compile import HeadlineRule, Instance, Plan
@@ -246,8 +248,6 @@ class Engine:
 
 
 def _with_summary(ev: AlertEvent, template: str) -> AlertEvent:
-    from dataclasses import replace
-
     ctx: dict[str, object] = dict(ev.values)
     ctx.update(
         rule=ev.rule,
