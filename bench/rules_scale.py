@@ -11,12 +11,19 @@ loaded with `load_config` and compiled exactly as the daemon does. Ticks are ran
 one per symbol per second in shuffled order, built before the timed loop; the market is first
 warmed with two hours of history so windows are in their steady state (full, trimming).
 
-Machines here are shared and noisy, so each figure is also given against two baselines timed
-on the same ticks in the same round: a bare loop doing one dict lookup and one float compare
-per tick, and `Market.record` alone (the bookkeeping every tick pays before any rule runs).
+Tables: the requirement (1,000 rules x 500 symbols); (a) total rules x100 with the rules on
+the ticked symbols unchanged (flat is the claim); (a') the same rule sets with ticks on all
+their symbols (shows what more symbols' state does to the CPU caches); (b) total rules fixed,
+rules per ticked symbol x16 (cost grows about linearly).
 
-    .venv/bin/python bench/rules_scale.py                    # the requirement + scaling tables
-    .venv/bin/python bench/rules_scale.py --profile          # + cProfile of the 1,000 x 500 run
+Rates are 1 / CPU time of this thread per tick ("one core"; wall clock is also shown for
+the requirement). Machines here are shared and noisy, so each figure also comes as a ratio to
+baselines timed on the same ticks in the same round (a bare loop doing one dict lookup and one
+float compare per tick, and `Market.record` alone), and the cases of a table are timed
+interleaved, round by round. Compare figures within one run.
+
+    .venv/bin/python bench/rules_scale.py                    # everything (about 3 minutes)
+    .venv/bin/python bench/rules_scale.py --no-scaling --profile   # requirement + cProfile
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ SEED = 20260316
 T0_MS = 1_773_667_800_000  # 2026-03-16 13:30 UTC (09:30 New York)
 SEC = 1000
 VOL = 0.0004  # per-second log-return sd: ~0.7% over 5 minutes, ~2.4% over an hour
+WARM_TICKS = 500_000
 RULES_PER_FILE = 400  # rule files stay far below the loader's 2 MB / 200k-node limits
 #: kind → weight: mostly thresholds and moves, as traders write them
 MIX = {"threshold": 30, "pct_move": 25, "spread": 15, "crosses": 15, "all": 10, "band": 5}
@@ -241,9 +249,10 @@ def timed(fn: Callable[[], object], n: int) -> tuple[float, float]:
     """(CPU, wall) µs per item for one call of `fn` over `n` items (GC on, as in the daemon).
 
     CPU time of this thread is what "on one core" means, and it is much less disturbed than
-    wall time when other processes compete for the machine's cores.
+    wall time when other processes compete for the machine's cores. Each call starts with the
+    young GC generations empty (a full collection would take longer than the call itself).
     """
-    gc.collect()
+    gc.collect(1)
     c0, w0 = time.thread_time(), time.perf_counter()
     fn()
     return (time.thread_time() - c0) / n * 1e6, (time.perf_counter() - w0) / n * 1e6
@@ -294,6 +303,7 @@ class Case:
 
     label: str
     n_rules: int
+    ticked: int
     plan: Plan
     engine: Engine
     shadow: Market
@@ -327,16 +337,18 @@ class Feed:
 def make_case(label: str, symbols: list[str], rules: list[dict[str, Any]], hot: list[str]) -> Case:
     plan = build_plan(symbols, rules)
     refs = statistics.fmean(len(plan.by_symbol.get(s, ())) for s in hot)
-    return Case(label, len(rules), plan, Engine(plan), plan.new_market(), refs)
+    return Case(label, len(rules), len(hot), plan, Engine(plan), plan.new_market(), refs)
 
 
 def make_feed(
     hot: list[str], cases: list[Case], warmup_s: int, n_ticks: int, seed: int = SEED
 ) -> Feed:
-    """Warm every case with `warmup_s` of history at 10 s spacing, so that windows are full and
-    trimming; the timed ticks that follow are at 1 s spacing."""
+    """Warm every case with `warmup_s` of history, so that windows are full and trimming; the
+    timed ticks that follow are at 1 s spacing. History is at 10 s spacing, coarser when there
+    are so many symbols that it would pass WARM_TICKS."""
+    step = max(10, math.ceil(warmup_s * len(hot) / WARM_TICKS))
     walk = Walk(hot, seed, T0_MS - warmup_s * SEC)
-    for t in walk.steps(warmup_s // 10, 10 * SEC):
+    for t in walk.steps(warmup_s // step, step * SEC):
         for c in cases:
             c.engine.warm(t)
             c.shadow.record(t)
@@ -380,23 +392,26 @@ def measure(feeds: list[Feed], rounds: int, profile: str | None = None) -> None:
 def print_table(title: str, cases: list[Case]) -> None:
     print(f"\n{title}")
     print(
-        f"  {'case':<28}{'rules':>7}{'inst':>7}{'refs':>6}{'ticks/s':>9}{'best':>9}"
-        f"{'us/tick':>8}{'rules us':>9}{'x bare':>7}{'x rec':>6}{'evals':>6}{'alerts':>7}"
+        f"  {'case':<30}{'rules':>7}{'ticked':>7}{'refs':>6}{'ticks/s':>9}{'best':>9}"
+        f"{'us/tick':>8}{'rules us':>9}{'us/inst':>8}{'x bare':>7}{'x rec':>6}{'alerts':>7}"
     )
     for c in cases:
         r = c.row()
         print(
-            f"  {c.label:<28}{c.n_rules:>7,}{len(c.plan.instances):>7,}{c.refs:>6.2f}"
-            f"{1e6 / r['us']:>9,.0f}{1e6 / r['best']:>9,.0f}{r['us']:>8.2f}{r['rules_us']:>9.2f}"
-            f"{r['x_bare']:>7.0f}{r['x_rec']:>6.1f}{r['evals']:>6.2f}{r['alerts']:>7.0f}"
+            f"  {c.label:<30}{c.n_rules:>7,}{c.ticked:>7,}{c.refs:>6.2f}{1e6 / r['us']:>9,.0f}"
+            f"{1e6 / r['best']:>9,.0f}{r['us']:>8.2f}{r['rules_us']:>9.2f}"
+            f"{r['rules_us'] / r['evals']:>8.2f}{r['x_bare']:>7.0f}{r['x_rec']:>6.1f}"
+            f"{r['alerts']:>7.0f}"
         )
 
 
 LEGEND = """\
-  refs: instances indexed under a ticked symbol (mean). ticks/s: 1 / CPU time per tick, median
-  of rounds (best: fastest round). rules us: engine minus Market.record alone, per tick.
-  x bare, x rec: engine time over the bare loop / over Market.record alone, on the same ticks
-  in the same round (median of per-round ratios). evals: instances evaluated per tick.
+  ticked: symbols the timed ticks go to (one tick per symbol per second); refs: instances
+  indexed under a ticked symbol, mean (each is evaluated on every tick of its symbol).
+  ticks/s: 1 / CPU time per tick, median of rounds (best: the fastest round). rules us: engine
+  minus Market.record alone, per tick; us/inst: that per instance evaluated. x bare, x rec:
+  engine time over a bare loop (one dict lookup + one float compare per tick) and over
+  Market.record alone, on the same ticks in the same round (median of the per-round ratios).
   alerts: alert events told per round."""
 
 
@@ -456,13 +471,14 @@ def main() -> None:
     # block 0 only, so all that differs is how many rules there are on other symbols.
     block_syms = 50
     block_rules = max(1, round(block_syms * args.rules / args.symbols))
-    cases, rules, syms = [], [], []
+    cases, rules, syms, sizes = [], [], [], []
     for n_blocks in (1, 10, 100):
         for b in range(len(syms) // block_syms, n_blocks):
             bsyms = symbol_names(b * block_syms, block_syms, 4)
             syms += bsyms
             rules += make_rules(bsyms, block_rules, SEED + b, prefix=f"b{b:03d}-")
         label = f"{len(rules):,} rules, ticks on {block_syms}"
+        sizes.append(len(syms))
         cases.append(make_case(label, list(syms), list(rules), syms[:block_syms]))
     measure([make_feed(syms[:block_syms], cases, args.warmup, args.ticks)], args.rounds)
     print_table(
@@ -472,6 +488,24 @@ def main() -> None:
     print(
         f"  -> {cases[-1].n_rules:,} vs {cases[0].n_rules:,} rules: {hi['us'] / lo['us']:.2f}x "
         f"the time per tick ({hi['x_bare'] / lo['x_bare']:.2f}x relative to the bare loop)"
+    )
+
+    # 2a'. The same three rule sets, now with ticks on all their symbols (x100 as well): the
+    # rules per tick are the same, but more symbols' state competes for the CPU caches.
+    feeds = []
+    for c, size in zip(cases, sizes, strict=True):
+        hot = syms[:size]
+        label = f"{c.n_rules:,} rules, ticks on {len(hot):,}"
+        refs = statistics.fmean(len(c.plan.by_symbol.get(s, ())) for s in hot)
+        case = Case(label, c.n_rules, len(hot), c.plan, Engine(c.plan), c.plan.new_market(), refs)
+        feeds.append(make_feed(hot, [case], args.warmup, args.ticks))
+    measure(feeds, args.rounds)
+    cases = [f.cases[0] for f in feeds]
+    print_table("scaling (a'): the same rule sets, ticks on every symbol (caches)", cases)
+    lo, hi = cases[0].row(), cases[-1].row()
+    print(
+        f"  -> {cases[-1].ticked:,} vs {cases[0].ticked:,} ticked symbols: "
+        f"{hi['us'] / lo['us']:.2f}x the time per tick"
     )
 
     # 2b. Total rules fixed, rules per ticked symbol x16: the cost should grow about linearly.
