@@ -80,8 +80,26 @@ class LevelCheck:
         return active, cleared
 
 
+class _Slow:
+    """`verdict` for measures without a fast path: the full reading, kept for `explain`."""
+
+    event: ClassVar[bool] = False
+    _last: Reading | None = None
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        raise NotImplementedError
+
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        r = self._last = self.measure(m, now_ms)
+        return None if r is None else (r.active, r.cleared)
+
+    def explain(self, m: Market, now_ms: int) -> Reading | None:
+        return self._last
+
+
 class Threshold:
     kind: ClassVar[str] = "threshold"
+    event: ClassVar[bool] = False
 
     def __init__(self, cond: ThresholdCond, symbol: str):
         self.symbol = symbol
@@ -100,9 +118,20 @@ class Threshold:
         c = self.check
         return Reading(value, active, cleared, values, False, c.level, c.comparison)
 
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        """(active, cleared) exactly as `measure` would say, without building the Reading."""
+        q = m.quotes.get(self.symbol)
+        if q is None:
+            return None
+        value = q.price if self.price == "last" else q.read(self.price)
+        return None if value is None else self.check.judge(value)
+
+    explain = measure
+
 
 class Spread:
     kind: ClassVar[str] = "spread"
+    event: ClassVar[bool] = False
 
     def __init__(self, cond: SpreadCond):
         self.a, self.b = cond.a, cond.b
@@ -150,9 +179,22 @@ class Spread:
         c = self.check
         return Reading(value, active, cleared, values, False, c.level, c.comparison)
 
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        if self.mode == "return":
+            r = self.measure(m, now_ms)
+            return None if r is None else (r.active, r.cleared)
+        qa, qb = m.quotes.get(self.a), m.quotes.get(self.b)
+        if qa is None or qb is None or qb.price == 0:
+            return None
+        pa, pb = qa.price, qb.price
+        return self.check.judge(pa - pb if self.mode == "difference" else pa / pb)
+
+    explain = measure
+
 
 class PctMove:
     kind: ClassVar[str] = "pct_move"
+    event: ClassVar[bool] = False
 
     def __init__(self, cond: PctMoveCond, symbol: str):
         self.symbol = symbol
@@ -207,11 +249,31 @@ class PctMove:
         threshold, comparison = (mag, ">=") if up else (-mag, "<=")
         return Reading(value, active, cleared, values, False, threshold, comparison)
 
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        q = m.quotes.get(self.symbol)
+        if q is None:
+            return None
+        if self.since is not None:
+            ref = m.anchors.get(self.symbol, self._anchor_day(q.ts_ms))
+        else:
+            w = m.windows.get(self.symbol)
+            ref = w.reference(q.ts_ms, self.window_ms) if w is not None else None
+        if ref is None or ref <= 0:
+            return None
+        value = (q.price / ref - 1) * 100
+        d = self.direction
+        signed = value if d == "up" else -value if d == "down" else abs(value)
+        active = signed >= self.magnitude
+        return active, signed < self.clear if self.clear is not None else not active
+
+    explain = measure
+
 
 class Crosses:
     """The price moving through a level between the previous tick and this one."""
 
     kind: ClassVar[str] = "crosses"
+    event: ClassVar[bool] = True
 
     def __init__(self, cond: CrossesCond, symbol: str):
         self.symbol = symbol
@@ -237,6 +299,23 @@ class Crosses:
             values["from_price"] = before
         return Reading(now, crossed, not crossed, values, True, self.level, how)
 
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        q = m.quotes.get(self.symbol)
+        if q is None:
+            return None
+        now, before = q.read(self.price), q.read_prev(self.price)
+        if now is None:
+            return None
+        if before is None:
+            return False, True
+        lvl, d = self.level, self.direction
+        up = before <= lvl < now
+        down = before >= lvl > now
+        crossed = up if d == "up" else down if d == "down" else up or down
+        return crossed, not crossed
+
+    explain = measure
+
 
 class Band:
     """The price against a channel: held inside/outside, or the tick that enters/exits it."""
@@ -248,6 +327,7 @@ class Band:
         self.symbols = (symbol,)
         self.lower, self.upper = cond.lower, cond.upper
         self.on = cond.on
+        self.event: bool = cond.on in ("enters", "exits")
         self.price = cond.price
         self.labels = {"symbol": symbol}
 
@@ -273,6 +353,24 @@ class Band:
         )
         return Reading(v, happened, not happened, values, True, None, self.on)
 
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        q = m.quotes.get(self.symbol)
+        v = q.read(self.price) if q else None
+        if q is None or v is None:
+            return None
+        inside = self.lower <= v <= self.upper
+        if self.on in ("inside", "outside"):
+            active = inside if self.on == "inside" else not inside
+            return active, not active
+        before = q.read_prev(self.price)
+        if before is None:
+            return False, True
+        was = self.lower <= before <= self.upper
+        happened = (not was and inside) if self.on == "enters" else (was and not inside)
+        return happened, not happened
+
+    explain = measure
+
 
 class Composite:
     """`all` / `any` / `not` over child conditions evaluated on the same tick."""
@@ -286,6 +384,7 @@ class Composite:
         self.symbols: tuple[str, ...] = tuple(
             dict.fromkeys(sym for c in children for sym in c.symbols)
         )
+        self.event: bool = op != "not" and any(c.event for c in children)
 
     def measure(self, m: Market, now_ms: int) -> Reading | None:
         readings = []
@@ -294,6 +393,36 @@ class Composite:
             if r is None:
                 return None  # no data for one part: the whole can't be judged
             readings.append(r)
+        return self._combine(readings)
+
+    def explain(self, m: Market, now_ms: int) -> Reading | None:
+        readings = []
+        for child in self.children:
+            r = child.explain(m, now_ms)
+            if r is None:
+                return None
+            readings.append(r)
+        return self._combine(readings)
+
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        op = self.op
+        active = op == "all"
+        cleared = op != "all"
+        for child in self.children:
+            v = child.verdict(m, now_ms)
+            if v is None:
+                return None  # no data for one part: the whole can't be judged
+            if op == "not":
+                return not v[0], v[0]
+            if op == "all":
+                active = active and v[0]
+                cleared = cleared or v[1]
+            else:
+                active = active or v[0]
+                cleared = cleared and v[1]
+        return active, cleared
+
+    def _combine(self, readings: list[Reading]) -> Reading:
         first = readings[0]
         values: dict[str, float | str] = {}
         for r in reversed(readings):
@@ -312,7 +441,7 @@ class Composite:
                        first.comparison)  # fmt: skip
 
 
-class EarningsWindow:
+class EarningsWindow(_Slow):
     """Inside [report - before, report + after] of one of the symbol's reports."""
 
     kind: ClassVar[str] = "earnings"
@@ -339,7 +468,7 @@ class EarningsWindow:
         return Reading(float("nan"), False, True, values, False, None, "hours from report")
 
 
-class Stale:
+class Stale(_Slow):
     """Silence from a symbol during the regular session, measured in seconds."""
 
     kind: ClassVar[str] = "stale"
@@ -365,7 +494,7 @@ class Stale:
         return Reading(silent_s, active, not active, values, False, self.after_ms / 1000, ">=")
 
 
-class VolumeSpike:
+class VolumeSpike(_Slow):
     """This slot's volume today against the same slot's mean on earlier days."""
 
     kind: ClassVar[str] = "volume_spike"
@@ -391,7 +520,7 @@ class VolumeSpike:
         return Reading(x, x >= self.ratio, x < self.ratio, values, False, self.ratio, ">=")
 
 
-class Breadth:
+class Breadth(_Slow):
     """How many of a group's per-symbol conditions hold on this tick."""
 
     kind: ClassVar[str] = "breadth"
@@ -424,7 +553,7 @@ class Breadth:
         )  # fmt: skip
 
 
-class ExprMeasure:
+class ExprMeasure(_Slow):
     """A condition written in the expression language (`daemon.rules.expr`)."""
 
     kind: ClassVar[str] = "expr"

@@ -106,12 +106,15 @@ class Engine:
         return out
 
     def _evaluate(self, inst: Instance, now: int, out: list[AlertEvent]) -> None:
+        cond = inst.cond
+        reading: Reading | None = None
+        at = now
         # the hot path: most rules have no expiry, no active window and the default trigger
         if inst.plain:
-            reading = inst.cond.measure(self.market, now)
-            if reading is None:
+            verdict = cond.verdict(self.market, now)  # no Reading is built unless one is told
+            if verdict is None:
                 return
-            at = now
+            active, cleared = verdict
             st = self.states.get(inst.key)
         else:
             if inst.expires_ms is not None and now >= inst.expires_ms:
@@ -121,10 +124,9 @@ class Engine:
             st = self.states.get(inst.key)
             if st is not None and st.done:
                 return  # trigger: once, and it has fired
-            reading = inst.cond.measure(self.market, now)
-            at = now
             if inst.trigger == "once_per_bar_close":
                 # judge each bar on its last reading, once the next bar has begun
+                reading = cond.measure(self.market, now)
                 bar = now // inst.bar_ms
                 prev = self._bar_close.get(inst.key)
                 if reading is not None:
@@ -132,26 +134,37 @@ class Engine:
                 if prev is None or prev[0] == bar:
                     return
                 reading, at = prev[1], (prev[0] + 1) * inst.bar_ms
-            if reading is None:
-                return
+                active, cleared = reading.active, reading.cleared
+            else:
+                verdict = cond.verdict(self.market, now)
+                if verdict is None:
+                    return
+                active, cleared = verdict
         self.evaluations += 1
         if st is None:
             st = self.states[inst.key] = AlertState()
+        elif not active and not st.flapping and st.state in ("inactive", "resolved"):
+            return  # the common case: nothing holds, so nothing changes and nothing is told
         state, seq, clearing = st.state, st.seq, st.clearing_since_ms
-        told = self._advance(inst, st, reading, at)
+        told = self._advance(inst, st, active, cleared, cond.event, at)
         # every other field changes only together with a told transition
         if told is not None:
             self._dirty.add(inst.key)
+            if reading is None:
+                reading = cond.explain(self.market, now)  # the numbers behind the verdict
+                assert reading is not None
             out.append(self._event(inst, st, told, reading, at))
         elif st.state != state or st.seq != seq or st.clearing_since_ms != clearing:
             self._dirty.add(inst.key)
 
     @staticmethod
-    def _advance(inst: Instance, st: AlertState, reading: Reading, now: int) -> Told:
-        """One reading through the rule's trigger mode and lifecycle policy."""
+    def _advance(
+        inst: Instance, st: AlertState, active: bool, cleared: bool, event: bool, now: int
+    ) -> Told:
+        """One verdict through the rule's trigger mode and lifecycle policy."""
         p = inst.policy
-        if reading.event or inst.trigger in ("every_time", "once_per_bar", "once_per_bar_close"):
-            if not reading.active:
+        if event or inst.trigger in ("every_time", "once_per_bar", "once_per_bar_close"):
+            if not active:
                 return None
             if inst.trigger == "once_per_bar":
                 bar = now // inst.bar_ms
@@ -159,7 +172,7 @@ class Engine:
                     return None
                 st.last_bar = bar
             return fire_event(st, now_ms=now, cooldown_ms=p.cooldown_ms)
-        told = step(st, active=reading.active, cleared=reading.cleared, now_ms=now, policy=p)
+        told = step(st, active=active, cleared=cleared, now_ms=now, policy=p)
         if told == "firing" and inst.trigger == "once":
             st.done = True
         return told
