@@ -146,15 +146,23 @@ class Engine:
         elif not active and not st.flapping and st.state in ("inactive", "resolved"):
             return  # the common case: nothing holds, so nothing changes and nothing is told
         state, seq, clearing = st.state, st.seq, st.clearing_since_ms
+        repeats, flapping = st.repeats, st.flapping
         told = self._advance(inst, st, active, cleared, cond.event, at)
-        # every other field changes only together with a told transition
+        # the other fields change only with a told transition, or with these (a reminder held
+        # back while flapping, the end of a flap)
         if told is not None:
             self._dirty.add(inst.key)
             if reading is None:
                 reading = cond.explain(self.market, now)  # the numbers behind the verdict
                 assert reading is not None
             out.append(self._event(inst, st, told, reading, at))
-        elif st.state != state or st.seq != seq or st.clearing_since_ms != clearing:
+        elif (
+            st.state != state
+            or st.seq != seq
+            or st.clearing_since_ms != clearing
+            or st.repeats != repeats
+            or st.flapping != flapping
+        ):
             self._dirty.add(inst.key)
 
     @staticmethod
