@@ -16,7 +16,7 @@ from typing import ClassVar
 from daemon.durations import format_duration
 from daemon.events import EarningsEvent, Headline
 from daemon.rules.expr import Expr
-from daemon.rules.market import NEW_YORK, Market
+from daemon.rules.market import NEW_YORK, Market, Quote
 from daemon.rules.schema import (
     BandCond,
     BreadthCond,
@@ -222,7 +222,8 @@ class PctMove:
         assert isinstance(self.since, dt.date)
         return self.since
 
-    def measure(self, m: Market, now_ms: int) -> Reading | None:
+    def _move(self, m: Market) -> tuple[Quote, float, float] | None:
+        """(quote, reference price, % move), shared by `verdict` and `measure`."""
         q = m.quotes.get(self.symbol)
         if q is None:
             return None
@@ -233,11 +234,24 @@ class PctMove:
             ref = w.reference(q.ts_ms, self.window_ms) if w is not None else None
         if ref is None or ref <= 0:
             return None
-        value = (q.price / ref - 1) * 100
-        d, mag = self.direction, self.magnitude
+        return q, ref, (q.price / ref - 1) * 100
+
+    def _judge(self, value: float) -> tuple[bool, bool]:
+        d = self.direction
         signed = value if d == "up" else -value if d == "down" else abs(value)
-        active = signed >= mag
-        cleared = signed < self.clear if self.clear is not None else not active
+        active = signed >= self.magnitude
+        return active, signed < self.clear if self.clear is not None else not active
+
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        move = self._move(m)
+        return None if move is None else self._judge(move[2])
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        move = self._move(m)
+        if move is None:
+            return None
+        q, ref, value = move
+        active, cleared = self._judge(value)
         values: dict[str, float | str] = {
             "symbol": self.symbol,
             "price": q.price,
@@ -245,26 +259,10 @@ class PctMove:
             "window": self.window_text,
         }
         # told as value vs its signed threshold: "+3.34 at or above 3.00"
+        mag, d = self.magnitude, self.direction
         up = d == "up" or (d == "either" and value >= 0)
         threshold, comparison = (mag, ">=") if up else (-mag, "<=")
         return Reading(value, active, cleared, values, False, threshold, comparison)
-
-    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
-        q = m.quotes.get(self.symbol)
-        if q is None:
-            return None
-        if self.since is not None:
-            ref = m.anchors.get(self.symbol, self._anchor_day(q.ts_ms))
-        else:
-            w = m.windows.get(self.symbol)
-            ref = w.reference(q.ts_ms, self.window_ms) if w is not None else None
-        if ref is None or ref <= 0:
-            return None
-        value = (q.price / ref - 1) * 100
-        d = self.direction
-        signed = value if d == "up" else -value if d == "down" else abs(value)
-        active = signed >= self.magnitude
-        return active, signed < self.clear if self.clear is not None else not active
 
     explain = measure
 
@@ -283,7 +281,8 @@ class Crosses:
         self.price = cond.price
         self.labels = {"symbol": symbol}
 
-    def measure(self, m: Market, now_ms: int) -> Reading | None:
+    def _cross(self, m: Market) -> tuple[float, float | None, bool, bool] | None:
+        """(price now, price before, crossed up, crossed down), shared by both readings."""
         q = m.quotes.get(self.symbol)
         if q is None:
             return None
@@ -292,27 +291,30 @@ class Crosses:
             return None
         up = before is not None and before <= self.level < now
         down = before is not None and before >= self.level > now
-        crossed = up if self.direction == "up" else down if self.direction == "down" else up or down
+        return now, before, up, down
+
+    def _crossed(self, up: bool, down: bool) -> bool:
+        d = self.direction
+        return up if d == "up" else down if d == "down" else up or down
+
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        c = self._cross(m)
+        if c is None:
+            return None
+        crossed = self._crossed(c[2], c[3])
+        return crossed, not crossed
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        c = self._cross(m)
+        if c is None:
+            return None
+        now, before, up, down = c
+        crossed = self._crossed(up, down)
         how = "crossed up" if up else "crossed down" if down else "crosses"
         values: dict[str, float | str] = {"symbol": self.symbol, "price": now}
         if before is not None:
             values["from_price"] = before
         return Reading(now, crossed, not crossed, values, True, self.level, how)
-
-    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
-        q = m.quotes.get(self.symbol)
-        if q is None:
-            return None
-        now, before = q.read(self.price), q.read_prev(self.price)
-        if now is None:
-            return None
-        if before is None:
-            return False, True
-        lvl, d = self.level, self.direction
-        up = before <= lvl < now
-        down = before >= lvl > now
-        crossed = up if d == "up" else down if d == "down" else up or down
-        return crossed, not crossed
 
     explain = measure
 
@@ -331,43 +333,34 @@ class Band:
         self.price = cond.price
         self.labels = {"symbol": symbol}
 
-    def _inside(self, v: float) -> bool:
-        return self.lower <= v <= self.upper
-
-    def measure(self, m: Market, now_ms: int) -> Reading | None:
-        q = m.quotes.get(self.symbol)
-        v = q.read(self.price) if q else None
-        if q is None or v is None:
-            return None
-        values: dict[str, float | str] = {
-            "symbol": self.symbol, "price": v, "lower": self.lower, "upper": self.upper,
-        }  # fmt: skip
-        inside = self._inside(v)
-        if self.on in ("inside", "outside"):
-            active = inside if self.on == "inside" else not inside
-            return Reading(v, active, not active, values, False, None, self.on)
-        before = q.read_prev(self.price)
-        was = self._inside(before) if before is not None else None
-        happened = was is not None and (
-            (not was and inside) if self.on == "enters" else (was and not inside)
-        )
-        return Reading(v, happened, not happened, values, True, None, self.on)
-
-    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+    def _state(self, m: Market) -> tuple[float, bool] | None:
+        """(price, whether this tick's condition holds), shared by both readings."""
         q = m.quotes.get(self.symbol)
         v = q.read(self.price) if q else None
         if q is None or v is None:
             return None
         inside = self.lower <= v <= self.upper
         if self.on in ("inside", "outside"):
-            active = inside if self.on == "inside" else not inside
-            return active, not active
+            return v, inside if self.on == "inside" else not inside
         before = q.read_prev(self.price)
         if before is None:
-            return False, True
+            return v, False
         was = self.lower <= before <= self.upper
-        happened = (not was and inside) if self.on == "enters" else (was and not inside)
-        return happened, not happened
+        return v, (not was and inside) if self.on == "enters" else (was and not inside)
+
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        st = self._state(m)
+        return None if st is None else (st[1], not st[1])
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        st = self._state(m)
+        if st is None:
+            return None
+        v, holds = st
+        values: dict[str, float | str] = {
+            "symbol": self.symbol, "price": v, "lower": self.lower, "upper": self.upper,
+        }  # fmt: skip
+        return Reading(v, holds, not holds, values, self.event, None, self.on)
 
     explain = measure
 
