@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,18 +19,25 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from daemon import __version__
-from daemon.alerts import NEW_YORK
+from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.config import Config, ConfigError, mask_url
 from daemon.events import ms_to_dt
 from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.dispatch import Dispatcher, RetryPolicy
 from daemon.notify.registry import BUILTIN_NOTIFIERS
-from daemon.reload import ReloadResult, diff_rules, ops_alert, problems_digest, watch_files
+from daemon.reload import (
+    ReloadResult,
+    diff_rules,
+    ops_alert,
+    problems_digest,
+    source_alert,
+    watch_files,
+)
 from daemon.rules.compile import Plan, compile_rules
 from daemon.rules.runner import Evaluator
 from daemon.rules.timers import Timer, timers_after
-from daemon.sources.base import Source, SourceContext
+from daemon.sources.base import FatalSourceError, Source, SourceContext
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import BUILTIN_SOURCES
 from daemon.store.connect import connect
@@ -81,6 +89,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._last_refused = ""
         self.reloads: list[ReloadResult] = []
+        self.fatal_reasons: list[str] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,7 +124,14 @@ class Daemon:
             future_tolerance_ms=int(s.edge.future_tolerance.total_seconds() * 1000),
             out_of_order_ms=int(s.edge.out_of_order_tolerance.total_seconds() * 1000),
         )
-        ctx = SourceContext(StreamStore(self.redis, self.keys, maxlen), edge, self.cfg.base_dir)
+        ctx = SourceContext(
+            StreamStore(self.redis, self.keys, maxlen),
+            edge,
+            self.cfg.base_dir,
+            symbols=self.cfg.universe,
+            ops=self._source_ops_alert,
+            on_fatal=self._source_fatal,
+        )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         for sc in s.sources:
             if not sc.enabled:
@@ -258,8 +274,11 @@ class Daemon:
         result = diff_rules(self.cfg, new)
         plan = compile_rules(new)
         self.evaluator.use_plan(plan, set(result.unchanged))
-        if self.edge is not None:
+        if self.edge is not None and self.edge.universe != new.universe:
             self.edge.universe = new.universe
+            for src in self.sources:
+                src.ctx.symbols = new.universe
+                await src.resubscribe(new.universe)
         if new.settings.channels != self.cfg.settings.channels:
             old = self.notifiers
             self.notifiers = self._build_notifiers(new)
@@ -280,13 +299,26 @@ class Daemon:
         return result
 
     async def _send_ops_alert(self, problems: list[str]) -> None:
+        await self._ops(lambda seq, channels: ops_alert(problems, seq, channels))
+
+    async def _source_ops_alert(self, summary: str, labels: Mapping[str, str]) -> None:
+        log.warning("ops alert: %s", summary)
+        await self._ops(lambda seq, channels: source_alert(summary, labels, seq, channels))
+
+    async def _ops(self, make: Callable[[int, list[str]], AlertEvent]) -> None:
+        """Number an ops alert and put it in the outbox for the ops channels."""
         channels = [c for c in self.cfg.settings.ops_channels if c in self.notifiers]
         if not channels or self.redis is None:
             return
         with contextlib.suppress(*REDIS_DOWN):
             seq = int(await self.redis.incr(self.keys.ops_seq))
-            alert = ops_alert(problems, seq, channels)
-            await self.redis.xadd(self.keys.outbox, {"alert": alert.to_json()})
+            await self.redis.xadd(self.keys.outbox, {"alert": make(seq, channels).to_json()})
+
+    def _source_fatal(self, source: Source, error: FatalSourceError) -> None:
+        """A source that cannot work (bad credentials) stops the daemon with a clear reason."""
+        log.error("source %s cannot run: %s", source.name, error)
+        self.fatal_reasons.append(f"source {source.name}: {error}")
+        self.failed.set()
 
     async def _heartbeat(self) -> None:
         with contextlib.suppress(*REDIS_DOWN):
@@ -345,4 +377,6 @@ class Daemon:
             fail_wait.cancel()
         finally:
             await self.stop()
+        if self.fatal_reasons:
+            return 3  # could not run as configured (e.g. a wrong API key): like a failed start
         return 1 if self.failed.is_set() else 0

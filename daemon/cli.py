@@ -1,7 +1,8 @@
 """`tickwatch run`, `check`, `test` and `schema`.
 
 Exit codes: 0 ok, 1 the daemon failed while running, 2 the configuration is invalid (nothing
-was started), 3 the daemon could not start (Redis unreachable, ...).
+was started), 3 the daemon could not start or a source cannot run (Redis unreachable, a wrong
+API key, ...).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import fnmatch
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +89,24 @@ def ops_alert(problems: list[str], seq: int, channels: list[str]) -> AlertEvent:
         channels=tuple(channels),
         labels={"component": "config"},
         values={"problems": "\n".join(problems)},
+    )
+
+
+def source_alert(
+    summary: str, labels: Mapping[str, str], seq: int, channels: list[str]
+) -> AlertEvent:
+    """An ops alert about a market-data source (silent feed, refused subscription)."""
+    return AlertEvent(
+        rule="tickwatch-source",
+        key="tickwatch-source",
+        state="firing",
+        seq=seq,
+        ts_ms=int(time.time() * 1000),
+        severity="warning",
+        summary=summary,
+        channels=tuple(channels),
+        labels={"component": "source", **labels},
+        values={},
     )
 
 

@@ -12,8 +12,8 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -26,7 +26,7 @@ from daemon.sources.normalize import REASONS, EdgeFilter
 from daemon.store.retry import run_resilient
 from daemon.store.streams import StreamStore
 
-__all__ = ["Source", "SourceConfig", "SourceContext"]
+__all__ = ["FatalSourceError", "Source", "SourceConfig", "SourceContext"]
 
 log = logging.getLogger("tickwatch.sources")
 
@@ -39,13 +39,37 @@ class SourceConfig(BaseModel):
     enabled: bool = True
 
 
+class FatalSourceError(Exception):
+    """A problem retrying cannot fix (a wrong API key, a feed outside the plan): stop the daemon.
+
+    The message is shown to the operator as is, so it must say what to do and hold no secret.
+    """
+
+
+async def _no_ops(summary: str, labels: Mapping[str, str]) -> None:
+    log.warning("ops alert (no ops channel configured): %s", summary)
+
+
+def _no_fatal(source: Source, error: FatalSourceError) -> None:
+    log.error("source %s cannot run: %s", source.name, error)
+
+
 @dataclass
 class SourceContext:
-    """What a source needs from the daemon: where to write and how strict the edge is."""
+    """What a source needs from the daemon: where to write, how strict to be, and whom to tell.
+
+    `symbols` is what the loaded rules (plus `symbols:` in alerts.yaml) need; live feeds subscribe
+    to it and get `Source.resubscribe` when a reload changes it. `ops` raises an ops alert on the
+    daemon's ops channels (a silent feed, a refused subscription); `on_fatal` is how a source
+    that cannot work (bad credentials) makes the daemon exit non-zero instead of looping.
+    """
 
     store: StreamStore
     edge: EdgeFilter
     base_dir: Path
+    symbols: frozenset[str] = frozenset()
+    ops: Callable[[str, Mapping[str, str]], Awaitable[None]] = _no_ops
+    on_fatal: Callable[[Source, FatalSourceError], None] = field(default=_no_fatal)
 
 
 class Source(ABC):
@@ -77,10 +101,15 @@ class Source(ABC):
             await run_resilient(f"source {self.name}", self.run, log)
         except asyncio.CancelledError:
             raise
+        except FatalSourceError as e:
+            self.ctx.on_fatal(self, e)
         except Exception:
             log.exception("source %s stopped on an error", self.name)
         finally:
             self.done.set()
+
+    async def resubscribe(self, symbols: frozenset[str]) -> None:  # noqa: B027 - optional hook
+        """The symbols the rules need changed (a reload): live feeds adjust their subscription."""
 
     @abstractmethod
     async def run(self) -> None:
