@@ -100,6 +100,11 @@ def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
     return _ENV.sub(sub, text), missing
 
 
+#: libyaml's C parser when PyYAML was built with it: the same nodes and line marks, ~4x faster,
+#: which is what keeps a hot reload of thousands of rules short.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(
     path: Path, display: str | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[YamlSource, list[Problem]]:
@@ -122,7 +127,7 @@ def load_yaml(
         ]
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
