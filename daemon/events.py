@@ -14,7 +14,15 @@ from datetime import UTC, date, datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-__all__ = ["Headline", "Tick", "TickKind", "dt_to_ms", "ms_to_dt"]
+__all__ = [
+    "SENTIMENT_LABELS",
+    "Headline",
+    "Tick",
+    "TickKind",
+    "dt_to_ms",
+    "ms_to_dt",
+    "sentiment_label",
+]
 
 TickKind = Literal["trade", "quote", "bar"]
 
@@ -80,9 +88,26 @@ class Tick:
         )
 
 
+#: Alpha Vantage's bands on the -1..1 score, used for every source's score (and the local one),
+#: so `label: [Bullish]` in a rule means the same whichever provider the headline came from.
+SENTIMENT_LABELS = ("Bearish", "Somewhat-Bearish", "Neutral", "Somewhat-Bullish", "Bullish")
+
+
+def sentiment_label(score: float) -> str:
+    if score <= -0.35:
+        return "Bearish"
+    if score <= -0.15:
+        return "Somewhat-Bearish"
+    if score < 0.15:
+        return "Neutral"
+    if score < 0.35:
+        return "Somewhat-Bullish"
+    return "Bullish"
+
+
 @dataclass(slots=True, frozen=True)
 class Headline:
-    """A news item, with the provider's sentiment on a -1..1 scale where it gives one."""
+    """A news item with a -1..1 sentiment: the provider's, or the local scorer's (`scored_by`)."""
 
     id: str
     ts_ms: int
@@ -93,6 +118,8 @@ class Headline:
     url: str = ""
     sentiment: float | None = None
     ticker_sentiment: dict[str, float] = field(default_factory=dict)
+    #: "" when the provider scored the headline; the local scorer's name when it did.
+    scored_by: str = ""
 
     @property
     def ts(self) -> datetime:
@@ -116,6 +143,8 @@ class Headline:
             f["sent"] = repr(self.sentiment)
         if self.ticker_sentiment:
             f["tsent"] = json.dumps(self.ticker_sentiment, sort_keys=True)
+        if self.scored_by:
+            f["sby"] = self.scored_by
         return f
 
     @classmethod
@@ -133,6 +162,7 @@ class Headline:
             url=f.get("url", ""),
             sentiment=float(sent) if sent is not None else None,
             ticker_sentiment={k: float(v) for k, v in json.loads(tsent).items()} if tsent else {},
+            scored_by=f.get("sby", ""),
         )
 
 

@@ -8,10 +8,13 @@ can use come back with the reading, so the alert text shows exactly the numbers 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import ClassVar
+
+import regex
 
 from daemon.durations import format_duration
 from daemon.events import EarningsEvent, Headline
@@ -48,6 +51,8 @@ __all__ = [
     "Threshold",
     "VolumeSpike",
 ]
+
+log = logging.getLogger("tickwatch.rules")
 
 
 @dataclass(slots=True)
@@ -586,6 +591,26 @@ def _keyword_pattern(entry: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")(?!\w)", re.IGNORECASE)
 
 
+class HeadlineRegex:
+    """A trader's regular expression, run by the `regex` package with a time limit.
+
+    Python's `re` can backtrack for minutes on a pattern like `(a+)+b`; rule text is untrusted,
+    so a search that runs past `timeout` counts as no match (and is logged) instead of stalling
+    the evaluator.
+    """
+
+    def __init__(self, pattern: str, timeout: float = 0.05):
+        self.pattern = regex.compile(pattern, regex.IGNORECASE)
+        self.timeout = timeout
+
+    def search(self, text: str) -> bool:
+        try:
+            return self.pattern.search(text, timeout=self.timeout) is not None
+        except TimeoutError:
+            log.warning("regex %r gave up after %.0f ms", self.pattern.pattern, self.timeout * 1000)
+            return False
+
+
 class HeadlineMatcher:
     """Keyword, symbol, source and sentiment filters over a headline. Never evaluates user text."""
 
@@ -598,26 +623,38 @@ class HeadlineMatcher:
         self.none_of = [_keyword_pattern(k) for k in cond.none_of]
         self.sentiment = cond.sentiment
         self.sources = {s.lower() for s in cond.sources} if cond.sources else None
+        self.regex = HeadlineRegex(cond.regex) if cond.regex else None
+        self.per = cond.per
 
-    def match(self, h: Headline) -> tuple[str, list[str], float | None] | None:
-        """(primary symbol, matched symbols, sentiment) when `h` matches, else None."""
+    def watched(self, h: Headline) -> list[str]:
+        """The symbols `h` tags that this rule watches (all it tags, for a keyword-only rule)."""
+        return [s for s in h.symbols if s in self.symbols] if self.symbols else list(h.symbols)
+
+    def match(self, h: Headline) -> list[tuple[str, float | None]]:
+        """(symbol, sentiment) for each alert `h` raises: none, one, or one per symbol.
+
+        By default (`per: symbol`) each symbol the headline tags is judged on its own, with that
+        ticker's sentiment where the provider scored it, so "MSFT up, GOOGL down" can alert on
+        one and not the other. `per: headline` raises one alert, under the first symbol.
+        """
         if self.sources is not None and h.source.lower() not in self.sources:
-            return None
-        if self.symbols:
-            matched = [s for s in h.symbols if s in self.symbols]
-            if not matched:
-                return None
-        else:
-            matched = list(h.symbols)
+            return []
+        matched = self.watched(h)
+        if self.symbols and not matched:
+            return []
         text = f"{h.title}\n{h.summary}"
         if self.any_of and not any(p.search(text) for p in self.any_of):
-            return None
+            return []
         if not all(p.search(text) for p in self.all_of):
-            return None
+            return []
         if any(p.search(text) for p in self.none_of):
-            return None
-        primary = matched[0] if matched else ""
-        score = h.sentiment_for(primary) if primary else h.sentiment
-        if self.sentiment is not None and not self.sentiment.accepts(score):
-            return None
-        return primary, matched, score
+            return []
+        if self.regex is not None and not self.regex.search(text):
+            return []
+        if self.per == "headline":
+            matched = matched[:1]
+        hits = [(s, h.sentiment_for(s)) for s in matched] or [("", h.sentiment)]
+        if self.sentiment is None:
+            return hits
+        accepts = self.sentiment.accepts
+        return [(s, score) for s, score in hits if accepts(score)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from daemon.alerts import AlertEvent, alert_key
-from daemon.events import Headline, Tick
+from daemon.events import Headline, Tick, sentiment_label
 from daemon.rules.compile import HeadlineRule, Instance, Plan
 from daemon.rules.conditions import Reading
 from daemon.rules.lifecycle import AlertState, Told, fire_event, step
@@ -188,19 +188,16 @@ class Engine:
     def on_headline(self, h: Headline) -> list[AlertEvent]:
         out: list[AlertEvent] = []
         for hr in self.plan.headline_rules:
-            hit = hr.matcher.match(h)
-            if hit is None:
-                continue
-            primary, matched, score = hit
-            labels = {"symbol": primary} if primary else {}
-            key = alert_key(hr.rule, labels)
-            st = self.states.get(key)
-            if st is None:
-                st = self.states[key] = AlertState()
-            told = fire_event(st, now_ms=h.ts_ms, cooldown_ms=hr.cooldown_ms)
-            self._dirty.add(key)
-            if told is not None:
-                out.append(self._headline_event(hr, key, labels, st, h, matched, score))
+            for sym, score in hr.matcher.match(h):
+                labels = {"symbol": sym} if sym else {}
+                key = alert_key(hr.rule, labels)
+                st = self.states.get(key)
+                if st is None:
+                    st = self.states[key] = AlertState()
+                told = fire_event(st, now_ms=h.ts_ms, cooldown_ms=hr.cooldown_ms)
+                self._dirty.add(key)
+                if told is not None:
+                    out.append(self._headline_event(hr, key, labels, st, h, score))
         return out
 
     def take_dirty(self) -> dict[str, AlertState]:
@@ -237,12 +234,11 @@ class Engine:
         labels: dict[str, str],
         st: AlertState,
         h: Headline,
-        matched: list[str],
         score: float | None,
     ) -> AlertEvent:
         values: dict[str, float | str] = {
             "symbol": labels.get("symbol", ""),
-            "symbols": " ".join(matched),
+            "symbols": " ".join(hr.matcher.watched(h)),
             "title": h.title,
             "source": h.source,
             "url": h.url,
@@ -250,6 +246,8 @@ class Engine:
         }
         if score is not None:
             values["sentiment"] = score
+            values["sentiment_label"] = sentiment_label(score)
+            values["scored_by"] = h.scored_by or h.source
         ev = AlertEvent(
             rule=hr.rule,
             key=key,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal, Self
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.alerts import Severity
 from daemon.durations import Duration
+from daemon.events import sentiment_label
 from daemon.rules.sessions import ActiveWindow
 
 __all__ = [
@@ -158,19 +160,30 @@ class PctMoveCond(_Model):
         return value
 
 
+SentimentLabel = Literal["Bearish", "Somewhat-Bearish", "Neutral", "Somewhat-Bullish", "Bullish"]
+
+
 class SentimentFilter(_Model):
     """Bounds on the -1..1 sentiment score (per-ticker where the provider scored the ticker)."""
 
     min: float | None = Field(None, ge=-1, le=1)
     max: float | None = Field(None, ge=-1, le=1)
     min_abs: float | None = Field(None, ge=0, le=1, description="Skip neutral news: |score| >= x")
+    label: list[SentimentLabel] | None = Field(
+        None,
+        min_length=1,
+        description="Alpha Vantage's bands on the score: Bearish (<= -0.35), Somewhat-Bearish, "
+        "Neutral (-0.15..0.15), Somewhat-Bullish, Bullish (>= 0.35)",
+    )
 
     def accepts(self, score: float | None) -> bool:
         if score is None:
-            return self.min is None and self.max is None and self.min_abs is None
+            return self.min is None and self.max is None and self.min_abs is None and not self.label
         if self.min is not None and score < self.min:
             return False
         if self.max is not None and score > self.max:
+            return False
+        if self.label and sentiment_label(score) not in self.label:
             return False
         return not (self.min_abs is not None and abs(score) < self.min_abs)
 
@@ -185,13 +198,30 @@ class HeadlineCond(_Model):
     any_of: list[str] = Field(default_factory=list)
     all_of: list[str] = Field(default_factory=list)
     none_of: list[str] = Field(default_factory=list)
+    regex: str | None = Field(
+        None,
+        max_length=300,
+        description="A regular expression the title or summary must match (case-insensitive)",
+    )
     sentiment: SentimentFilter | None = None
     sources: list[str] | None = None
+    per: Literal["symbol", "headline"] = Field(
+        "symbol",
+        description="symbol: one alert per tagged symbol, each with its own sentiment and "
+        "cooldown; headline: one alert per headline, under its first symbol",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> Self:
-        if not (self.any_of or self.all_of or self.symbols):
-            raise ValueError("give keywords (any_of / all_of) or symbols to match headlines on")
+        if not (self.any_of or self.all_of or self.symbols or self.regex):
+            raise ValueError(
+                "give keywords (any_of / all_of), a regex or symbols to match headlines on"
+            )
+        if self.regex is not None:
+            try:
+                regex.compile(self.regex)
+            except regex.error as e:
+                raise ValueError(f"regex {self.regex!r} does not compile: {e}") from None
         for field_name in ("any_of", "all_of", "none_of"):
             for word in getattr(self, field_name):
                 if not word.strip() or any(not alt.strip() for alt in word.split("|")):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.events import Headline, Tick
 from daemon.sources.normalize import REASONS, EdgeFilter
+from daemon.sources.sentiment import with_local_score
 from daemon.store.retry import run_resilient
 from daemon.store.streams import StreamStore
 
@@ -140,7 +141,7 @@ class Source(ABC):
         for h in headlines:
             reason = edge.headline_reason(h, now_ms)
             if reason is None:
-                good_news.append(h)
+                good_news.append(with_local_score(h))
             else:
                 rejects[reason] += 1
         try:
