@@ -150,7 +150,9 @@ async def test_unscored_headlines_are_scored_at_the_edge(
         type="synthetic",
         name="syn",
         prices={"MSFT": 400.0},
-        events=[ScriptedEvent(after=0, headline="Microsoft posts terrible losses", symbols=["MSFT"])],
+        events=[
+            ScriptedEvent(after=0, headline="Microsoft posts terrible losses", symbols=["MSFT"])
+        ],
     )
     ctx = SourceContext(StreamStore(redis, keys), EdgeFilter(frozenset({"MSFT"})), tmp_path)
     await SyntheticSource(cfg, ctx).step()

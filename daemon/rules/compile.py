@@ -21,6 +21,7 @@ from daemon.rules.conditions import (
     ExprMeasure,
     HeadlineMatcher,
     Measure,
+    NoDataGuard,
     PctMove,
     Spread,
     Stale,
@@ -70,6 +71,8 @@ class Instance:
     active: ActiveWindow | None = None
     #: Whether replaying history through `cond` rebuilds state (expressions' windows).
     warms: bool = False
+    #: What an evaluation that raises stands for: keep, ok or alerting (the rule's on_error).
+    on_error: str = "keep"
     #: No expiry, no active window, the default trigger: the engine's fast path.
     plain: bool = False
 
@@ -96,6 +99,8 @@ class Plan:
     reminder_rules: list[ReminderRule] = field(default_factory=list)
     #: Instances that time alone can change (staleness): also evaluated as the clock moves.
     clock_instances: list[Instance] = field(default_factory=list)
+    #: Instances whose rule has `no_data_after`: the clock checks their inputs for silence.
+    silence_watch: list[tuple[Instance, NoDataGuard]] = field(default_factory=list)
     sessions: Sessions = field(default_factory=nyse)
 
     def new_market(self) -> Market:
@@ -108,6 +113,8 @@ class Plan:
 
 
 def _leaves(m: Measure) -> list[Measure]:
+    if isinstance(m, NoDataGuard):
+        return _leaves(m.inner)
     if isinstance(m, Composite):
         return [leaf for child in m.children for leaf in _leaves(child)]
     return [m]
@@ -250,6 +257,10 @@ def compile_rules(cfg: Config) -> Plan:
             )
             continue
         measures = list(build(rule.when, cfg).values())
+        if rule.on_no_data != "keep" or rule.no_data_after is not None:
+            after = rule.no_data_after
+            after_ms = int(after.total_seconds() * 1000) if after is not None else None
+            measures = [NoDataGuard(m, rule.on_no_data, after_ms, nyse()) for m in measures]
         for m in measures:
             labels = {**rule.labels, **m.labels}
             inst = Instance(
@@ -257,6 +268,7 @@ def compile_rules(cfg: Config) -> Plan:
                 rule.severity, template, rule.resolved_message or DEFAULT_RESOLVED, channels,
                 rule.trigger, _ms(rule, "bar"),
                 dt_to_ms(rule.expires) if rule.expires is not None else None, rule.active,
+                on_error=rule.on_error,
             )  # fmt: skip
             inst.warms = any(isinstance(leaf, ExprMeasure) for leaf in _leaves(m))
             plan.instances.append(inst)
@@ -264,4 +276,6 @@ def compile_rules(cfg: Config) -> Plan:
                 plan.by_symbol.setdefault(sym, []).append(inst)
             if any(isinstance(leaf, Stale) for leaf in _leaves(m)):
                 plan.clock_instances.append(inst)
+            if isinstance(m, NoDataGuard) and m.after_ms is not None and m.stands_for:
+                plan.silence_watch.append((inst, m))
     return plan

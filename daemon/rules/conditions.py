@@ -44,6 +44,7 @@ __all__ = [
     "HeadlineMatcher",
     "LevelCheck",
     "Measure",
+    "NoDataGuard",
     "PctMove",
     "Reading",
     "Spread",
@@ -370,6 +371,75 @@ class Band:
     explain = measure
 
 
+class NoDataGuard:
+    """A rule's `on_no_data`: what "cannot be judged" means for its alert.
+
+    No data is the inner condition having no verdict (a price, an anchor or window history is
+    missing) or, with `no_data_after`, an input silent that long during the regular session.
+    `keep` is not wrapped at all, so rules without the option pay nothing on the hot path.
+    """
+
+    kind: ClassVar[str] = "no_data"
+
+    def __init__(
+        self, inner: Measure, action: str, after_ms: int | None, sessions: Sessions
+    ) -> None:
+        self.inner = inner
+        self.symbols: tuple[str, ...] = inner.symbols
+        self.labels: dict[str, str] = inner.labels
+        self.event: bool = inner.event
+        self.after_ms = after_ms
+        self.sessions = sessions
+        #: the verdict no data stands for (None: keep the alert as it is)
+        self.stands_for: tuple[bool, bool] | None = {
+            "ok": (False, True),
+            "alerting": (True, False),
+        }.get(action)
+
+    def _silent(self, m: Market, now_ms: int) -> list[str]:
+        """Inputs silent for `after_ms` or more, counted from the open during the session."""
+        if self.after_ms is None or not self.sessions.is_regular(now_ms):
+            return []
+        hours = self.sessions.regular_hours(self.sessions.ny_date(now_ms))
+        opened = hours[0] if hours else now_ms
+        out = []
+        for sym in self.symbols:
+            q = m.quotes.get(sym)
+            last = max(q.ts_ms if q else m.first_ms, opened)
+            if now_ms - last >= self.after_ms:
+                out.append(sym)
+        return out
+
+    def silence(self, m: Market, now_ms: int) -> Reading | None:
+        """The no-data reading when an input has gone silent (the clock's check), else None."""
+        silent = self._silent(m, now_ms)
+        return self._no_data(silent) if silent else None
+
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        if self.after_ms is not None and self._silent(m, now_ms):
+            return self.stands_for
+        v = self.inner.verdict(m, now_ms)
+        return self.stands_for if v is None else v
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        silent = self._silent(m, now_ms)
+        r = None if silent else self.inner.measure(m, now_ms)
+        return r if r is not None else self._no_data(silent)
+
+    def explain(self, m: Market, now_ms: int) -> Reading | None:
+        silent = self._silent(m, now_ms)
+        r = None if silent else self.inner.explain(m, now_ms)
+        return r if r is not None else self._no_data(silent)
+
+    def _no_data(self, silent: list[str]) -> Reading | None:
+        if self.stands_for is None:
+            return None
+        active, cleared = self.stands_for
+        why = f"no data from {', '.join(silent)}" if silent else "no data"
+        values: dict[str, float | str] = {**self.labels, "no_data": why}
+        return Reading(float("nan"), active, cleared, values, False, None, "no data")
+
+
 class Composite:
     """`all` / `any` / `not` over child conditions evaluated on the same tick."""
 
@@ -582,7 +652,7 @@ class ExprMeasure(_Slow):
 
 Measure = (
     Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure | EarningsWindow | Stale
-    | Breadth | VolumeSpike
+    | Breadth | VolumeSpike | NoDataGuard
 )  # fmt: skip
 
 

@@ -40,6 +40,8 @@ class Engine:
         self._bar_close: dict[str, tuple[int, Reading]] = {}
         #: Event time at which time-driven conditions were last evaluated.
         self._clock_ms = 0
+        #: rule → (evaluations that raised, the last error): the runner reports them.
+        self.errors: dict[str, tuple[int, str]] = {}
 
     def with_plan(self, plan: Plan, keep_rules: set[str]) -> tuple[Engine, list[str]]:
         """An engine on a new plan (a rule reload), and the alert keys it no longer tracks.
@@ -88,12 +90,13 @@ class Engine:
         now = self.market.quotes[tick.symbol].ts_ms  # a late tick counts as now, not the past
         if instances:
             for inst in instances:
-                self._evaluate(inst, now, out)
-        if self.plan.clock_instances and now - self._clock_ms >= 1000:
-            self._clock_ms = now  # event time moved on: time-driven conditions may have changed
-            for inst in self.plan.clock_instances:
-                if tick.symbol not in inst.cond.symbols:
+                try:
                     self._evaluate(inst, now, out)
+                except Exception as e:  # one rule's failure must not stop the others
+                    self._failed(inst, now, e, out)
+        if (self.plan.clock_instances or self.plan.silence_watch) and now - self._clock_ms >= 1000:
+            self._clock_ms = now  # event time moved on: time-driven conditions may have changed
+            self._tick_clock(now, out, skip=tick.symbol)
         return out
 
     def on_clock(self, now_ms: int) -> list[AlertEvent]:
@@ -101,16 +104,44 @@ class Engine:
         out: list[AlertEvent] = []
         if now_ms > self._clock_ms:
             self._clock_ms = now_ms
-            for inst in self.plan.clock_instances:
-                self._evaluate(inst, now_ms, out)
+            self._tick_clock(now_ms, out)
         return out
 
-    def _evaluate(self, inst: Instance, now: int, out: list[AlertEvent]) -> None:
+    def _tick_clock(self, now: int, out: list[AlertEvent], skip: str = "") -> None:
+        for inst in self.plan.clock_instances:
+            if skip not in inst.cond.symbols:
+                try:
+                    self._evaluate(inst, now, out)
+                except Exception as e:
+                    self._failed(inst, now, e, out)
+        for inst, guard in self.plan.silence_watch:
+            silent = guard.silence(self.market, now)
+            if silent is not None:
+                self._evaluate(inst, now, out, forced=silent)
+
+    def _failed(self, inst: Instance, now: int, error: Exception, out: list[AlertEvent]) -> None:
+        """An evaluation raised: count it, and apply the rule's `on_error`."""
+        count, _ = self.errors.get(inst.rule, (0, ""))
+        self.errors[inst.rule] = (count + 1, f"{type(error).__name__}: {error}"[:300])
+        if inst.on_error == "keep":
+            return
+        active = inst.on_error == "alerting"
+        values: dict[str, float | str] = {**inst.labels, "error": self.errors[inst.rule][1]}
+        forced = Reading(float("nan"), active, not active, values, False, None, "error")
+        self._evaluate(inst, now, out, forced=forced)
+
+    def _evaluate(
+        self, inst: Instance, now: int, out: list[AlertEvent], forced: Reading | None = None
+    ) -> None:
         cond = inst.cond
         reading: Reading | None = None
         at = now
+        if forced is not None:  # no data, or an error, standing for a verdict
+            reading = forced
+            active, cleared = forced.active, forced.cleared
+            st = self.states.get(inst.key)
         # the hot path: most rules have no expiry, no active window and the default trigger
-        if inst.plain:
+        elif inst.plain:
             verdict = cond.verdict(self.market, now)  # no Reading is built unless one is told
             if verdict is None:
                 return

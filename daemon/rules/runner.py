@@ -73,6 +73,7 @@ class Evaluator:
         self.anchor_check_every = 20_000
         self._next_anchor_check = self.anchor_check_every
         self._anchor_warned_year = 0
+        self._errors_told: dict[str, tuple[int, float]] = {}
         #: Set each time a new plan has taken effect (hot reload).
         self.plan_applied = asyncio.Event()
 
@@ -249,10 +250,24 @@ class Evaluator:
                 log.warning("evaluator skipped malformed entry %s in %s: %r", entry_id, stream, e)
         await self._commit(alerts, acks)
         self.stats.batches += 1
+        if engine.errors:
+            self._report_errors()
         if self.stats.ticks >= self._next_anchor_check:
             self._next_anchor_check = self.stats.ticks + self.anchor_check_every
             self._warn_missing_anchors()
         return alerts
+
+    def _report_errors(self) -> None:
+        """Rules whose evaluation raised since the last report: one warning per rule a minute."""
+        now = time.monotonic()
+        for rule, (count, last) in self.engine.errors.items():
+            seen, at = self._errors_told.get(rule, (0, 0.0))
+            if count > seen and now - at >= 60:
+                self._errors_told[rule] = (count, now)
+                log.warning(
+                    "rule %s failed %d time(s) (%d so far): %s; its on_error decides the alert",
+                    rule, count - seen, count, last,
+                )  # fmt: skip
 
     async def check_clock(self, now_ms: int | None = None) -> list[AlertEvent]:
         """Evaluate time-driven conditions (staleness) against the wall clock, and commit.
@@ -262,7 +277,8 @@ class Evaluator:
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         last = self.stats.last_event_ms
-        if not self.plan.clock_instances or (last and now_ms - last > 15 * 60_000):
+        timed = self.plan.clock_instances or self.plan.silence_watch
+        if not timed or (last and now_ms - last > 15 * 60_000):
             return []
         alerts = self.engine.on_clock(now_ms)
         await self._commit(alerts, {})

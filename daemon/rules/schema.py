@@ -481,6 +481,9 @@ class When(_Model):
         return self.kind == "band" and self.band is not None and self.band.on in ("enters", "exits")
 
 
+NoDataAction = Literal["keep", "ok", "alerting"]
+
+
 class FlapPolicy(_Model):
     """`transitions` fires/resolves within `within` mark the alert flapping: notifications are
     held until it has been quiet for `within`."""
@@ -520,6 +523,21 @@ class Rule(_Model):
         None, description="When the rule is evaluated: sessions, weekdays, from/until dates"
     )
     flap: FlapPolicy | None = None
+    on_no_data: NoDataAction = Field(
+        "keep",
+        description="When the rule cannot be judged (a price, anchor or window history is "
+        "missing, or an input is older than no_data_after): keep the alert as it is, treat "
+        "the condition as ok (resolves), or as alerting (fires)",
+    )
+    no_data_after: Duration | None = Field(
+        None,
+        description="During the regular session, an input silent this long counts as no data "
+        "(checked as the clock moves, not only on ticks)",
+    )
+    on_error: NoDataAction = Field(
+        "keep",
+        description="When evaluating the rule fails: keep the alert as it is, ok, or alerting",
+    )
     severity: Severity = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     message: str | None = Field(None, description="Template, e.g. '{symbol} {value:.2f}'")
@@ -556,6 +574,19 @@ class Rule(_Model):
             w.earnings_reminder is not None for w in self.when.walk()
         ):
             raise ValueError("earnings_reminder is time-driven and cannot be combined")
+        no_data = self.on_no_data != "keep" or self.no_data_after is not None
+        if self.when.kind in ("headline", "earnings_reminder") and (
+            no_data or self.on_error != "keep"
+        ):
+            raise ValueError(
+                f"on_no_data, no_data_after and on_error apply to price conditions, "
+                f"not to {self.when.kind} rules; remove them"
+            )
+        if self.when.is_event and self.on_no_data == "alerting":
+            raise ValueError(
+                f"{self.when.kind} rules fire on a single tick; on_no_data: alerting would fire "
+                "on every tick without data. Use a stale condition to alert on silence"
+            )
         return self
 
 
