@@ -493,3 +493,52 @@ def test_module_never_evaluates_text() -> None:
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
     }
     assert not calls & {"eval", "exec", "compile", "__import__", "getattr"}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_high_and_low_since_match_pandas_cummax(seed: int) -> None:
+    s = random_series(seed)
+    anchor = s.index[40].tz_localize("UTC").tz_convert("America/New_York").date()
+    start = pd.Timestamp(anchor, tz="America/New_York").tz_convert("UTC").tz_localize(None)
+    after = s[s.index >= start]
+    ts = ms_list(s)
+    got_hi = feed(f'high_since(price(X), "{anchor}")', ts, list(s))
+    got_lo = feed(f'low_since(price(X), "{anchor}")', ts, list(s))
+    before = s.index < start
+    assert np.isnan(got_hi[before]).all() and np.isnan(got_lo[before]).all()
+    close(got_hi[~before], after.cummax().to_numpy())
+    close(got_lo[~before], after.cummin().to_numpy())
+
+
+def test_high_since_ytd_starts_afresh_each_new_york_year() -> None:
+    dec31 = dt_to_ms(datetime(2027, 1, 1, 4, 0, tzinfo=UTC))  # 23:00 NY on Dec 31 2026
+    jan1 = dt_to_ms(datetime(2027, 1, 1, 6, 0, tzinfo=UTC))  # 01:00 NY on Jan 1 2027
+    got = feed('high_since(price(X), "ytd")', [T0, dec31, jan1, jan1 + MIN], [9.0, 12.0, 5.0, 6.0])
+    assert list(got) == [9.0, 12.0, 5.0, 6.0]
+
+
+def test_spread_off_its_high_of_the_year() -> None:
+    text = 'high_since(spread(XMAG, MAGS), "ytd") - spread(XMAG, MAGS) > 3'
+    state = compile_expr(text).instance()
+    m = Market()
+    out = []
+    for i, (x, g) in enumerate([(110.0, 100.0), (112.0, 100.0), (110.0, 100.0), (108.0, 100.0)]):
+        t = T0 + i * MIN
+        m.record(Tick("XMAG", t, x))
+        m.record(Tick("MAGS", t, g))
+        out.append(state.evaluate(m, t))
+    assert out == [False, False, False, True]  # 12 high, 8 now: 4 points off
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('high_since(price(X), "2026-02-30")', "not a valid date"),
+        ("high_since(price(X), 20d)", 'needs "ytd" or a date'),
+        ("low_since(price(X))", "takes 2 arguments"),
+    ],
+)
+def test_since_refusals(text: str, message: str) -> None:
+    with pytest.raises(ExprError) as exc:
+        compile_expr(text, condition=False)
+    assert message in str(exc.value)

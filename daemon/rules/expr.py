@@ -46,6 +46,10 @@ Semantics:
   `Window.reference`: a move across a night or an outage is not a move "within" W).
   change = x - x₀ with the same x₀: e.g. `change(ytd_return(XMAG) - ytd_return(MAGS), 1d) < -1`
   is "the spread compressed by more than a point in a day".
+- high_since/low_since: the highest/lowest sample of x since New York midnight starting the
+  date ("ytd": January 1 of now's New York year, so it starts afresh each year), the current
+  sample included: `high_since(s, "ytd") - s > 3` with s the YTD spread is "3 points off its
+  high of the year". Like windows, rebuilt from stream history at start (`evaluator.warmup`).
 - `ExprState.values()`: both sides of each comparison, in reading order, as value/threshold,
   value2/threshold2, ... (`Expr.value_names`), for message templates.
 """
@@ -88,6 +92,8 @@ FUNCTIONS = {
     "stdev": "stdev(x, window[, min_samples])", "zscore": "zscore(x, window[, min_samples])",
     "pct_change": "pct_change(x, window)",
     "change": "change(x, window)",
+    "high_since": 'high_since(x, "YYYY-MM-DD" or "ytd")',
+    "low_since": 'low_since(x, "YYYY-MM-DD" or "ytd")',
 }  # fmt: skip
 _QUOTE_FUNCS = {"price": "last", "bid": "bid", "ask": "ask", "mid": "mid"}
 _KEYWORDS = ("and", "or", "not")
@@ -310,6 +316,27 @@ class _Buffer:
         return None if ref is None else _fin(v - ref)
 
 
+class _Extreme:
+    """The running high or low of a series since an anchor day's New York midnight."""
+
+    __slots__ = ("day", "pick", "start_ms", "value")
+
+    def __init__(self, pick: Callable[[float, float], float], day: AnchorDay):
+        self.pick, self.day = pick, day
+        self.start_ms = 0
+        self.value: float | None = None
+
+    def push(self, now: int, v: float, year_start: dt.date) -> float | None:
+        day = year_start if self.day == "ytd" else self.day
+        start = int(dt.datetime.combine(day, dt.time(), NEW_YORK).timestamp() * 1000)
+        if start != self.start_ms:  # a new year (ytd) or the first sample
+            self.start_ms, self.value = start, None
+        if now < start:
+            return None  # before the anchor: nothing to compare yet
+        self.value = v if self.value is None else self.pick(self.value, v)
+        return self.value
+
+
 class _Ema:
     """Time-weighted EMA, Σ wᵢxᵢ / Σ wᵢ with wᵢ = exp(-age / tau), kept as two running sums."""
 
@@ -393,6 +420,14 @@ def _pure_extreme(pick: Callable[[list[float]], float], fns: list[_Num]) -> _Num
     return f
 
 
+def _since(x: _Num, slot: int) -> _Num:
+    def f(s: ExprState) -> float | None:
+        v = x(s)
+        return None if v is None else s._extremes[slot].push(s._now, v, s._year_start)
+
+    return f
+
+
 def _windowed(name: str, x: _Num, slot: int, min_n: int) -> _Num:
     def f(s: ExprState) -> float | None:
         v = x(s)
@@ -432,6 +467,7 @@ class _Parser:
     symbols: set[str] = field(default_factory=set)
     anchors: dict[str, set[AnchorDay]] = field(default_factory=dict)
     windows: list[tuple[str, int]] = field(default_factory=list)  # (function, span ms)
+    extremes: list[tuple[str, AnchorDay]] = field(default_factory=list)  # (function, day)
     keys: list[str] = field(default_factory=list)
 
     def peek(self) -> _Tok:
@@ -648,6 +684,21 @@ class _Parser:
             self.arity(f, col, n, 1, 1)
             x = self.as_num(args[0], "abs()")
             return lambda s: None if (v := x(s)) is None else abs(v)
+        if f in ("high_since", "low_since"):
+            self.arity(f, col, n, 2, 2)
+            x, d = self.as_num(args[0], f"{f}()"), args[1]
+            since: AnchorDay
+            if d.kind == "str" and d.text == "ytd":
+                since = "ytd"
+            elif d.kind == "str" and _DATE.match(d.text):
+                try:
+                    since = dt.date.fromisoformat(d.text)
+                except ValueError:
+                    raise ExprError(f'"{d.text}" is not a valid date', d.col) from None
+            else:
+                raise ExprError(f'{f}() needs "ytd" or a date "YYYY-MM-DD" as argument 2', d.col)
+            self.extremes.append((f, since))
+            return _since(x, len(self.extremes) - 1)
         if f in ("min", "max") and not (n > 1 and args[1].kind == "dur"):
             self.arity(f, col, n, 2, 8)
             fns = [self.as_num(a, f"{f}()") for a in args]
@@ -677,8 +728,8 @@ class _Parser:
 class Expr:
     """A compiled expression: what it reads, and a factory for per-alert evaluation state."""
 
-    __slots__ = ("_root", "_uses_ytd", "_windows", "anchors", "returns_bool", "symbols", "text",
-                 "value_names")  # fmt: skip
+    __slots__ = ("_extremes", "_root", "_uses_ytd", "_windows", "anchors", "returns_bool",
+                 "symbols", "text", "value_names")  # fmt: skip
 
     def __init__(self, text: str, root: _Node, p: _Parser):
         self.text = text
@@ -692,7 +743,10 @@ class Expr:
         fn = root.cond if root.cond is not None else root.num
         assert fn is not None
         self._root: Callable[[ExprState], bool | float | None] = fn
-        self._uses_ytd = any("ytd" in days for days in self.anchors.values())
+        self._extremes = tuple(p.extremes)
+        self._uses_ytd = any("ytd" in days for days in self.anchors.values()) or any(
+            day == "ytd" for _, day in self._extremes
+        )
         self._windows = tuple(p.windows)
 
     def instance(self) -> ExprState:
@@ -717,7 +771,8 @@ _NO_MARKET = Market()
 class ExprState:
     """One alert's evaluation state: the rolling buffers of its window calls, its last values."""
 
-    __slots__ = ("_bufs", "_emas", "_expr", "_market", "_now", "_values", "_year_start")
+    __slots__ = ("_bufs", "_emas", "_expr", "_extremes", "_market", "_now", "_values",
+                 "_year_start")  # fmt: skip
 
     def __init__(self, expr: Expr):
         self._expr = expr
@@ -725,6 +780,9 @@ class ExprState:
             _Buffer(ms, f in ("pct_change", "change")) for f, ms in expr._windows if f != "ema"
         ]
         self._emas = [_Ema(ms) for f, ms in expr._windows if f == "ema"]
+        self._extremes = [
+            _Extreme(max if f == "high_since" else min, day) for f, day in expr._extremes
+        ]
         self._market, self._now = _NO_MARKET, 0
         self._values: dict[str, float] = {}
         self._year_start = dt.date(1970, 1, 1)
