@@ -8,7 +8,7 @@ import contextlib
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import ChannelConfig, Notifier
+from daemon.notify.base import ChannelConfig, Notification, Notifier, Receipt
 from daemon.notify.dispatch import Dispatcher, RetryPolicy
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier
@@ -16,6 +16,12 @@ from daemon.store.keys import Keys
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import run_until_idle as run_stage
+
+
+def one(alert: AlertEvent) -> Notification:
+    """One alert transition as the notification a channel is asked to send."""
+    return Notification.single(alert, "test")
+
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
@@ -93,7 +99,7 @@ async def test_unacked_entry_after_crash_skips_channels_already_done(
     entries = await d.store.read_group(
         (keys.outbox,), keys.NOTIFY_GROUP, d.consumer, count=10, block_ms=100
     )
-    await d.notifiers["slack"].send(a)
+    await d.notifiers["slack"].send(one(a))
     await redis.set(keys.delivered(a.id, "slack"), "done")
     assert len(entries) == 1 and len(twilio_server.sent) == 0
 
@@ -148,10 +154,11 @@ class GateNotifier(Notifier):
         self.gate = asyncio.Event()
         self.sent: list[str] = []
 
-    async def send(self, alert: AlertEvent) -> None:
+    async def send(self, n: Notification) -> Receipt | None:
         self.started.set()
         await self.gate.wait()
-        self.sent.append(alert.id)
+        self.sent.append(n.alert.id)
+        return None
 
 
 async def test_graceful_stop_finishes_the_delivery_under_way(redis: Redis, keys: Keys) -> None:

@@ -10,8 +10,15 @@ import pytest
 
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
+from daemon.notify.base import Notification
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier, console_line
 from tests.helpers import make_alert as base_alert
+
+
+def one(alert: AlertEvent) -> Notification:
+    """One alert transition as the notification a channel is asked to send."""
+    return Notification.single(alert, "test")
+
 
 # 2026-04-09 13:47 in New York (EDT, UTC-4).
 TS_MS = dt_to_ms(datetime(2026, 4, 9, 17, 47, tzinfo=UTC))
@@ -74,8 +81,8 @@ def test_alert_without_value_has_no_value_part() -> None:
 async def test_send_writes_one_flushed_line_per_alert() -> None:
     stream = FlushCounter()
     console = notifier(stream)
-    await console.send(make_alert(summary="line one\nline two\n\n  indented"))
-    await console.send(make_alert(state="resolved", seq=2, value=8.2))
+    await console.send(one(make_alert(summary="line one\nline two\n\n  indented")))
+    await console.send(one(make_alert(state="resolved", seq=2, value=8.2)))
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     assert lines[0].endswith("| line one line two indented")
@@ -85,7 +92,7 @@ async def test_send_writes_one_flushed_line_per_alert() -> None:
 
 async def test_default_stream_is_stdout_at_send_time(capsys: pytest.CaptureFixture[str]) -> None:
     console = notifier()  # created before capture swaps sys.stdout: must still reach it
-    await console.send(make_alert(severity="critical"))
+    await console.send(one(make_alert(severity="critical")))
     out = capsys.readouterr().out
     assert out.count("\n") == 1
     assert "  FIRING  critical  rotation-spread-compresses  " in out

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
-from daemon.notify.base import DeliveryError
+from daemon.notify.base import DeliveryError, Notification
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.slack_blocks import (
     COLORS,
@@ -27,6 +27,12 @@ from daemon.notify.slack_blocks import (
 )
 from tests.fakes.slack_server import FakeSlackServer
 from tests.helpers import make_alert as base_alert
+
+
+def one(alert: AlertEvent) -> Notification:
+    """One alert transition as the notification a channel is asked to send."""
+    return Notification.single(alert, "test")
+
 
 # 2026-04-09 13:47:00 in New York (EDT, UTC-4).
 TS_MS = dt_to_ms(datetime(2026, 4, 9, 17, 47, tzinfo=UTC))
@@ -168,8 +174,8 @@ async def slack(slack_server: FakeSlackServer) -> AsyncIterator[SlackNotifier]:
 async def test_firing_and_resolved_arrive(
     slack: SlackNotifier, slack_server: FakeSlackServer
 ) -> None:
-    await slack.send(make_alert())
-    await slack.send(make_alert(state="resolved", seq=4, value=8.31))
+    await slack.send(one(make_alert()))
+    await slack.send(one(make_alert(state="resolved", seq=4, value=8.31)))
 
     first, second = slack_server.requests
     assert first.path == "/api/chat.postMessage"
@@ -195,14 +201,14 @@ async def test_firing_and_resolved_arrive(
 async def test_connection_is_reused_and_closed(
     slack: SlackNotifier, slack_server: FakeSlackServer
 ) -> None:
-    await slack.send(make_alert())
+    await slack.send(one(make_alert()))
     session = slack._client.session if slack._client else None
-    await slack.send(make_alert(seq=5))
+    await slack.send(one(make_alert(seq=5)))
     assert session is not None and slack._client is not None
     assert slack._client.session is session
     await slack.aclose()
     assert session.closed
-    await slack.send(make_alert(seq=6))  # a closed notifier reopens on demand
+    await slack.send(one(make_alert(seq=6)))  # a closed notifier reopens on demand
     assert len(slack_server.requests) == 3
 
 
@@ -212,7 +218,7 @@ async def test_channel_not_found_is_permanent_and_says_what_to_fix(
     caplog.set_level(logging.DEBUG)  # slack-sdk logs requests at DEBUG: the token must not leak
     slack_server.fail_with("channel_not_found")
     with pytest.raises(DeliveryError) as info:
-        await slack.send(make_alert())
+        await slack.send(one(make_alert()))
     err = info.value
     assert not err.retryable
     assert str(err) == (
@@ -230,9 +236,9 @@ async def test_real_channel_check_names_the_channel(slack_server: FakeSlackServe
     by_id = SlackNotifier("ops", config(slack_server, channel="C0ALERTS01"))
     try:
         with pytest.raises(DeliveryError, match=r"invite the bot to #alerts-typo") as info:
-            await typo.send(make_alert())
+            await typo.send(one(make_alert()))
         assert not info.value.retryable
-        await by_id.send(make_alert())
+        await by_id.send(one(make_alert()))
     finally:
         await typo.aclose()
         await by_id.aclose()
@@ -244,7 +250,7 @@ async def test_wrong_token_is_permanent_and_never_echoed(slack_server: FakeSlack
     notifier = SlackNotifier("desk-slack", config(slack_server, token=secret))
     try:
         with pytest.raises(DeliveryError) as info:
-            await notifier.send(make_alert())
+            await notifier.send(one(make_alert()))
     finally:
         await notifier.aclose()
     assert not info.value.retryable
@@ -268,7 +274,7 @@ async def test_other_permanent_errors(
 ) -> None:
     slack_server.fail_with(error)
     with pytest.raises(DeliveryError) as info:
-        await slack.send(make_alert())
+        await slack.send(one(make_alert()))
     assert not info.value.retryable
     assert str(info.value).startswith(f"Slack says {error}: ")
     assert fix in str(info.value)
@@ -279,13 +285,13 @@ async def test_rate_limit_is_retryable_with_retry_after(
 ) -> None:
     slack_server.rate_limit(retry_after=17)
     with pytest.raises(DeliveryError) as info:
-        await slack.send(make_alert())
+        await slack.send(one(make_alert()))
     assert info.value.retryable
     assert info.value.retry_after == 17.0
     assert "17s" in str(info.value)
     # The client did not retry on its own: retry timing belongs to the dispatcher.
     assert [r.status for r in slack_server.requests] == [429]
-    await slack.send(make_alert())  # the next call goes through
+    await slack.send(one(make_alert()))  # the next call goes through
     assert slack_server.requests[-1].status == 200
 
 
@@ -294,7 +300,7 @@ async def test_server_error_is_retryable(
 ) -> None:
     slack_server.server_error(status=500)
     with pytest.raises(DeliveryError) as info:
-        await slack.send(make_alert())
+        await slack.send(one(make_alert()))
     assert info.value.retryable
     assert info.value.retry_after is None
     assert "HTTP 500" in str(info.value)
@@ -305,7 +311,7 @@ async def test_transient_ok_false_is_retryable(
 ) -> None:
     slack_server.fail_with("internal_error")
     with pytest.raises(DeliveryError) as info:
-        await slack.send(make_alert())
+        await slack.send(one(make_alert()))
     assert info.value.retryable
 
 
@@ -317,7 +323,7 @@ async def test_unreachable_slack_is_retryable() -> None:
     notifier = SlackNotifier("desk-slack", cfg)
     try:
         with pytest.raises(DeliveryError) as info:
-            await notifier.send(make_alert())
+            await notifier.send(one(make_alert()))
     finally:
         await notifier.aclose()
     assert info.value.retryable

@@ -16,13 +16,19 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
-from daemon.notify.base import DeliveryError
+from daemon.notify.base import DeliveryError, Notification
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.registry import BUILTIN_NOTIFIERS, channel_config_models
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier, gsm7_length, sms_text, to_gsm7
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import make_alert as base_alert
+
+
+def one(alert: AlertEvent) -> Notification:
+    """One alert transition as the notification a channel is asked to send."""
+    return Notification.single(alert, "test")
+
 
 TS_MS = dt_to_ms(datetime(2026, 4, 9, 17, 47, tzinfo=UTC))  # 13:47 in New York
 GSM7 = frozenset(
@@ -178,7 +184,7 @@ async def sms(twilio_server: FakeTwilioServer) -> AsyncIterator[SmsNotifier]:
 
 
 async def test_one_message_per_recipient(sms: SmsNotifier, twilio_server: FakeTwilioServer) -> None:
-    await sms.send(make_alert(summary=LONG_SUMMARY))
+    await sms.send(one(make_alert(summary=LONG_SUMMARY)))
     reqs = twilio_server.requests
     assert [r.body["To"] for r in reqs] == [ALICE, BOB, CAROL]
     for r in reqs:
@@ -197,7 +203,7 @@ async def test_unsubscribed_recipient_does_not_stop_the_others(
 ) -> None:
     twilio_server.unsubscribe(BOB)
     with pytest.raises(DeliveryError) as info:
-        await sms.send(make_alert())
+        await sms.send(one(make_alert()))
     assert [m["to"] for m in twilio_server.sent] == [ALICE, CAROL]
     err = info.value
     assert not err.retryable
@@ -214,7 +220,7 @@ async def test_auth_failure_is_permanent_and_stops_early(
     notifier = notifier_for(twilio_server, ALICE, BOB, auth_token=secret)
     try:
         with pytest.raises(DeliveryError) as info:
-            await notifier.send(make_alert())
+            await notifier.send(one(make_alert()))
     finally:
         await notifier.aclose()
     err = info.value
@@ -232,17 +238,17 @@ async def test_rate_limit_is_retryable_and_the_retry_skips_numbers_already_texte
     sms: SmsNotifier, twilio_server: FakeTwilioServer
 ) -> None:
     alert = make_alert()
-    await sms.send(make_alert(seq=0))  # warm-up on another alert: all three get it
+    await sms.send(one(make_alert(seq=0)))  # warm-up on another alert: all three get it
     twilio_server.requests.clear()
     twilio_server.fail_with(429, 20429, "Too Many Requests", to=BOB)
     with pytest.raises(DeliveryError) as info:
-        await sms.send(alert)
+        await sms.send(one(alert))
     assert info.value.retryable
     assert "rate limited by Twilio" in str(info.value)
     assert [(r.body["To"], r.status) for r in twilio_server.requests] == [(ALICE, 201), (BOB, 429)]
     assert f"{CAROL}: not attempted" in str(info.value)
 
-    await sms.send(alert)  # the dispatcher's retry
+    await sms.send(one(alert))  # the dispatcher's retry
     assert [r.body["To"] for r in twilio_server.requests[2:]] == [BOB, CAROL]
 
 
@@ -252,11 +258,11 @@ async def test_server_error_is_retryable_but_others_still_get_it(
     twilio_server.server_error(to=ALICE)
     alert = make_alert()
     with pytest.raises(DeliveryError) as info:
-        await sms.send(alert)
+        await sms.send(one(alert))
     assert info.value.retryable
     assert "HTTP 500" in str(info.value)
     assert [m["to"] for m in twilio_server.sent] == [BOB, CAROL]
-    await sms.send(alert)  # retry: only ALICE is still owed the message
+    await sms.send(one(alert))  # retry: only ALICE is still owed the message
     assert [m["to"] for m in twilio_server.sent] == [BOB, CAROL, ALICE]
 
 
@@ -267,12 +273,12 @@ async def test_mixed_failures_are_summarized_together(
     twilio_server.server_error(to=CAROL)
     alert = make_alert()
     with pytest.raises(DeliveryError) as info:
-        await sms.send(alert)
+        await sms.send(one(alert))
     message = str(info.value)
     assert info.value.retryable  # CAROL may still succeed
     assert "2 of 3 recipient(s)" in message
     assert f"{ALICE} cannot receive SMS" in message and f"{CAROL}: Twilio server error" in message
-    await sms.send(alert)  # the retry texts CAROL only: ALICE's failure is final
+    await sms.send(one(alert))  # the retry texts CAROL only: ALICE's failure is final
     assert [r.body["To"] for r in twilio_server.requests[3:]] == [CAROL]
 
 
@@ -282,7 +288,7 @@ async def test_unreachable_twilio_is_retryable() -> None:
         notifier = notifier_for(server, ALICE)
     try:
         with pytest.raises(DeliveryError) as info:
-            await notifier.send(make_alert())
+            await notifier.send(one(make_alert()))
     finally:
         await notifier.aclose()
     assert info.value.retryable
@@ -295,7 +301,7 @@ async def test_fake_rejects_a_bad_number_as_twilio_does(twilio_server: FakeTwili
     notifier.config.to.append("+1555")
     try:
         with pytest.raises(DeliveryError) as info:
-            await notifier.send(make_alert())
+            await notifier.send(one(make_alert()))
     finally:
         await notifier.aclose()
     assert not info.value.retryable
@@ -307,7 +313,7 @@ async def test_fake_rejects_a_bad_number_as_twilio_does(twilio_server: FakeTwili
 async def test_aclose_closes_the_http_session(
     sms: SmsNotifier, twilio_server: FakeTwilioServer
 ) -> None:
-    await sms.send(make_alert())
+    await sms.send(one(make_alert()))
     http = sms._http
     assert http is not None and http.session is not None
     await sms.aclose()

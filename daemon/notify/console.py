@@ -11,7 +11,7 @@ import sys
 from typing import ClassVar, Literal, TextIO
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import ChannelConfig, Notifier
+from daemon.notify.base import ChannelConfig, Notification, Notifier, Receipt
 from daemon.notify.slack_blocks import compare_text, format_number
 
 __all__ = ["ConsoleConfig", "ConsoleNotifier", "console_line"]
@@ -66,8 +66,10 @@ class ConsoleNotifier(Notifier):
         super().__init__(name, config)
         self._stream = stream
 
-    async def send(self, alert: AlertEvent) -> None:
+    async def send(self, n: Notification) -> Receipt | None:
         # Resolve stdout at send time, not at construction, so redirection (and capsys) applies.
         stream = self._stream if self._stream is not None else sys.stdout
-        stream.write(self.truncate(console_line(alert)) + "\n")
+        lines = [n.text] if n.kind == "notice" else [console_line(a) for a in n.alerts]
+        stream.write("".join(self.truncate(line) + "\n" for line in lines))
         stream.flush()
+        return None

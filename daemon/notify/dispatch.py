@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import DeliveryError, Notifier
+from daemon.notify.base import DeliveryError, Notification, Notifier
 from daemon.store.keys import Keys
 from daemon.store.streams import Entry, StreamStore
 
@@ -165,7 +165,7 @@ class Dispatcher:
         while True:
             attempt += 1
             try:
-                await notifier.send(alert)
+                await notifier.deliver(Notification.single(alert, channel))
             except DeliveryError as e:
                 if not e.retryable or attempt >= self.policy.attempts:
                     why = "not retryable" if not e.retryable else f"{attempt} attempts"

@@ -17,8 +17,7 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from daemon.alerts import AlertEvent
-from daemon.notify.base import ChannelConfig, DeliveryError, Notifier
+from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
 from daemon.notify.slack_blocks import build_message
 
 __all__ = ["SlackConfig", "SlackNotifier"]
@@ -69,8 +68,8 @@ class SlackNotifier(Notifier):
             )
         return self._client
 
-    async def send(self, alert: AlertEvent) -> None:
-        message = build_message(alert)
+    async def send(self, n: Notification) -> Receipt | None:
+        message = build_message(n.alert)
         client = self._get_client()
         try:
             await client.chat_postMessage(
@@ -79,6 +78,7 @@ class SlackNotifier(Notifier):
                 attachments=message["attachments"],
                 unfurl_links=False,
             )
+            return None
         except SlackApiError as e:
             raise self._api_error(e) from e
         except (aiohttp.ClientError, TimeoutError, OSError) as e:

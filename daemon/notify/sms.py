@@ -26,7 +26,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import ChannelConfig, DeliveryError, Notifier
+from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
 from daemon.notify.slack_blocks import compare_text
 
 __all__ = ["SMS_MAXLEN", "SmsConfig", "SmsNotifier", "gsm7_length", "sms_text", "to_gsm7"]
@@ -264,7 +264,8 @@ class SmsNotifier(Notifier):
             self._client = client
         return self._client
 
-    async def send(self, alert: AlertEvent) -> None:
+    async def send(self, n: Notification) -> Receipt | None:
+        alert = n.alert
         body = sms_text(alert)
         client = self._get_client()
         done = self._done.setdefault(alert.id, set())
@@ -299,6 +300,7 @@ class SmsNotifier(Notifier):
 
         if failures:
             raise self._summarize(failures, len(self.config.to))
+        return None
 
     def _rest_failure(self, to: str, e: TwilioRestException | TwilioServiceException) -> _Failure:
         status = int(e.status)
