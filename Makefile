@@ -39,6 +39,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/rules_scale.py
+	$(BIN)/python bench/feed.py
 
 sample: $(STAMP)
 	$(BIN)/python scripts/make_sample.py

@@ -47,6 +47,9 @@ class AlertEvent:
     values: dict[str, float | str] = field(default_factory=dict)
     #: 0 for the firing itself; n for the n-th reminder that it is still firing (`repeat`).
     repeat: int = 0
+    #: The rule's per-channel message variants (`messages:`), keyed by channel name or type,
+    #: unrendered: each channel renders its own at delivery (daemon/notify/templates.py).
+    templates: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -60,7 +63,10 @@ class AlertEvent:
         return ms_to_dt(self.ts_ms).astimezone(NEW_YORK)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+        d = asdict(self)
+        if not d["templates"]:
+            del d["templates"]  # the common case: no variants, and the same JSON as before them
+        return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> AlertEvent:

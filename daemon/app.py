@@ -1,8 +1,8 @@
-"""The daemon: wires Redis, sources, evaluator, dispatcher and the scheduler, and stops cleanly.
+"""The daemon: wires Redis, sources, evaluator, delivery and the scheduler, and stops cleanly.
 
 Everything long-running is an asyncio task or an APScheduler job on one event loop. `Daemon` owns
 their lifetimes; the stages themselves know nothing about each other except the Redis streams
-between them (sources → ticks/news → evaluator → outbox → dispatcher → channels).
+between them (sources → ticks/news → evaluator → outbox → router → one worker per channel).
 """
 
 from __future__ import annotations
@@ -21,23 +21,31 @@ from redis.asyncio import Redis
 from daemon import __version__
 from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.config import Config, ConfigError, mask_url
-from daemon.events import ms_to_dt
+from daemon.events import EarningsEvent, ms_to_dt
 from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
-from daemon.notify.dispatch import Dispatcher, RetryPolicy
-from daemon.notify.registry import BUILTIN_NOTIFIERS
+from daemon.notify.delivery import Delivery
+from daemon.notify.registry import notifier_class
+from daemon.notify.worker import RetryPolicy
 from daemon.reload import (
     ReloadResult,
+    component_alert,
     diff_rules,
     ops_alert,
     problems_digest,
-    source_alert,
     watch_files,
 )
 from daemon.rules.compile import Plan, compile_rules
 from daemon.rules.runner import Evaluator
 from daemon.rules.timers import Timer, timers_after
+from daemon.sources.alpaca_rest import AlpacaBackfillSource, run_backfills
+from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.base import FatalSourceError, Source, SourceContext
+from daemon.sources.earnings import (
+    EarningsCalendarSource,
+    load_earnings_from_redis,
+    merge_earnings,
+)
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import BUILTIN_SOURCES
 from daemon.store.connect import connect
@@ -79,7 +87,7 @@ class Daemon:
         self.sources: list[Source] = []
         self.notifiers: dict[str, Notifier] = {}
         self.evaluator: Evaluator | None = None
-        self.dispatcher: Dispatcher | None = None
+        self.delivery: Delivery | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
         self.started_at = 0.0
@@ -90,6 +98,7 @@ class Daemon:
         self._last_refused = ""
         self.reloads: list[ReloadResult] = []
         self.fatal_reasons: list[str] = []
+        self._offline_earnings: list[EarningsEvent] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -97,6 +106,8 @@ class Daemon:
         s = self.cfg.settings
         self.redis = await self._connect()
         maxlen = s.redis.stream_maxlen
+        self._offline_earnings = list(self.cfg.earnings)
+        await self._with_provider_calendar(self.cfg)
         plan = compile_rules(self.cfg)
         self.notifiers = self._build_notifiers()
         ev = s.evaluator
@@ -109,16 +120,19 @@ class Daemon:
             warmup_ms=int(ev.warmup.total_seconds() * 1000),
             maxlen=maxlen,
         )
-        self.dispatcher = Dispatcher(
+        self.delivery = Delivery(
             self.redis,
             self.keys,
+            self.cfg.delivery,
             self.notifiers,
-            consumer=f"dispatcher-{self.instance}",
+            instance=self.instance,
             policy=self.retry,
+            ops=self._delivery_ops_alert,
             maxlen=maxlen,
         )
         self._spawn(run_resilient("evaluator", self.evaluator.run, log), "evaluator")
-        self._spawn(run_resilient("dispatcher", self.dispatcher.run, log), "dispatcher")
+        for name, loop in self.delivery.stages():
+            self._spawn(run_resilient(name, loop, log), name)
         edge = self.edge = EdgeFilter(
             self.cfg.universe,
             future_tolerance_ms=int(s.edge.future_tolerance.total_seconds() * 1000),
@@ -131,14 +145,18 @@ class Daemon:
             symbols=self.cfg.universe,
             ops=self._source_ops_alert,
             on_fatal=self._source_fatal,
+            arbiter=FeedArbiter(),
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        for sc in s.sources:
-            if not sc.enabled:
-                continue
-            source = BUILTIN_SOURCES[sc.type](sc, ctx)
-            source.schedule(self.scheduler)
-            self.sources.append(source)
+        self.sources = [BUILTIN_SOURCES[sc.type](sc, ctx) for sc in s.sources if sc.enabled]
+        for src in self.sources:
+            if isinstance(src, EarningsCalendarSource):
+                src.on_update = self._calendar_changed
+        if any(isinstance(src, AlpacaBackfillSource) for src in self.sources):
+            # minute bars first, so windows and anchors are right before live ticks arrive
+            self._spawn(self._backfill_then_stream(), "backfill")
+        else:
+            self._schedule_sources()
         self._schedule_timers(plan)
         self.scheduler.add_job(self._heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat",
                                max_instances=1, coalesce=True)  # fmt: skip
@@ -190,7 +208,7 @@ class Daemon:
         cfg = cfg or self.cfg
         out: dict[str, Notifier] = {}
         for name, ch in cfg.settings.channels.items():
-            cls = BUILTIN_NOTIFIERS[ch.type]
+            cls = notifier_class(ch.type)
             notifier = (
                 ConsoleNotifier(name, ch, stream=self.console)
                 if isinstance(ch, ConsoleConfig)
@@ -215,6 +233,40 @@ class Daemon:
         if exc is not None:
             log.error("%s stopped: %r", task.get_name(), exc, exc_info=exc)
             self.failed.set()
+
+    def _schedule_sources(self, skip: tuple[type[Source], ...] = ()) -> None:
+        assert self.scheduler is not None
+        for src in self.sources:
+            if not isinstance(src, skip):
+                src.schedule(self.scheduler)
+
+    async def _backfill_then_stream(self) -> None:
+        n = await run_backfills(self.sources)
+        log.info("backfill wrote %d bar(s); starting the live sources", n)
+        self._schedule_sources(skip=(AlpacaBackfillSource,))
+
+    async def _with_provider_calendar(self, cfg: Config) -> Config:
+        """The config's offline calendar merged with what calendar sources put in Redis."""
+        if self.redis is None:
+            return cfg
+        with contextlib.suppress(*REDIS_DOWN):
+            fetched = await load_earnings_from_redis(self.redis, self.keys)
+            if fetched:
+                cfg.earnings = merge_earnings(cfg.earnings, fetched)
+        return cfg
+
+    async def _calendar_changed(self) -> None:
+        """A calendar source wrote new dates: windows and reminders follow, alert states stay."""
+        async with self._reload_lock:
+            if self.evaluator is None:
+                return
+            self.cfg.earnings = self._offline_earnings
+            await self._with_provider_calendar(self.cfg)
+            plan = compile_rules(self.cfg)
+            self.evaluator.use_plan(plan, {lr.rule.name for lr in self.cfg.rules})
+            if self.scheduler is not None:
+                self._schedule_timers(plan)
+            log.info("earnings calendar updated: %d report(s) known", len(self.cfg.earnings))
 
     # --- time-driven rules ----------------------------------------------------------------
     def _schedule_timers(self, plan: Plan) -> None:
@@ -255,7 +307,7 @@ class Daemon:
             return await self._reload(reason)
 
     async def _reload(self, reason: str) -> ReloadResult:
-        if self.evaluator is None or self.dispatcher is None:
+        if self.evaluator is None or self.delivery is None:
             log.warning("reload (%s) ignored: the daemon is still starting", reason)
             return ReloadResult(ok=False, problems=["daemon not started"])
         try:
@@ -272,6 +324,8 @@ class Daemon:
             return result
         self._last_refused = ""
         result = diff_rules(self.cfg, new)
+        self._offline_earnings = list(new.earnings)
+        await self._with_provider_calendar(new)
         plan = compile_rules(new)
         self.evaluator.use_plan(plan, set(result.unchanged))
         if self.edge is not None and self.edge.universe != new.universe:
@@ -279,10 +333,13 @@ class Daemon:
             for src in self.sources:
                 src.ctx.symbols = new.universe
                 await src.resubscribe(new.universe)
+        self.delivery.reconfigure(new.delivery)
         if new.settings.channels != self.cfg.settings.channels:
             old = self.notifiers
             self.notifiers = self._build_notifiers(new)
-            self.dispatcher.notifiers = dict(self.notifiers)
+            for w in self.delivery.set_notifiers(self.notifiers, new.settings.channels):
+                name = f"deliver {w.channel}"
+                self._spawn(run_resilient(name, w.run, log), name)
             asyncio.get_running_loop().call_later(
                 30, lambda: [asyncio.ensure_future(n.aclose()) for n in old.values()]
             )
@@ -303,11 +360,24 @@ class Daemon:
 
     async def _source_ops_alert(self, summary: str, labels: Mapping[str, str]) -> None:
         log.warning("ops alert: %s", summary)
-        await self._ops(lambda seq, channels: source_alert(summary, labels, seq, channels))
+        await self._ops(
+            lambda seq, channels: component_alert("source", summary, labels, seq, channels)
+        )
 
-    async def _ops(self, make: Callable[[int, list[str]], AlertEvent]) -> None:
+    async def _delivery_ops_alert(
+        self, failing: str, summary: str, labels: Mapping[str, str]
+    ) -> None:
+        """A channel failed for good: tell the other ops channels (never the failing one)."""
+        await self._ops(
+            lambda seq, channels: component_alert("delivery", summary, labels, seq, channels),
+            exclude=failing,
+        )
+
+    async def _ops(self, make: Callable[[int, list[str]], AlertEvent], exclude: str = "") -> None:
         """Number an ops alert and put it in the outbox for the ops channels."""
-        channels = [c for c in self.cfg.settings.ops_channels if c in self.notifiers]
+        channels = [
+            c for c in self.cfg.settings.ops_channels if c in self.notifiers and c != exclude
+        ]
         if not channels or self.redis is None:
             return
         with contextlib.suppress(*REDIS_DOWN):
@@ -327,10 +397,10 @@ class Daemon:
     async def _beat(self) -> None:
         assert self.redis is not None and self.evaluator is not None
         st = self.evaluator.stats
-        sent = self.dispatcher.stats.sent if self.dispatcher else {}
+        sent = self.delivery.sent if self.delivery else {}
         activity = (
             f"ticks={st.ticks} headlines={st.headlines} alerts={st.alerts} "
-            f"sent={sum(sent.values())} dead={self.dispatcher.stats.dead if self.dispatcher else 0}"
+            f"sent={sum(sent.values())} dead={self.delivery.dead if self.delivery else 0}"
         )
         summary = f"{activity} uptime={time.monotonic() - self.started_at:.0f}s"
         await self.redis.set(self.keys.heartbeat, summary, px=HEARTBEAT_S * 1000 + 1000)
@@ -343,14 +413,15 @@ class Daemon:
         self._stop_watch.set()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        dispatcher_task = next((t for t in self._tasks if t.get_name() == "dispatcher"), None)
+        delivering = [t for t in self._tasks if t.get_name().startswith("deliver ")]
         for task in self._tasks:
-            if task is not dispatcher_task:
+            if task not in delivering:
                 task.cancel()
-        if self.dispatcher is not None and dispatcher_task is not None:
+        if self.delivery is not None:
             with contextlib.suppress(*REDIS_DOWN):
-                await self.dispatcher.finish()
-            dispatcher_task.cancel()
+                await self.delivery.finish()
+        for task in delivering:
+            task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -358,6 +429,9 @@ class Daemon:
         for n in self.notifiers.values():
             with contextlib.suppress(Exception):
                 await n.aclose()
+        for src in self.sources:
+            with contextlib.suppress(Exception):
+                await src.aclose()
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None

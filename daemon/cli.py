@@ -1,4 +1,5 @@
-"""`tickwatch run`, `check`, `test` and `schema`.
+"""`tickwatch run`, `check`, `test`, `schema`, and for channels `notify` (a test message) and
+`render` (preview a rule's message on each of its channels).
 
 Exit codes: 0 ok, 1 the daemon failed while running, 2 the configuration is invalid (nothing
 was started), 3 the daemon could not start or a source cannot run (Redis unreachable, a wrong
@@ -13,8 +14,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pydantic import SecretStr
-
 from daemon import __version__
 from daemon.config import Config, ConfigError, load_config
 
@@ -22,15 +21,6 @@ __all__ = ["main"]
 
 EXIT_CONFIG = 2
 EXIT_STARTUP = 3
-
-
-def _secrets(cfg: Config) -> list[str]:
-    out = []
-    for ch in cfg.settings.channels.values():
-        for _, value in ch:
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                out.append(value.get_secret_value())
-    return out
 
 
 def _load(path: str, *, starting: bool) -> Config | None:
@@ -51,7 +41,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = _load(args.config, starting=False)
     if cfg is None:
         return EXIT_CONFIG
-    from daemon.notify.registry import BUILTIN_NOTIFIERS
+    from daemon.notify.registry import make_notifier
 
     s = cfg.settings
     print(f"{args.config}: OK")
@@ -59,7 +49,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  symbols:  {len(cfg.universe)} ({', '.join(sorted(cfg.universe))})")
     print(f"  sources:  {', '.join(f'{x.name} ({x.type})' for x in s.sources) or 'none'}")
     for name, ch in s.channels.items():
-        notifier = BUILTIN_NOTIFIERS[ch.type](name, ch)
+        notifier = make_notifier(name, ch)
         reason = notifier.disabled_reason(cfg.env_vars_of_channel(name))
         print(f"  channel   {name} ({ch.type}): {'off, ' + reason if reason else 'on'}")
     where = f"embedded, data in {s.redis.data_dir}" if not s.redis.url else "external"
@@ -74,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from daemon.app import Daemon, StartupError
     from daemon.logs import setup_logging
 
-    setup_logging(args.log_level or cfg.settings.log_level, _secrets(cfg))
+    setup_logging(args.log_level or cfg.settings.log_level, cfg.secret_values())
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -108,6 +98,102 @@ def cmd_test(args: argparse.Namespace) -> int:
     return run_rule_tests(args.paths)
 
 
+def cmd_silence(args: argparse.Namespace) -> int:
+    from daemon.notify import admin
+
+    cfg = _load(args.config, starting=False)
+    if cfg is None:
+        return EXIT_CONFIG
+    try:
+        if args.action == "add":
+            print(asyncio.run(admin.silence_add(
+                cfg, args.matchers, duration=args.duration, author=args.author, reason=args.reason
+            )))  # fmt: skip
+        elif args.action == "list":
+            print("\n".join(asyncio.run(admin.silence_list(cfg, all_=args.all))) or "no silences")
+        else:
+            done = asyncio.run(admin.silence_expire(cfg, args.id))
+            if done is None:
+                print(f"no silence {args.id!r} (see tickwatch silence list --all)", file=sys.stderr)
+                return 1
+            print(done)
+    except ValueError as e:
+        print(f"tickwatch silence: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def cmd_deadletter(args: argparse.Namespace) -> int:
+    from daemon.notify import admin
+
+    cfg = _load(args.config, starting=False)
+    if cfg is None:
+        return EXIT_CONFIG
+    if args.action == "list":
+        print("\n".join(asyncio.run(admin.deadletter_list(cfg, args.count))) or "no dead letters")
+        return 0
+    if not args.ids and not args.all:
+        print("give dead-letter ids (tickwatch deadletter list) or --all", file=sys.stderr)
+        return EXIT_CONFIG
+    lines = asyncio.run(admin.deadletter_retry(cfg, args.ids, all_=args.all))
+    print("\n".join(lines) or "no dead letters")
+    return 1 if any("cannot" in x or "no such" in x for x in lines) else 0
+
+
+def cmd_routes(args: argparse.Namespace) -> int:
+    from daemon.notify import admin
+
+    cfg = _load(args.config, starting=False)
+    if cfg is None:
+        return EXIT_CONFIG
+    try:
+        print("\n".join(asyncio.run(admin.routes_test(cfg, args.labels))))
+    except ValueError as e:
+        print(f"tickwatch routes test: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    cfg = _load(args.config, starting=False)
+    if cfg is None:
+        return EXIT_CONFIG
+    from daemon.logs import setup_logging
+    from daemon.notify.preview import send_test_notice
+
+    setup_logging("CRITICAL", cfg.secret_values())  # the outcome is printed below, once
+    try:
+        error = asyncio.run(send_test_notice(cfg, args.channel, args.text))
+    except ValueError as e:
+        print(f"tickwatch notify: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if error is not None:
+        print(f"tickwatch notify: {error}", file=sys.stderr)
+        return 1
+    print(f"sent to {args.channel}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    cfg = _load(args.config, starting=False)
+    if cfg is None:
+        return EXIT_CONFIG
+    from daemon.notify.preview import render_rule
+
+    try:
+        alert, previews = render_rule(cfg, args.rule, args.state)
+    except ValueError as e:
+        print(f"tickwatch render: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{alert.rule} {alert.state} (made-up values), summary: {alert.summary}")
+    for p in previews:
+        print(f"\n--- {p.channel} ({p.kind}), from {p.source} ---")
+        if p.error:
+            print(f"template error, the rule's message is sent instead: {p.error}")
+        print(p.text)
+    return 1 if any(p.error for p in previews) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickwatch", description="Real-time market alerting daemon.")
     p.add_argument("--version", action="version", version=f"tickwatch {__version__}")
@@ -125,6 +211,48 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="write JSON Schemas for alerts.yaml and rule files")
     schema.add_argument("--out", default="schema", help="directory (default: ./schema)")
     schema.set_defaults(func=cmd_schema)
+    notify = sub.add_parser("notify", help="send a test notice through a channel; exit 0 or 1")
+    notify.add_argument("channel", help="a channel name from alerts.yaml")
+    notify.add_argument("text", help="the message")
+    notify.add_argument("--config", default="alerts.yaml")
+    notify.set_defaults(func=cmd_notify)
+    render = sub.add_parser("render", help="preview a rule's message on each of its channels")
+    render.add_argument("rule", help="a rule name")
+    render.add_argument("--state", choices=["firing", "resolved"], default="firing")
+    render.add_argument("--config", default="alerts.yaml")
+    render.set_defaults(func=cmd_render)
+
+    silence = sub.add_parser("silence", help="hold alerts matching labels for a while")
+    silence.add_argument("--config", default="alerts.yaml")
+    ssub = silence.add_subparsers(dest="action", required=True)
+    add = ssub.add_parser("add", help="e.g. silence add symbol=NVDA --for 2h --author ann "
+                                      "--reason 'earnings'")  # fmt: skip
+    add.add_argument("matchers", nargs="+", help="label=value, label!=value, label=~regex")
+    add.add_argument("--for", dest="duration", required=True, help="how long, e.g. 2h")
+    add.add_argument("--author", required=True)
+    add.add_argument("--reason", required=True)
+    lst = ssub.add_parser("list", help="active and pending silences")
+    lst.add_argument("--all", action="store_true", help="expired ones too (kept a week)")
+    exp = ssub.add_parser("expire", help="end a silence now")
+    exp.add_argument("id")
+    silence.set_defaults(func=cmd_silence)
+
+    dead = sub.add_parser("deadletter", help="deliveries that failed for good")
+    dead.add_argument("--config", default="alerts.yaml")
+    dsub = dead.add_subparsers(dest="action", required=True)
+    dl = dsub.add_parser("list", help="newest first")
+    dl.add_argument("--count", type=int, default=50)
+    dr = dsub.add_parser("retry", help="queue them again on their channel")
+    dr.add_argument("ids", nargs="*")
+    dr.add_argument("--all", action="store_true")
+    dead.set_defaults(func=cmd_deadletter)
+
+    routes = sub.add_parser("routes", help="where an alert with these labels would go, and why")
+    routes.add_argument("--config", default="alerts.yaml")
+    rsub = routes.add_subparsers(dest="action", required=True)
+    rt = rsub.add_parser("test", help="e.g. routes test rule=spread severity=critical symbol=NVDA")
+    rt.add_argument("labels", nargs="*", help="label=value (rule and severity count too)")
+    routes.set_defaults(func=cmd_routes)
     return p
 
 

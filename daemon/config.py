@@ -18,12 +18,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from daemon.durations import Duration
 from daemon.events import EarningsEvent
 from daemon.notify.base import ChannelConfig
+from daemon.notify.delivery import DeliverySettings
+from daemon.notify.inhibit import InhibitRule
 from daemon.notify.registry import channel_config_models
+from daemon.notify.routing import RouteConfig
+from daemon.notify.templates import check_messages
 from daemon.rules.expr import ExprError, compile_expr
 from daemon.rules.schema import Rule, RuleFile
 from daemon.rules.template import check_template
@@ -109,6 +113,19 @@ class Settings(_Model):
     ops_channels: list[str] = Field(
         default_factory=list, description="Where the daemon reports its own trouble (bad reload)"
     )
+    route: RouteConfig | None = Field(
+        None,
+        description="Alertmanager-style route tree; omitted: each alert goes to its rule's "
+        "channels, one message per transition",
+    )
+    inhibit_rules: list[InhibitRule] = Field(
+        default_factory=list, description="A firing alert mutes lesser ones with equal labels"
+    )
+    max_alert_age: Duration = Field(
+        default=timedelta(minutes=15),
+        description="After downtime, older transitions are recorded, not sent (one summary "
+        "notice says what was skipped)",
+    )
     rules: list[Rule] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -177,6 +194,40 @@ class Config:
     def channel(self, name: str) -> ChannelConfig:
         cfg: ChannelConfig = self.settings.channels[name]
         return cfg
+
+    def secret_values(self) -> list[str]:
+        """Every secret in the config (channels' and sources' tokens, keys, Apprise URLs), for
+        the log filter that scrubs them should one ever reach a log line."""
+        out: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, SecretStr):
+                if value.get_secret_value():
+                    out.append(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                for _, v in value:
+                    walk(v)
+            elif isinstance(value, list | tuple):
+                for v in value:
+                    walk(v)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+
+        walk(list(self.settings.channels.values()))
+        walk(self.settings.sources)
+        return out
+
+    @property
+    def delivery(self) -> DeliverySettings:
+        s = self.settings
+        return DeliverySettings(
+            route=s.route,
+            inhibit_rules=list(s.inhibit_rules),
+            max_alert_age_ms=int(s.max_alert_age.total_seconds() * 1000),
+            channels=dict(s.channels),
+            data_clock=all(src.type == "replay" for src in s.sources),
+        )
 
     def dump(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets and URL passwords masked."""
@@ -333,6 +384,8 @@ def _cross_check(
                     f"unknown channel {ch!r}{_did_you_mean(ch, s.channels)}",
                 )
             )
+    if s.route is not None:
+        problems += _check_routes(main, s.route, ("route",), s.channels)
     seen: dict[str, str] = {}
     for lr, rpath in zip(cfg.rules, rule_paths, strict=True):
         rsrc = sources[lr.file]
@@ -385,6 +438,25 @@ def _cross_check(
             msg = check_template(template, kinds) if template is not None else None
             if msg:
                 problems.append(rsrc.problem((*rpath, attr), msg))
+        channel_types = {name: ch.type for name, ch in s.channels.items()}
+        for key, msg in check_messages(rule.messages, channel_types):
+            problems.append(rsrc.problem((*rpath, "messages", key), msg))
+    return problems
+
+
+def _check_routes(
+    main: YamlSource, route: RouteConfig, path: Path_, channels: dict[str, ChannelUnion]
+) -> list[Problem]:
+    problems = []
+    for c_i, ch in enumerate(route.channels or []):
+        if ch not in channels:
+            problems.append(
+                main.problem(
+                    (*path, "channels", c_i), f"unknown channel {ch!r}{_did_you_mean(ch, channels)}"
+                )
+            )
+    for i, child in enumerate(route.routes):
+        problems += _check_routes(main, child, (*path, "routes", i), channels)
     return problems
 
 

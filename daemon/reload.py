@@ -92,20 +92,20 @@ def ops_alert(problems: list[str], seq: int, channels: list[str]) -> AlertEvent:
     )
 
 
-def source_alert(
-    summary: str, labels: Mapping[str, str], seq: int, channels: list[str]
+def component_alert(
+    component: str, summary: str, labels: Mapping[str, str], seq: int, channels: list[str]
 ) -> AlertEvent:
-    """An ops alert about a market-data source (silent feed, refused subscription)."""
+    """An ops alert about part of the daemon (a silent feed, a channel failing for good)."""
     return AlertEvent(
-        rule="tickwatch-source",
-        key="tickwatch-source",
+        rule=f"tickwatch-{component}",
+        key=f"tickwatch-{component}",
         state="firing",
         seq=seq,
         ts_ms=int(time.time() * 1000),
         severity="warning",
         summary=summary,
         channels=tuple(channels),
-        labels={"component": "source", **labels},
+        labels={"component": component, **labels},
         values={},
     )
 

@@ -41,10 +41,10 @@ async def test_redis_restart_mid_scenario_loses_and_duplicates_nothing(
         daemon = Daemon(cfg, console=console)
         await daemon.start()
         try:
-            dispatcher = daemon.dispatcher
-            assert dispatcher is not None
+            delivery = daemon.delivery
+            assert delivery is not None
             await wait_until(
-                lambda: sum(dispatcher.stats.sent.values()) >= 1 and dispatcher.in_flight == 0,
+                lambda: sum(delivery.sent.values()) >= 1 and delivery.in_flight == 0,
                 what="a first alert delivered and no send in flight",
             )
             assert daemon.sources[0].accepted < 70_000, "replay already done: not mid-scenario"
@@ -69,7 +69,7 @@ async def test_redis_restart_mid_scenario_loses_and_duplicates_nothing(
     finally:
         server.stop()
     lost = {r.message.split(" lost Redis")[0] for r in caplog.records if "lost Redis" in r.message}
-    assert {"evaluator", "dispatcher", "source sample"} <= lost, lost
+    assert {"evaluator", "router", "deliver slack_desk", "source sample"} <= lost, lost
     delivered = Counter(slack_alert_ids(slack_server))
     assert all(n == 1 for n in delivered.values()), delivered
     rules = {i.split("{")[0] for i in delivered}

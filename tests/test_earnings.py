@@ -97,7 +97,11 @@ async def test_a_due_reminder_is_sent_once_even_if_its_job_runs_twice(
         (timer,) = jobs[0].args
         await wait_until(lambda: "remind{report=" in console.getvalue(), 20, "the reminder")
         await daemon._fire_timer(timer)  # the same job again (a restart, a second replica)
-        await wait_until(lambda: (daemon.dispatcher.stats.skipped_duplicate or 0) >= 1, 20, "dedup")
+        await wait_until(
+            lambda: daemon.delivery is not None and daemon.delivery.skipped_duplicate >= 1,
+            20,
+            "dedup",
+        )
     finally:
         await daemon.stop()
     lines = [x for x in console.getvalue().splitlines() if "remind{" in x]

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from daemon.events import Headline, Tick
-from daemon.sources.normalize import REASONS, EdgeFilter
+from daemon.sources.normalize import REASONS, EdgeFilter, title_key
 
 NOW = 1_773_669_600_000  # 2026-03-16 14:00 UTC
 SEC = 1000
@@ -123,7 +123,9 @@ def test_nan_checked_before_symbol() -> None:
 # --- headlines -----------------------------------------------------------------------------
 
 
-def headline(hid: str, title: str = "Nvidia raises guidance", ts_ms: int = NOW) -> Headline:
+def headline(hid: str, title: str | None = None, ts_ms: int = NOW) -> Headline:
+    """A headline whose default title differs per id (equal titles are one story)."""
+    title = f"Nvidia raises guidance ({hid})" if title is None else title
     return Headline(id=hid, ts_ms=ts_ms, title=title, symbols=("NVDA",))
 
 
@@ -151,3 +153,45 @@ def test_future_headline_refused_and_not_remembered() -> None:
     assert e.headline_reason(headline("h2", " "), NOW) == "empty_headline"
     assert e.headline_reason(headline("h2"), NOW) is None
     assert e.rejected == Counter({"future": 1, "empty_headline": 1})
+
+
+# --- the same story from another provider ----------------------------------------------------
+
+HOUR = 3_600_000
+
+
+def test_title_key_folds_case_punctuation_spacing_and_unicode() -> None:
+    assert title_key("NVIDIA  Raises Capex—Guidance!") == "nvidia raises capex guidance"
+    assert title_key("Apple’s “AI” push") == title_key("apple's 'AI' push") == "apple s ai push"
+    assert title_key("ＡＢＣ_def") == "abc def"
+    assert title_key(" ?! ") == ""
+
+
+def test_same_title_under_another_id_within_24h_is_a_duplicate() -> None:
+    e = edge()
+    assert e.headline_reason(headline("alpaca:1", "Nvidia raises guidance"), NOW) is None
+    again = headline("av:9f2", "NVIDIA raises guidance.", ts_ms=NOW - 23 * HOUR)
+    assert e.headline_reason(again, NOW) == "duplicate_headline"
+    # a day later the same words are a new story (and become the one remembered)
+    later = headline("av:a01", "Nvidia raises guidance", ts_ms=NOW + 24 * HOUR)
+    assert e.headline_reason(later, NOW + 24 * HOUR) is None
+    assert e.rejected == Counter({"duplicate_headline": 1})
+
+
+def test_titles_with_no_words_are_not_matched_by_title() -> None:
+    e = edge()
+    assert e.headline_reason(headline("h1", "!!!"), NOW) is None
+    assert e.headline_reason(headline("h2", "!!!"), NOW) is None
+
+
+def test_restore_forgets_titles_of_a_batch_that_was_not_written() -> None:
+    e = edge()
+    assert e.headline_reason(headline("h1", "Old story", ts_ms=NOW - 30 * HOUR), NOW) is None
+    snap = e.snapshot()
+    assert e.headline_reason(headline("h2", "New story"), NOW) is None
+    assert e.headline_reason(headline("h3", "Old story"), NOW) is None  # > 24 h: new again
+    e.restore(snap)
+    assert e.headline_reason(headline("h2b", "New story"), NOW) is None  # forgotten
+    # "Old story" is back to its first sighting, 30 h ago: 25 h ago is within 24 h of it
+    old = headline("h4", "old story", ts_ms=NOW - 25 * HOUR)
+    assert e.headline_reason(old, NOW) == "duplicate_headline"

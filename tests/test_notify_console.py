@@ -103,3 +103,15 @@ def test_console_refuses_another_channels_config() -> None:
 
     with pytest.raises(TypeError, match="ConsoleConfig"):
         ConsoleNotifier("term", ChannelConfig(type="console"))  # type: ignore[arg-type]
+
+
+async def test_group_prints_a_line_per_alert_most_pressing_first() -> None:
+    stream = io.StringIO()
+    alerts = (
+        make_alert(severity="info", key="a"),
+        make_alert(state="resolved", severity="critical", key="b", value=8.2),
+        make_alert(severity="critical", key="c"),
+    )
+    await notifier(stream).deliver(Notification(channel="t", key="g", alerts=alerts, kind="group"))
+    states = [line.split("  ")[1:3] for line in stream.getvalue().splitlines()]
+    assert states == [["FIRING", "critical"], ["FIRING", "info"], ["RESOLVED", "critical"]]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,15 +17,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
-from daemon.notify.base import DeliveryError, Notification
+from daemon.notify.base import DeliveryError, Notification, Receipt
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.slack_blocks import (
     COLORS,
     RESOLVED_COLOR,
+    SPARK_CHARS,
     build_blocks,
     build_message,
     compare_text,
     format_time_ny,
+    parse_series,
+    sparkline,
 )
 from tests.fakes.slack_server import FakeSlackServer
 from tests.helpers import make_alert as base_alert
@@ -373,3 +378,190 @@ async def test_fake_supports_update_and_form_bodies(slack_server: FakeSlackServe
         "/api/chat.postMessage",
         "/api/chat.update",
     ]
+
+
+# --- sparkline, threads, resolve edits, groups (through slack-sdk against the fake) ---------
+
+
+def test_sparkline_scales_between_low_and_high() -> None:
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([5, 5, 5]) == "▄▄▄"
+    assert sparkline([1]) == ""
+    assert len(sparkline(list(range(100)))) == 40  # the latest points only
+
+
+def test_series_renders_a_sparkline_and_nothing_without_one() -> None:
+    series = "8.40 8.31 8.22 x 8.15 nan 8.02 7.98"
+    alert = make_alert(values={"spread": 7.98, "series": series})
+    assert parse_series(alert) == [8.40, 8.31, 8.22, 8.15, 8.02, 7.98]
+    blocks = build_blocks(alert)
+    trend = blocks[-2]["elements"][0]["text"]
+    assert trend == "█▇▅▄▂▁  8.40 → 7.98  (low 7.98, high 8.40)"
+    assert not any(ch in all_text(build_blocks(make_alert())) for ch in SPARK_CHARS)
+
+
+def fast_config(server: FakeSlackServer, **overrides: Any) -> SlackConfig:
+    """As `config`, with the channel's pacing lifted so a test may send many messages."""
+    return config(server, rate_limit=1000, **overrides)
+
+
+@pytest_asyncio.fixture
+async def fast_slack(slack_server: FakeSlackServer) -> AsyncIterator[SlackNotifier]:
+    notifier = SlackNotifier("desk-slack", fast_config(slack_server))
+    yield notifier
+    await notifier.aclose()
+
+
+def with_thread(alert: AlertEvent, receipt: Receipt | None) -> Notification:
+    return replace(one(alert), thread=receipt)
+
+
+async def test_first_message_returns_its_receipt(
+    fast_slack: SlackNotifier, slack_server: FakeSlackServer
+) -> None:
+    receipt = await fast_slack.deliver(one(make_alert()))
+    assert receipt is not None
+    [(channel, message)] = slack_server.top_level()
+    assert receipt["channel"] == channel and channel.startswith("C")  # the id, not "#alerts"
+    assert receipt["ts"] == message["ts"]
+    assert json.loads(receipt["blocks"]) == message["attachments"][0]["blocks"]
+
+
+async def test_reminder_and_resolve_thread_under_the_first_message(
+    fast_slack: SlackNotifier, slack_server: FakeSlackServer
+) -> None:
+    receipt = await fast_slack.deliver(one(make_alert()))
+    assert receipt is not None
+    reminder = make_alert(repeat=1, value=7.91, summary="still compressed")
+    assert await fast_slack.deliver(with_thread(reminder, receipt)) == receipt
+    resolved = make_alert(state="resolved", value=8.31, summary="spread back above 8")
+    assert await fast_slack.deliver(with_thread(resolved, receipt)) == receipt
+
+    parent_ts = receipt["ts"]
+    first, second = slack_server.replies(parent_ts)
+    assert first["thread_ts"] == second["thread_ts"] == parent_ts
+    assert "*Still firing* at 13:47:00 EDT (reminder 1) · 7.91 below 8.00" in all_text(
+        first["attachments"][0]["blocks"]
+    )
+    assert second["attachments"][0]["color"] == RESOLVED_COLOR
+    assert "*RESOLVED* at 13:47:00 EDT · 8.31 at or above 8.00" in all_text(
+        second["attachments"][0]["blocks"]
+    )
+    # The parent was edited before the reply (an update is safe to repeat, a reply is not).
+    paths = [r.path for r in slack_server.requests]
+    assert paths == ["/api/chat.postMessage"] * 2 + ["/api/chat.update", "/api/chat.postMessage"]
+    [(channel, ts, changed)] = slack_server.updates
+    assert set(changed) == {"text", "attachments"}
+    assert (channel, ts) == (receipt["channel"], parent_ts)
+    parent = slack_server.messages[(channel, parent_ts)]
+    assert parent["reply_count"] == 2
+    [att] = parent["attachments"]
+    assert att["color"] == RESOLVED_COLOR
+    assert att["blocks"][0]["text"]["text"] == "RESOLVED: rotation-spread-compresses"
+    # Its content is kept: the firing value and time are still there, with a resolved note.
+    assert "*Value*\n7.98 below 8.00" in field_texts(att["blocks"])
+    assert f"Resolved at {NY_TIME} · 8.31 at or above 8.00" in all_text(att["blocks"])
+    assert parent["text"].startswith("RESOLVED warning rotation-spread-compresses")
+    assert len(slack_server.top_level()) == 1
+
+
+async def test_resolve_without_stored_blocks_rebuilds_the_parent(
+    fast_slack: SlackNotifier, slack_server: FakeSlackServer
+) -> None:
+    receipt = await fast_slack.deliver(one(make_alert()))
+    assert receipt is not None
+    bare = {"channel": receipt["channel"], "ts": receipt["ts"]}
+    await fast_slack.deliver(with_thread(make_alert(state="resolved", value=8.3), bare))
+    [att] = slack_server.messages[(bare["channel"], bare["ts"])]["attachments"]
+    assert att["color"] == RESOLVED_COLOR
+    assert "*Value*\n8.30 at or above 8.00" in field_texts(att["blocks"])
+
+
+async def test_resolve_of_a_deleted_message_is_posted_anew(
+    fast_slack: SlackNotifier, slack_server: FakeSlackServer
+) -> None:
+    receipt = await fast_slack.deliver(one(make_alert()))
+    assert receipt is not None
+    slack_server.delete(receipt["channel"], receipt["ts"])
+    new = await fast_slack.deliver(with_thread(make_alert(state="resolved", value=8.3), receipt))
+    assert new is not None and new["ts"] != receipt["ts"]
+    [(_, message)] = slack_server.top_level()
+    assert message["attachments"][0]["color"] == RESOLVED_COLOR
+    assert "thread_ts" not in message
+    assert slack_server.requests[1].body["ts"] == receipt["ts"]  # the update was tried first
+
+
+async def test_group_lists_alerts_most_severe_first_capped(
+    fast_slack: SlackNotifier, slack_server: FakeSlackServer
+) -> None:
+    alerts = [
+        make_alert(
+            rule="big-move",
+            key=f"big-move{{symbol=S{i}}}",
+            labels={"symbol": f"S{i}"},
+            severity="info",
+            summary=f"S{i} moved",
+        )
+        for i in range(10)
+    ]
+    alerts.insert(4, make_alert(rule="big-move", labels={"symbol": "NVDA"}, severity="critical"))
+    alerts.append(make_alert(rule="big-move", labels={"symbol": "AMD"}, state="resolved"))
+    alerts.insert(0, make_alert(rule="big-move", labels={"symbol": "TSLA"}, severity="warning"))
+    n = Notification(channel="desk", key="g1", alerts=tuple(alerts), kind="group")
+    receipt = await fast_slack.deliver(n)
+    assert receipt is not None
+    [request] = slack_server.requests
+    [att] = request.body["attachments"]
+    assert att["color"] == COLORS["critical"]
+    header, section, context = att["blocks"]
+    assert header["text"]["text"] == "13 alerts"
+    lines = section["text"]["text"].split("\n")
+    assert lines[0].startswith("• *FIRING* critical big-move NVDA: 7.98 below 8.00")
+    assert lines[1].startswith("• *FIRING* warning big-move TSLA")
+    assert lines[-1] == "+3 more"
+    assert len(lines) == 11
+    assert "AMD" not in section["text"]["text"]  # resolved ones go last, here past the cap
+    assert context["elements"][0]["text"] == "12 firing, 1 resolved"
+    assert request.body["text"].startswith("13 alerts (12 firing, 1 resolved): FIRING critical")
+
+
+async def test_notice_is_plain_text(
+    fast_slack: SlackNotifier, slack_server: FakeSlackServer
+) -> None:
+    await fast_slack.deliver(Notification(channel="desk", key="n1", kind="notice", text="hello"))
+    [request] = slack_server.requests
+    assert request.body["text"] == "hello"
+    assert "attachments" not in request.body
+
+
+async def test_permanent_error_is_logged_once_per_channel(
+    fast_slack: SlackNotifier, slack_server: FakeSlackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="daemon.notify")
+    slack_server.fail_with("channel_not_found", times=3)
+    for seq in (1, 2, 3):
+        with pytest.raises(DeliveryError) as info:
+            await fast_slack.deliver(one(make_alert(seq=seq)))
+        assert not info.value.retryable
+    logged = [r for r in caplog.records if "cannot deliver" in r.getMessage()]
+    assert len(logged) == 1
+    assert "invite the bot to #alerts" in logged[0].getMessage()
+    await fast_slack.deliver(one(make_alert(seq=4)))  # fixed: the memory is cleared
+    slack_server.fail_with("channel_not_found")
+    with pytest.raises(DeliveryError):
+        await fast_slack.deliver(one(make_alert(seq=5)))
+    assert len([r for r in caplog.records if "cannot deliver" in r.getMessage()]) == 2
+
+
+async def test_slack_paces_itself_to_its_rate(slack_server: FakeSlackServer) -> None:
+    notifier = SlackNotifier("desk-slack", config(slack_server, rate_limit=40))
+    loop = asyncio.get_running_loop()
+    try:
+        start = loop.time()
+        for seq in range(5):  # a burst of 3, then one every 25 ms
+            await notifier.deliver(one(make_alert(seq=seq)))
+        elapsed = loop.time() - start
+    finally:
+        await notifier.aclose()
+    assert elapsed >= 0.045
+    assert len(slack_server.messages) == 5

@@ -1,5 +1,5 @@
-"""SMS channel: GSM-7 single-segment text (pure), config validation, and the real twilio client
-against the fake Messages API."""
+"""SMS channel: segment-aware GSM-7/UCS-2 text (pure), config validation, and the real twilio
+client against the fake Messages API."""
 
 from __future__ import annotations
 
@@ -16,11 +16,24 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
+from daemon.notify.apprise import AppriseConfig, AppriseNotifier
 from daemon.notify.base import DeliveryError, Notification
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.registry import BUILTIN_NOTIFIERS, channel_config_models
 from daemon.notify.slack import SlackConfig, SlackNotifier
-from daemon.notify.sms import SmsConfig, SmsNotifier, gsm7_length, sms_text, to_gsm7
+from daemon.notify.sms import (
+    SmsConfig,
+    SmsNotifier,
+    encoding_of,
+    gsm7_length,
+    segments,
+    sms_group_text,
+    sms_notice,
+    sms_text,
+    to_gsm7,
+    ucs2_length,
+)
+from daemon.notify.webhook import WebhookConfig, WebhookNotifier
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import make_alert as base_alert
 
@@ -145,11 +158,15 @@ def test_bad_sender_and_empty_recipients_are_rejected() -> None:
 
 
 def test_registry_union_parses_each_channel_type() -> None:
-    assert {"console": ConsoleNotifier, "slack": SlackNotifier, "sms": SmsNotifier} == (
-        BUILTIN_NOTIFIERS
-    )
+    assert {
+        "console": ConsoleNotifier,
+        "slack": SlackNotifier,
+        "sms": SmsNotifier,
+        "webhook": WebhookNotifier,
+        "apprise": AppriseNotifier,
+    } == BUILTIN_NOTIFIERS
     models = channel_config_models()
-    assert set(models) == {ConsoleConfig, SlackConfig, SmsConfig}
+    assert set(models) >= {ConsoleConfig, SlackConfig, SmsConfig, WebhookConfig, AppriseConfig}
     # Built from the registry at runtime, the way config parsing will build it.
     union: Any = functools.reduce(operator.or_, models)
     adapter: TypeAdapter[Any] = TypeAdapter(Annotated[union, Field(discriminator="type")])
@@ -318,3 +335,102 @@ async def test_aclose_closes_the_http_session(
     assert http is not None and http.session is not None
     await sms.aclose()
     assert http.session.closed
+
+
+# --- encodings, segments, groups ----------------------------------------------------------
+
+RUSSIAN = "Сбербанк повысил прогноз по капзатратам на ИИ, акции выросли на 4% за день " * 3
+
+
+def test_text_in_another_script_is_kept_as_ucs2_within_70() -> None:
+    text = sms_text(make_alert(rule="sber-capex", summary=RUSSIAN))
+    assert encoding_of(text) == "UCS-2"
+    assert ucs2_length(text) <= 70
+    assert "Сбербанк" in text
+    assert text.endswith("... 7.98 < 8.00 13:47 ET")
+    assert segments(text) == 1
+
+
+def test_emoji_are_dropped_to_keep_gsm7() -> None:
+    text = sms_text(make_alert(summary="NVDA 🚀 beats — guidance raised… ✅"))
+    assert encoding_of(text) == "GSM-7"
+    assert "NVDA beats - guidance raised..." in text
+
+
+@pytest.mark.parametrize(
+    ("summary", "encoding", "budget"),
+    [(LONG_SUMMARY, "GSM-7", 306), (RUSSIAN, "UCS-2", 134), ("€[]{}" * 80, "GSM-7", 306)],
+)
+def test_two_segments_use_the_split_budget(summary: str, encoding: str, budget: int) -> None:
+    text = sms_text(make_alert(summary=summary), max_segments=2)
+    assert encoding_of(text) == encoding
+    units = gsm7_length(text) if encoding == "GSM-7" else ucs2_length(text)
+    assert budget - 12 <= units <= budget
+    assert segments(text) == 2
+    assert text.endswith("7.98 < 8.00 13:47 ET")
+
+
+def test_reminder_says_still_firing() -> None:
+    assert sms_text(make_alert(repeat=2)).startswith("STILL FIRING warning ")
+
+
+def big_move(symbol: str, value: float, **overrides: Any) -> AlertEvent:
+    fields: dict[str, Any] = {
+        "rule": "big-move",
+        "key": f"big-move{{symbol={symbol}}}",
+        "labels": {"symbol": symbol},
+        "value": value,
+        "threshold": -3.0,
+        "comparison": "below",
+    }
+    fields.update(overrides)
+    return make_alert(**fields)
+
+
+def test_group_text_lists_most_severe_first() -> None:
+    alerts = [
+        big_move("AMD", -3.1),
+        big_move("NVDA", -3.2, severity="critical"),
+        big_move("TSLA", -2.0, state="resolved"),
+    ]
+    assert sms_group_text(alerts) == "3 big-move alerts: NVDA -3.20; AMD -3.10; TSLA ok 13:47 ET"
+    mixed = [*alerts, make_alert()]
+    assert sms_group_text(mixed).startswith("4 alerts: NVDA big-move -3.20; ")
+
+
+def test_group_text_caps_with_more_within_the_budget() -> None:
+    alerts = [big_move(f"SYM{i:02d}", -3.0 - i / 10) for i in range(40)]
+    text = sms_group_text(alerts)
+    assert_one_gsm_segment(text)
+    assert text.startswith("40 big-move alerts: SYM00 -3.00; ")
+    shown = text.count(";")
+    assert f"; +{40 - shown} more 13:47 ET" in text
+    assert gsm7_length(text) > 140  # the room is used
+    two = sms_group_text(alerts, max_segments=2)
+    assert segments(two) == 2 and two.count(";") > 2 * shown - 2
+
+
+def test_notice_is_cut_to_the_budget() -> None:
+    assert sms_notice("tickwatch test — it works") == "tickwatch test - it works"
+    assert gsm7_length(sms_notice("x" * 500)) == 160
+
+
+def test_max_segments_is_one_or_two() -> None:
+    assert SmsConfig.model_validate(sms_config()).max_segments == 1
+    with pytest.raises(ValidationError, match="less than or equal to 2"):
+        SmsConfig.model_validate(sms_config(max_segments=3))
+
+
+async def test_two_segment_text_and_groups_through_twilio(
+    twilio_server: FakeTwilioServer,
+) -> None:
+    notifier = notifier_for(twilio_server, ALICE, BOB, max_segments=2, rate_limit=1000)
+    try:
+        await notifier.deliver(one(make_alert(summary=LONG_SUMMARY)))
+        group = (big_move("NVDA", -3.2), big_move("AMD", -3.1))
+        await notifier.deliver(Notification(channel="phones", key="g", alerts=group, kind="group"))
+    finally:
+        await notifier.aclose()
+    assert [m["num_segments"] for m in twilio_server.sent] == ["2", "2", "1", "1"]
+    assert twilio_server.sent[2]["body"] == "2 big-move alerts: NVDA -3.20; AMD -3.10 13:47 ET"
+    assert twilio_server.sent[3]["to"] == BOB

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal, TextIO
 
 from daemon.alerts import AlertEvent
 from daemon.notify.base import ChannelConfig, Notification, Notifier, Receipt
-from daemon.notify.slack_blocks import compare_text, format_number
+from daemon.notify.slack_blocks import compare_text, format_number, order_alerts
 
 __all__ = ["ConsoleConfig", "ConsoleNotifier", "console_line"]
 
@@ -66,10 +66,18 @@ class ConsoleNotifier(Notifier):
         super().__init__(name, config)
         self._stream = stream
 
+    def lines(self, n: Notification) -> list[str]:
+        """One line per alert (a group or digest lists each, most pressing first)."""
+        if n.kind == "notice" or not n.alerts:
+            return [n.text]
+        return [self.truncate(console_line(a)) for a in order_alerts(n.alerts)]
+
+    def preview(self, n: Notification) -> str:
+        return "\n".join(self.lines(self.prepare(n)))
+
     async def send(self, n: Notification) -> Receipt | None:
         # Resolve stdout at send time, not at construction, so redirection (and capsys) applies.
         stream = self._stream if self._stream is not None else sys.stdout
-        lines = [n.text] if n.kind == "notice" else [console_line(a) for a in n.alerts]
-        stream.write("".join(self.truncate(line) + "\n" for line in lines))
+        stream.write("".join(line + "\n" for line in self.lines(n)))
         stream.flush()
         return None

@@ -1,24 +1,41 @@
 """Slack channel: `chat.postMessage` with a bot token through slack-sdk's `AsyncWebClient`.
 
-Transport only; the message layout is `slack_blocks`. Retrying is the dispatcher's job, so the
-client does not retry 429s itself (Slack disables apps that hammer it, alertmanager#2111): a 429
-becomes a retryable `DeliveryError` carrying `Retry-After`. Errors a retry cannot fix (bad token,
-wrong channel) are not retryable and say what to change in `alerts.yaml`.
+Transport and threading; the message layout is `slack_blocks`. The first message about an alert
+returns a receipt (`channel` id and `ts`, plus its blocks); the worker hands it back as
+`Notification.thread` for the same alert's reminders and resolve, which go as thread replies, and
+the resolve also edits the first message (`chat.update`) to show RESOLVED.
+
+Retrying is the delivery worker's job, so the client does not retry 429s itself (Slack disables
+apps that hammer it, alertmanager#2111): a 429 becomes a retryable `DeliveryError` carrying
+`Retry-After`, and the base class paces sends to Slack's one message per second per channel.
+Errors a retry cannot fix (bad token, wrong channel) are not retryable and say what to change in
+`alerts.yaml`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
-from typing import ClassVar, Final, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Final, Literal
 
 import aiohttp
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from daemon.alerts import AlertEvent
 from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
-from daemon.notify.slack_blocks import build_message
+from daemon.notify.slack_blocks import (
+    SlackMessage,
+    build_group,
+    build_message,
+    build_reply,
+    resolved_parent,
+)
 
 __all__ = ["SlackConfig", "SlackNotifier"]
 
@@ -27,6 +44,12 @@ _TRANSIENT: Final = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+#: `chat.update` errors meaning the message to edit is gone: post a new one instead.
+_PARENT_GONE: Final = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+#: Larger parents are not kept in the receipt (the resolve then rebuilds the message).
+_RECEIPT_BLOCKS_MAX: Final = 12_000
+
+log = logging.getLogger(__name__)
 
 
 class SlackConfig(ChannelConfig):
@@ -40,11 +63,15 @@ class SlackConfig(ChannelConfig):
 
 
 class SlackNotifier(Notifier):
-    """Posts each alert transition as one Block Kit message to one channel."""
+    """Posts each alert as one Block Kit message; follow-ups thread under it, resolve edits it."""
 
     kind: ClassVar[str] = "slack"
     config_model: ClassVar[type[ChannelConfig]] = SlackConfig
     body_maxlen: ClassVar[int] = 4000
+    title_maxlen: ClassVar[int] = 150
+    #: Slack allows about one message per second per channel, with short bursts.
+    rate_limit: ClassVar[float | None] = 1.0
+    rate_burst: ClassVar[int] = 3
     config: SlackConfig
 
     def __init__(self, name: str, config: SlackConfig):
@@ -69,24 +96,99 @@ class SlackNotifier(Notifier):
         return self._client
 
     async def send(self, n: Notification) -> Receipt | None:
+        if n.kind == "notice" or not n.alerts:
+            return await self._post({"text": self.truncate(n.text), "attachments": []})
+        if n.kind in ("group", "digest") or len(n.alerts) > 1:
+            return await self._post(build_group(n.alerts, title=n.meta.get("title", "")))
+        thread = n.thread
+        if thread is not None and thread.get("channel") and thread.get("ts"):
+            return await self._follow_up(n.alert, thread)
         message = build_message(n.alert)
-        client = self._get_client()
+        receipt = await self._post(message)
+        blocks = json.dumps(message["attachments"][0]["blocks"], separators=(",", ":"))
+        if len(blocks) <= _RECEIPT_BLOCKS_MAX:
+            receipt["blocks"] = blocks  # so the resolve can edit it without losing its content
+        return receipt
+
+    async def _follow_up(self, alert: AlertEvent, thread: Receipt) -> Receipt:
+        """A reminder or resolve of an alert already posted: a reply in its thread.
+
+        On resolve the parent is edited first: `chat.update` is idempotent, so a retry after
+        a failure in between never posts the reply twice. If the parent is gone (deleted), the
+        resolve is posted as a new message instead.
+        """
+        channel, ts = thread["channel"], thread["ts"]
+        if alert.state == "resolved":
+            parent = resolved_parent(alert, _parent_blocks(thread))
+            try:
+                await self._call(
+                    self._get_client().chat_update,
+                    channel=channel,
+                    ts=ts,
+                    text=self.truncate(parent["text"]),
+                    attachments=parent["attachments"],
+                )
+            except _ParentGone as gone:
+                log.info(
+                    "Slack channel %s: the first message of %s is gone (%s); posting the "
+                    "resolve as a new message",
+                    self.name,
+                    alert.key,
+                    gone,
+                )
+                return await self._post(build_message(alert))
+        await self._post(build_reply(alert), channel=channel, thread_ts=ts)
+        return dict(thread)  # replies belong to the parent: later ones thread under it too
+
+    async def _post(
+        self, message: SlackMessage, *, channel: str | None = None, thread_ts: str | None = None
+    ) -> dict[str, str]:
+        """`chat.postMessage`; the receipt names the channel by id, as Slack answered."""
+        kwargs: dict[str, Any] = {
+            "channel": channel or self.config.channel,
+            "text": self.truncate(message["text"]),
+            "unfurl_links": False,
+        }
+        if message["attachments"]:
+            kwargs["attachments"] = message["attachments"]
+        if thread_ts is not None:
+            kwargs["thread_ts"] = thread_ts
+        response = await self._call(self._get_client().chat_postMessage, **kwargs)
+        return {"channel": str(response["channel"]), "ts": str(response["ts"])}
+
+    async def _call(
+        self, method: Callable[..., Awaitable[AsyncSlackResponse]], **kwargs: Any
+    ) -> AsyncSlackResponse:
+        """One Web API call, its failures mapped to `DeliveryError` (or `_ParentGone`)."""
         try:
-            await client.chat_postMessage(
-                channel=self.config.channel,
-                text=self.truncate(message["text"]),
-                attachments=message["attachments"],
-                unfurl_links=False,
-            )
-            return None
+            return await method(**kwargs)
         except SlackApiError as e:
+            data = e.response.data
+            error = str(data.get("error", "")) if isinstance(data, dict) else ""
+            if error in _PARENT_GONE:
+                raise _ParentGone(error) from e
             raise self._api_error(e) from e
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            detail = self._scrub(f"{type(e).__name__}: {e}".rstrip(": "))
+            detail = f"{type(e).__name__}: {e}".rstrip(": ")
             raise DeliveryError(
                 f"Slack channel {self.name!r}: could not reach Slack ({detail}); will retry",
                 retryable=True,
             ) from e
+
+    def preview(self, n: Notification) -> str:
+        """The message as a reader sees it: fallback line, then the blocks' text."""
+        n = self.prepare(n)
+        if n.kind == "notice" or not n.alerts:
+            return n.text
+        if n.kind in ("group", "digest") or len(n.alerts) > 1:
+            message = build_group(n.alerts, title=n.meta.get("title", ""))
+        else:
+            message = build_message(n.alert)
+        lines = [message["text"], ""]
+        for attachment in message["attachments"]:
+            for block in attachment["blocks"]:
+                lines.extend(_block_text(block))
+        return "\n".join(lines).rstrip()
 
     def _api_error(self, e: SlackApiError) -> DeliveryError:
         """Map an HTTP status / `ok:false` error code to retryable or not, with a fix."""
@@ -141,15 +243,37 @@ class SlackNotifier(Notifier):
         ch = self.config.channel
         return ch if ch.startswith("#") or _CHANNEL_ID.match(ch) else f"#{ch}"
 
-    def _scrub(self, text: str) -> str:
-        """Belt and braces: no error text we build may ever carry the token."""
-        token = self.config.token.get_secret_value()
-        return text.replace(token, "***") if token else text
-
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None and client.session is not None and not client.session.closed:
             await client.session.close()
+
+
+class _ParentGone(Exception):
+    """The message to edit no longer exists (deleted, or too old to edit)."""
+
+
+def _parent_blocks(receipt: Receipt) -> list[dict[str, Any]] | None:
+    raw = receipt.get("blocks")
+    if not raw:
+        return None
+    try:
+        blocks = json.loads(raw)
+    except ValueError:
+        return None
+    return blocks if isinstance(blocks, list) and blocks else None
+
+
+def _block_text(block: dict[str, Any]) -> list[str]:
+    """The visible text of one block, for previews."""
+    kind = block.get("type")
+    if kind in ("header", "section") and "text" in block:
+        return [str(block["text"]["text"])]
+    if kind == "section":
+        return [str(f["text"]).replace("\n", ": ", 1) for f in block.get("fields", [])]
+    if kind == "context":
+        return [str(e.get("text", "")) for e in block.get("elements", [])]
+    return []
 
 
 def _parse_retry_after(value: str | None) -> float | None:

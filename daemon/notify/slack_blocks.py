@@ -6,14 +6,19 @@ number formatting live here too and are shared with the console and SMS channels
 the same thing in the same words.
 
 Layout: fallback `text` (what notifications and screen readers show), plus one attachment whose
-`color` is the severity bar and whose Block Kit blocks hold a header, a fields section, the summary
-and a context line with the alert id.
+`color` is the severity bar and whose Block Kit blocks hold a header, a fields section, the summary,
+a sparkline of the recent series when the alert carries one, and a context line with the alert id.
+Follow-ups (reminders, the resolve) are thread replies (`build_reply`); on resolve the parent is
+edited in place (`resolved_parent`): same content, green bar, RESOLVED state line. Groups and
+digests are one message with a line per alert, most severe first (`build_group`).
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final, TypedDict
 
@@ -22,14 +27,22 @@ from daemon.alerts import AlertEvent
 __all__ = [
     "COLORS",
     "RESOLVED_COLOR",
+    "SPARK_CHARS",
     "SlackMessage",
+    "alert_line",
     "build_blocks",
+    "build_group",
     "build_message",
+    "build_reply",
     "compare_text",
     "fallback_text",
     "format_number",
     "format_time_ny",
+    "order_alerts",
+    "parse_series",
+    "resolved_parent",
     "severity_color",
+    "sparkline",
 ]
 
 COLORS: Final[dict[str, str]] = {
@@ -38,6 +51,11 @@ COLORS: Final[dict[str, str]] = {
     "info": "#3F88C5",
 }
 RESOLVED_COLOR: Final = "#2E933C"
+SPARK_CHARS: Final = "▁▂▃▄▅▆▇█"
+_SPARK_WIDTH: Final = 40  # points shown: the latest ones
+_SEVERITY_RANK: Final[dict[str, int]] = {"critical": 0, "warning": 1, "info": 2}
+_GROUP_LINES: Final = 10  # lines listed in a group message before "+N more"
+_LINE_MAX: Final = 280
 
 # Slack limits (Block Kit reference): header text 150, section text 3000, field text 2000.
 _HEADER_MAX: Final = 150
@@ -194,8 +212,46 @@ def _labels_text_short(alert: AlertEvent) -> str:
     return _labels_text(alert.labels)
 
 
+def parse_series(alert: AlertEvent) -> list[float]:
+    """The recent values the engine attached (`values["series"]`, space-separated numbers)."""
+    raw = alert.values.get("series")
+    if not isinstance(raw, str):
+        return []
+    out: list[float] = []
+    for token in raw.split():
+        try:
+            x = float(token)
+        except ValueError:
+            continue
+        if math.isfinite(x):
+            out.append(x)
+    return out
+
+
+def sparkline(values: Sequence[float], width: int = _SPARK_WIDTH) -> str:
+    """`▁▂▄▆█`: one bar per value (the latest `width`), scaled between their low and high."""
+    points = list(values)[-width:]
+    if len(points) < 2:
+        return ""
+    lo, hi = min(points), max(points)
+    if hi == lo:
+        return SPARK_CHARS[3] * len(points)
+    top = len(SPARK_CHARS) - 1
+    return "".join(SPARK_CHARS[round((x - lo) / (hi - lo) * top)] for x in points)
+
+
+def _trend_block(alert: AlertEvent) -> dict[str, Any] | None:
+    series = parse_series(alert)[-_SPARK_WIDTH:]
+    spark = sparkline(series)
+    if not spark:
+        return None
+    span = f"{format_number(series[0])} → {format_number(series[-1])}"
+    text = f"{spark}  {span}  (low {format_number(min(series))}, high {format_number(max(series))})"
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(text)}]}
+
+
 def build_blocks(alert: AlertEvent) -> list[dict[str, Any]]:
-    """Header, a fields section (rule, labels, value, severity, NY time), summary, context id."""
+    """Header, a fields section (rule, labels, value, severity, NY time), summary, trend, id."""
     cmp = compare_text(alert)
     fields = [
         _field("Rule", alert.rule),
@@ -225,6 +281,9 @@ def build_blocks(alert: AlertEvent) -> list[dict[str, Any]]:
                 "text": {"type": "mrkdwn", "text": _clip(_escape(summary), _SECTION_MAX)},
             }
         )
+    trend = _trend_block(alert)
+    if trend is not None:
+        blocks.append(trend)
     blocks.append(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(f"alert {alert.id}")}]}
     )
@@ -237,3 +296,117 @@ def build_message(alert: AlertEvent) -> SlackMessage:
         "text": fallback_text(alert),
         "attachments": [{"color": severity_color(alert), "blocks": build_blocks(alert)}],
     }
+
+
+def _when(alert: AlertEvent) -> str:
+    return f"{alert.time_ny:%H:%M:%S %Z}"
+
+
+def build_reply(alert: AlertEvent) -> SlackMessage:
+    """A thread reply under the first message: a reminder that it still fires, or the resolve."""
+    if alert.state == "resolved":
+        head = f"*RESOLVED* at {_when(alert)}"
+    elif alert.repeat:
+        head = f"*Still firing* at {_when(alert)} (reminder {alert.repeat})"
+    else:
+        head = f"*FIRING* at {_when(alert)}"
+    cmp = compare_text(alert)
+    lines = [head + (f" · {_escape(cmp)}" if cmp else "")]
+    summary = alert.summary.strip()
+    if summary:
+        lines.append(_escape(summary))
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), _SECTION_MAX)},
+        }
+    ]
+    trend = _trend_block(alert)
+    if trend is not None:
+        blocks.append(trend)
+    return {
+        "text": fallback_text(alert),
+        "attachments": [{"color": severity_color(alert), "blocks": blocks}],
+    }
+
+
+def resolved_parent(alert: AlertEvent, parent_blocks: list[dict[str, Any]] | None) -> SlackMessage:
+    """The first message edited for the resolve: its content kept, green, state line RESOLVED.
+
+    `parent_blocks` are the blocks it was posted with (kept in the receipt); without them the
+    message is rebuilt from the resolve event.
+    """
+    if not parent_blocks:
+        return build_message(alert)
+    blocks = copy.deepcopy(parent_blocks)
+    header = blocks[0] if blocks and blocks[0].get("type") == "header" else None
+    if header is not None:
+        text = str(header["text"]["text"])
+        rest = text.split(": ", 1)[1] if ": " in text else alert.rule
+        header["text"]["text"] = _clip(f"RESOLVED: {rest}", _HEADER_MAX)
+    cmp = compare_text(alert)
+    note = f"Resolved at {format_time_ny(alert)}" + (f" · {cmp}" if cmp else "")
+    blocks.insert(
+        len(blocks) - 1 if blocks and blocks[-1].get("type") == "context" else len(blocks),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(note)}]},
+    )
+    return {
+        "text": fallback_text(alert),
+        "attachments": [{"color": RESOLVED_COLOR, "blocks": blocks}],
+    }
+
+
+def order_alerts(alerts: Iterable[AlertEvent]) -> list[AlertEvent]:
+    """Most pressing first: firing before resolved, then by severity, then newest."""
+    return sorted(
+        alerts,
+        key=lambda a: (a.state == "resolved", _SEVERITY_RANK.get(a.severity, 3), -a.ts_ms),
+    )
+
+
+def _subject(alert: AlertEvent) -> str:
+    """What the alert is about in a few characters: the symbol, else the labels, else nothing."""
+    if set(alert.labels) == {"symbol"}:
+        return alert.labels["symbol"]
+    return _labels_text(alert.labels) if alert.labels else ""
+
+
+def alert_line(alert: AlertEvent, *, mrkdwn: bool = False) -> str:
+    """One alert on one line: `FIRING critical big-move NVDA: -5.20 below -5.00 — summary`."""
+    state = _state_word(alert)
+    subject = _subject(alert)
+    head = f"{state} {alert.severity} {alert.rule}" + (f" {subject}" if subject else "")
+    detail = " — ".join(p for p in (compare_text(alert), " ".join(alert.summary.split())) if p)
+    line = _clip(f"{head}: {detail}" if detail else head, _LINE_MAX)
+    if not mrkdwn:
+        return line
+    return f"• *{state}* {_escape(line.removeprefix(state + ' '))}"
+
+
+def build_group(
+    alerts: Sequence[AlertEvent], *, title: str = "", limit: int = _GROUP_LINES
+) -> SlackMessage:
+    """Several alerts in one message: a line each, most pressing first, then `+N more`."""
+    ordered = order_alerts(alerts)
+    shown, rest = ordered[:limit], len(ordered) - limit
+    lines = [alert_line(a, mrkdwn=True) for a in shown]
+    if rest > 0:
+        lines.append(f"+{rest} more")
+    firing = [a for a in ordered if a.state == "firing"]
+    color = severity_color(firing[0]) if firing else RESOLVED_COLOR
+    heading = title or f"{len(ordered)} alerts"
+    counts = f"{len(firing)} firing, {len(ordered) - len(firing)} resolved"
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _clip(heading, _HEADER_MAX), "emoji": False},
+        },
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), _SECTION_MAX)},
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": counts}]},
+    ]
+    top = alert_line(ordered[0]) if ordered else ""
+    text = f"{heading} ({counts})" + (f": {top}" if top else "")
+    return {"text": text, "attachments": [{"color": color, "blocks": blocks}]}

@@ -1,13 +1,17 @@
 """SMS channel via Twilio's Messages API (the official `twilio` client, async transport).
 
-One message per recipient, each a single 160-character GSM-7 segment (`sms_text`): one non-GSM
-character would switch the whole text to UCS-2 and cut it to 70 characters (PROTOCOLS.md §7.4).
-A recipient who cannot be reached (unsubscribed, not a mobile) never stops the others; errors are
-collected and raised once, after every recipient was tried.
+One message per recipient, kept to `max_segments` segments (1 by default, at most 2) and so to a
+known cost. Length is counted the way carriers bill it (PROTOCOLS.md §7.4): GSM-7 text takes 160
+septets in one segment (153 each when split), `€ [ ] { } ~ ^ | \\` taking two; a single character
+outside GSM-7 switches the whole text to UCS-2 at 70 (67) characters. So typographic marks
+(’ “ ” – — …) are transliterated and emoji dropped, keeping GSM-7 wherever the words themselves
+allow; text in another script (Cyrillic, CJK) is kept as UCS-2 and cut to fit that budget. The
+state, severity, rule, value and time always survive; the summary gives way ("...").
 
-Recipients that got an alert, or failed for good, are remembered per alert id for a while, so a
-dispatcher retry after a partial failure (say a 429 for the third number) texts only the numbers
-still owed, not everyone again.
+A recipient who cannot be reached (unsubscribed, not a mobile) never stops the others; errors are
+collected and raised once, after every recipient was tried. Recipients that got a notification,
+or failed for good, are remembered per notification key for a while, so a retry after a partial
+failure (say a 429 for the third number) texts only the numbers still owed, not everyone again.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import re
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -27,12 +32,29 @@ from twilio.rest import Client
 
 from daemon.alerts import AlertEvent
 from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
-from daemon.notify.slack_blocks import compare_text
+from daemon.notify.slack_blocks import compare_text, format_number, order_alerts
 
-__all__ = ["SMS_MAXLEN", "SmsConfig", "SmsNotifier", "gsm7_length", "sms_text", "to_gsm7"]
+__all__ = [
+    "SMS_MAXLEN",
+    "SmsConfig",
+    "SmsNotifier",
+    "encoding_of",
+    "gsm7_length",
+    "segment_budget",
+    "segments",
+    "sms_group_text",
+    "sms_notice",
+    "sms_text",
+    "to_gsm7",
+    "ucs2_length",
+]
 
 SMS_MAXLEN: Final = 160
 E164: Final = re.compile(r"^\+[1-9]\d{6,14}$")
+Encoding = Literal["GSM-7", "UCS-2"]
+#: (one segment, per segment when split) for each encoding.
+_SEGMENT: Final[dict[str, tuple[int, int]]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
+_ELLIPSIS: Final = "..."
 
 # GSM 03.38 default alphabet (1 septet each) and its extension table (2 septets: ESC + char).
 _GSM_BASIC: Final = frozenset(
@@ -117,6 +139,9 @@ class SmsConfig(ChannelConfig):
     to: list[str] = Field(min_length=1)
     base_url: str | None = None
     timeout: float = Field(default=10, gt=0)
+    max_segments: int = Field(
+        default=1, ge=1, le=2, description="Longest message, in SMS segments (each is billed)"
+    )
 
     @field_validator("from_")
     @classmethod
@@ -140,7 +165,8 @@ def _check_e164(number: str, field: str) -> str:
     return number
 
 
-def _gsm_char(ch: str) -> str:
+def _gsm_char(ch: str) -> str | None:
+    """`ch` in GSM-7: itself, a faithful spelling, its base letter, "" (drop), or None (no way)."""
     if ch in _GSM_BASIC or ch in _GSM_EXT:
         return ch
     if ch in _REPLACE:
@@ -149,13 +175,33 @@ def _gsm_char(ch: str) -> str:
     base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
     if base and all(c in _GSM_BASIC for c in base):
         return base
-    return ""
+    category = unicodedata.category(ch)
+    if category[0] in "LN":
+        return None  # a letter or digit of another script: only UCS-2 can carry it
+    return ""  # emoji, symbols, marks, controls: decoration an SMS can do without
 
 
 def to_gsm7(text: str) -> str:
     """Text in the GSM-7 alphabet on one line: typographic marks replaced, the rest dropped."""
-    out = "".join(_gsm_char(ch) for ch in text)
+    out = "".join(_gsm_char(ch) or "" for ch in text)
     return " ".join(out.split())  # newlines and runs of spaces collapse to one space
+
+
+def _as_gsm7(text: str) -> str | None:
+    """`text` in GSM-7 without losing a word, or None when it has letters GSM-7 lacks."""
+    out: list[str] = []
+    for ch in text:
+        g = _gsm_char(ch)
+        if g is None:
+            return None
+        out.append(g)
+    return " ".join("".join(out).split())
+
+
+def _as_ucs2(text: str) -> str:
+    """`text` for a UCS-2 message: kept as written, on one line, without control characters."""
+    kept = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch)[0] != "C")
+    return " ".join(kept.split())
 
 
 def gsm7_length(text: str) -> int:
@@ -163,40 +209,143 @@ def gsm7_length(text: str) -> int:
     return sum(2 if ch in _GSM_EXT else 1 for ch in text)
 
 
-def _fit(text: str, septets: int, ellipsis: str = "...") -> str:
-    """`text` cut to at most `septets`, ending in `ellipsis` when it had to be cut."""
-    if gsm7_length(text) <= septets:
+def ucs2_length(text: str) -> int:
+    """UTF-16 code units `text` takes (an emoji outside the BMP counts twice)."""
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+
+
+def encoding_of(text: str) -> Encoding:
+    """GSM-7 when every character is in its alphabet, else UCS-2."""
+    return "GSM-7" if all(ch in _GSM_BASIC or ch in _GSM_EXT for ch in text) else "UCS-2"
+
+
+def _units(text: str, encoding: Encoding) -> int:
+    return gsm7_length(text) if encoding == "GSM-7" else ucs2_length(text)
+
+
+def segment_budget(encoding: Encoding, max_segments: int) -> int:
+    """Units that fit in `max_segments` segments: 160/306 septets, or 70/134 UCS-2 characters."""
+    single, split = _SEGMENT[encoding]
+    return single if max_segments <= 1 else split * max_segments
+
+
+def segments(text: str) -> int:
+    """Segments a carrier bills for `text`."""
+    encoding = encoding_of(text)
+    units = _units(text, encoding)
+    single, split = _SEGMENT[encoding]
+    return 1 if units <= single else -(-units // split)
+
+
+def _fit(text: str, budget: int, encoding: Encoding, ellipsis: str = _ELLIPSIS) -> str:
+    """`text` cut to at most `budget` units, ending in `ellipsis` when it had to be cut."""
+    if _units(text, encoding) <= budget:
         return text
-    budget = septets - gsm7_length(ellipsis)
-    if budget <= 0:
+    room = budget - _units(ellipsis, encoding)
+    if room <= 0:
         return ""
     out: list[str] = []
     used = 0
     for ch in text:
-        cost = 2 if ch in _GSM_EXT else 1
-        if used + cost > budget:
+        cost = _units(ch, encoding)
+        if used + cost > room:
             break
         out.append(ch)
         used += cost
     return "".join(out).rstrip() + ellipsis
 
 
-def sms_text(alert: AlertEvent) -> str:
-    """One GSM-7 segment: `FIRING warning rule: <summary> 7.98 < 8.00 13:47 ET`.
+class _Composer:
+    """Puts parts into one message of a fixed budget, in the one encoding they all fit."""
+
+    def __init__(self, parts: Sequence[str], max_segments: int):
+        gsm = [_as_gsm7(p) for p in parts]
+        if all(g is not None for g in gsm):
+            self.encoding: Encoding = "GSM-7"
+            self.parts = [g or "" for g in gsm]
+        else:
+            self.encoding = "UCS-2"
+            self.parts = [_as_ucs2(p) for p in parts]
+        self.budget = segment_budget(self.encoding, max_segments)
+
+    def units(self, text: str) -> int:
+        return _units(text, self.encoding)
+
+    def fit(self, text: str, budget: int) -> str:
+        return _fit(text, budget, self.encoding)
+
+
+def _state_word(alert: AlertEvent) -> str:
+    if alert.state == "resolved":
+        return "RESOLVED"
+    return "STILL FIRING" if alert.repeat else "FIRING"
+
+
+def sms_text(alert: AlertEvent, max_segments: int = 1) -> str:
+    """`FIRING warning rule: <summary> 7.98 < 8.00 13:47 ET`, within `max_segments` segments.
 
     The state, severity, rule, value and time always survive; the summary gives way ("...").
     """
-    state = "RESOLVED" if alert.state == "resolved" else "FIRING"
-    head = to_gsm7(f"{state} {alert.severity} {alert.rule}") + ":"
+    head = f"{_state_word(alert)} {alert.severity} {alert.rule}:"
     tail = " ".join(
-        p for p in (to_gsm7(compare_text(alert, symbols=True)), f"{alert.time_ny:%H:%M} ET") if p
+        p for p in (compare_text(alert, symbols=True), f"{alert.time_ny:%H:%M} ET") if p
     )
-    fixed = gsm7_length(head) + 1 + gsm7_length(tail)
-    if fixed > SMS_MAXLEN:  # absurdly long rule name: keep the tail, cut the head
-        head = _fit(head, SMS_MAXLEN - 1 - gsm7_length(tail))
+    c = _Composer([head, alert.summary, tail], max_segments)
+    head, summary, tail = c.parts
+    fixed = c.units(head) + 1 + c.units(tail)
+    if fixed > c.budget:  # absurdly long rule name: keep the tail, cut the head
+        head = c.fit(head, c.budget - 1 - c.units(tail))
         return f"{head} {tail}".strip()
-    summary = _fit(to_gsm7(alert.summary), SMS_MAXLEN - fixed - 1)
+    summary = c.fit(summary, c.budget - fixed - 1)
     return " ".join(p for p in (head, summary, tail) if p)
+
+
+def _item(alert: AlertEvent, one_rule: bool) -> str:
+    """One alert in a group text: `NVDA -3.20`, `NVDA big-move -3.20`, `NVDA ok`."""
+    labels = alert.labels
+    subject = labels.get("symbol") or ",".join(labels[k] for k in sorted(labels))
+    words = [subject] if subject else []
+    if not one_rule or not subject:
+        words.append(alert.rule)
+    if alert.state == "resolved":
+        words.append("ok")
+    elif alert.value is not None:
+        words.append(format_number(alert.value))
+    return " ".join(words)
+
+
+def sms_group_text(alerts: Sequence[AlertEvent], max_segments: int = 1) -> str:
+    """`3 alerts: NVDA -3.20; AMD -3.10; +1 more 13:47 ET`, most pressing first, within budget."""
+    ordered = order_alerts(alerts)
+    if not ordered:
+        return ""
+    rules = {a.rule for a in ordered}
+    one_rule = len(rules) == 1
+    noun = f"{next(iter(rules))} alerts" if one_rule else "alerts"
+    head = f"{len(ordered)} {noun}:"
+    tail = f"{ordered[0].time_ny:%H:%M} ET"
+    c = _Composer([head, tail, *(_item(a, one_rule) for a in ordered)], max_segments)
+    head, tail, *items = c.parts
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        rest = len(items) - i - 1
+        more = f"; +{rest} more" if rest else ""
+        candidate = "; ".join([*shown, item])
+        if c.units(f"{head} {candidate}{more} {tail}") > c.budget:
+            break
+        shown.append(item)
+    hidden = len(items) - len(shown)
+    body = "; ".join(shown) + (f"; +{hidden} more" if shown and hidden else "")
+    if not shown:
+        body = f"+{hidden} more"
+    text = f"{head} {body} {tail}"
+    return text if c.units(text) <= c.budget else c.fit(text, c.budget)
+
+
+def sms_notice(text: str, max_segments: int = 1) -> str:
+    """A notice (a test message) cut to the budget in whichever encoding it needs."""
+    c = _Composer([text], max_segments)
+    return c.fit(c.parts[0], c.budget)
 
 
 class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
@@ -235,11 +384,15 @@ class _Failure:
 
 
 class SmsNotifier(Notifier):
-    """Texts each alert transition to every number in `to`, one Twilio message each."""
+    """Texts each notification to every number in `to`, one Twilio message each."""
 
     kind: ClassVar[str] = "sms"
     config_model: ClassVar[type[ChannelConfig]] = SmsConfig
-    body_maxlen: ClassVar[int] = SMS_MAXLEN
+    body_maxlen: ClassVar[int] = 1600  # Twilio's cap; the segment budget is applied later
+    title_maxlen: ClassVar[int] = 0  # an SMS has no subject line
+    #: About one message per second per sending number (US long codes), with a short burst.
+    rate_limit: ClassVar[float | None] = 1.0
+    rate_burst: ClassVar[int] = 5
     required_fields: ClassVar[tuple[str, ...]] = ("account_sid",)
     config: SmsConfig
 
@@ -264,12 +417,35 @@ class SmsNotifier(Notifier):
             self._client = client
         return self._client
 
+    def body(self, n: Notification) -> str:
+        """The text every recipient gets, within the configured number of segments."""
+        budget = self.config.max_segments
+        if n.kind == "notice" or not n.alerts:
+            return sms_notice(n.text, budget)
+        if n.kind in ("group", "digest") or len(n.alerts) > 1:
+            return sms_group_text(n.alerts, budget)
+        return sms_text(n.alert, budget)
+
+    def _pending(self, key: str) -> list[str]:
+        done = self._done.get(key, set())
+        return [to for to in self.config.to if to not in done]
+
+    def messages_for(self, n: Notification) -> int:
+        return len(self._pending(n.key))
+
+    def preview(self, n: Notification) -> str:
+        text = self.body(self.prepare(n))
+        enc = encoding_of(text)
+        return (
+            f"{text}\n({len(text)} characters, {enc}, {segments(text)} segment(s) of at most "
+            f"{self.config.max_segments}; to {len(self.config.to)} number(s))"
+        )
+
     async def send(self, n: Notification) -> Receipt | None:
-        alert = n.alert
-        body = sms_text(alert)
+        body = self.body(n)
         client = self._get_client()
-        done = self._done.setdefault(alert.id, set())
-        self._done.move_to_end(alert.id)
+        done = self._done.setdefault(n.key, set())
+        self._done.move_to_end(n.key)
         while len(self._done) > _REMEMBER:
             self._done.popitem(last=False)
 
@@ -283,8 +459,7 @@ class SmsNotifier(Notifier):
                 failure = self._rest_failure(to, e)
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 reason = f"{type(e).__name__}: {e}".rstrip(": ")
-                message = f"could not reach Twilio ({self._scrub(reason)})"
-                failure = _Failure(to, message, retryable=True, stop=True)
+                failure = _Failure(to, f"could not reach Twilio ({reason})", True, stop=True)
             else:
                 done.add(to)
                 continue
@@ -322,9 +497,7 @@ class SmsNotifier(Notifier):
             return _Failure(to, _PERMANENT[code].format(to=to, name=self.name), False)
         detail = e.msg if isinstance(e, TwilioRestException) else (e.detail or e.title)
         return _Failure(
-            to,
-            self._scrub(f"Twilio refused the message (HTTP {status}, code {code}): {detail}"),
-            False,
+            to, f"Twilio refused the message (HTTP {status}, code {code}): {detail}", False
         )
 
     def _summarize(self, failures: list[_Failure], total: int) -> DeliveryError:
@@ -335,11 +508,6 @@ class SmsNotifier(Notifier):
             f"{lines}",
             retryable=retryable,
         )
-
-    def _scrub(self, text: str) -> str:
-        """Belt and braces: no error text we build may ever carry the auth token."""
-        token = self.config.auth_token.get_secret_value()
-        return text.replace(token, "***") if token else text
 
     async def aclose(self) -> None:
         http, self._http, self._client = self._http, None, None

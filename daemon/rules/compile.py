@@ -75,6 +75,8 @@ class Instance:
     on_error: str = "keep"
     #: No expiry, no active window, the default trigger: the engine's fast path.
     plain: bool = False
+    #: The rule's per-channel message templates (`messages:`), carried on its alerts.
+    templates: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.plain = self.expires_ms is None and self.active is None and self.trigger == "change"
@@ -89,6 +91,7 @@ class HeadlineRule:
     severity: Severity
     template: str
     channels: tuple[str, ...]
+    templates: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -226,6 +229,7 @@ def compile_rules(cfg: Config) -> Plan:
         if not rule.enabled:
             continue
         template = rule.message or DEFAULT_MESSAGES[rule.when.kind]
+        templates = dict(rule.messages)
         channels = tuple(rule.channels)
         reminder = rule.when.earnings_reminder
         if reminder is not None:
@@ -238,6 +242,7 @@ def compile_rules(cfg: Config) -> Plan:
                     rule.severity,
                     template,
                     channels,
+                    templates,
                 )
             )
             continue
@@ -253,6 +258,7 @@ def compile_rules(cfg: Config) -> Plan:
                     rule.severity,
                     template,
                     channels,
+                    templates,
                 )
             )
             continue
@@ -268,7 +274,7 @@ def compile_rules(cfg: Config) -> Plan:
                 rule.severity, template, rule.resolved_message or DEFAULT_RESOLVED, channels,
                 rule.trigger, _ms(rule, "bar"),
                 dt_to_ms(rule.expires) if rule.expires is not None else None, rule.active,
-                on_error=rule.on_error,
+                on_error=rule.on_error, templates=templates,
             )  # fmt: skip
             inst.warms = any(isinstance(leaf, ExprMeasure) for leaf in _leaves(m))
             plan.instances.append(inst)

@@ -64,8 +64,8 @@ class Engine:
         old_by_key = {inst.key: inst for inst in self.plan.instances}
         for inst in plan.instances:
             kept_inst = old_by_key.get(inst.key)
-            if inst.rule in keep_rules and kept_inst is not None:
-                inst.cond = kept_inst.cond
+            if inst.rule in keep_rules and kept_inst is not None and inst.warms:
+                inst.cond = kept_inst.cond  # only expressions hold state worth carrying
         states, dropped = {}, []
         for key, st in self.states.items():
             if rule_of(key) in keep_rules:
@@ -255,6 +255,7 @@ class Engine:
             threshold=r.threshold,
             comparison=r.comparison,
             values=r.values,
+            templates=inst.templates,
         )
         return _with_summary(ev, inst.resolved_template if told == "resolved" else inst.template)
 
@@ -293,6 +294,7 @@ class Engine:
             threshold=None,
             comparison="headline",
             values=values,
+            templates=hr.templates,
         )
         return _with_summary(ev, hr.template)
 

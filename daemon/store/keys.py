@@ -63,13 +63,61 @@ class Keys:
         """Hash of the evaluator's own view: last price per symbol and anchor prices."""
         return self._k("eval", "checkpoint")
 
+    @property
+    def earnings_calendar(self) -> str:
+        """Hash "SYMBOL|source" → JSON list of that provider's earnings reports for the symbol."""
+        return self._k("calendar", "earnings")
+
     def source_cursor(self, source: str) -> str:
         """Hash of a source's resume position (replay row, loop count)."""
         return self._k("source", source, "cursor")
 
-    def delivered(self, alert_id: str, channel: str) -> str:
-        """Idempotency marker: set once this alert transition reached this channel."""
-        return self._k("delivered", channel, alert_id)
+    @property
+    def sources_status(self) -> str:
+        """Hash source name → JSON status of a live feed (state, message rate, errors)."""
+        return self._k("sources", "status")
+
+    def delivered(self, key: str, channel: str) -> str:
+        """Idempotency marker of one notification on one channel: "sending", then "done"."""
+        return self._k("delivered", channel, key)
+
+    # --- delivery pipeline -------------------------------------------------------------
+    def deliver(self, channel: str) -> str:
+        """Stream of notifications for one channel, read by that channel's worker only."""
+        return self._k("deliver", channel)
+
+    def receipt(self, channel: str, alert_key: str, seq: int) -> str:
+        """What a channel said about an alert's first message (Slack ts), to thread under it."""
+        return self._k("receipt", channel, f"{alert_key}#{seq}")
+
+    @property
+    def firing(self) -> str:
+        """Hash alert key → JSON routing labels of every alert firing now (for inhibition)."""
+        return self._k("notify", "firing")
+
+    @property
+    def told(self) -> str:
+        """Hash "alert key#seq" → channels its firing went to (where its resolve must go)."""
+        return self._k("notify", "told")
+
+    @property
+    def groups(self) -> str:
+        """Hash group key → JSON state of an alert group (pending, firing, next flush)."""
+        return self._k("notify", "groups")
+
+    @property
+    def silences(self) -> str:
+        """Hash silence id → JSON silence (matchers, author, reason, start, end)."""
+        return self._k("silences")
+
+    @property
+    def suppressed(self) -> str:
+        """Hash "outcome:channel" → count of transitions recorded but not sent (and why)."""
+        return self._k("notify", "suppressed")
+
+    def sent_today(self, channel: str, day: str) -> str:
+        """Counter of messages a channel sent on a New York day (its daily cap)."""
+        return self._k("notify", "sent", channel, day)
 
     @property
     def ops_seq(self) -> str:
@@ -83,4 +131,6 @@ class Keys:
 
     # --- consumer groups ---------------------------------------------------------------
     EVAL_GROUP = "evaluator"
+    #: The router's group on the outbox (named "notifier" since before there was a router).
     NOTIFY_GROUP = "notifier"
+    DELIVER_GROUP = "deliver"

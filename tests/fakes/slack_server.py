@@ -1,8 +1,11 @@
 """A fake Slack Web API (`chat.postMessage`, `chat.update`) for the real slack-sdk client.
 
 Behaves as PROTOCOLS.md §6 describes: HTTP 200 with `ok:true|false`, `ts` strings that increase,
-`Authorization: Bearer` checked, JSON or form bodies. Failures are injected for the next N calls:
-`ok:false` with any error code, 429 with `Retry-After`, or a 5xx.
+`Authorization: Bearer` checked, JSON or form bodies. Thread replies (`thread_ts`) are recorded
+and mark their parent as Slack does (`thread_ts`, `reply_count`); `replies(ts)` lists them, and
+`updates` lists every `chat.update` applied. `delete` removes a message (a later update of it is
+`message_not_found`). Failures are injected for the next N calls: `ok:false` with any error code,
+429 with `Retry-After`, or a 5xx.
 Point a client at it with `AsyncWebClient(token=server.token, base_url=server.base_url)`.
 """
 
@@ -39,6 +42,8 @@ class FakeSlackServer(FakeHTTPServer):
         self.token = token
         self.channels = channels
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        #: (channel, ts, fields changed) for each `chat.update` applied, in order.
+        self.updates: list[tuple[str, str, dict[str, Any]]] = []
         self._ts_counter = 0
 
     @property
@@ -71,6 +76,27 @@ class FakeSlackServer(FakeHTTPServer):
     def server_error(self, status: int = 500, times: int = 1) -> None:
         """The next `times` calls answer a bare 5xx (an HTML page, as a proxy would send)."""
         self.inject(Injection(status, "<html><body>Internal Server Error</body></html>", times))
+
+    # -- inspection -------------------------------------------------------------------------
+    def top_level(self) -> list[tuple[str, dict[str, Any]]]:
+        """(channel, message) for messages not in a thread, oldest first."""
+        return [
+            (ch, m)
+            for (ch, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1])
+            if m.get("thread_ts") in (None, m["ts"])
+        ]
+
+    def replies(self, ts: str) -> list[dict[str, Any]]:
+        """The replies in the thread under the message `ts`, oldest first."""
+        return [
+            m
+            for (_, m_ts), m in sorted(self.messages.items(), key=lambda kv: kv[0][1])
+            if m.get("thread_ts") == ts and m_ts != ts
+        ]
+
+    def delete(self, channel: str, ts: str) -> None:
+        """The message is gone, as if a user deleted it."""
+        del self.messages[(channel, ts)]
 
     # -- handlers ---------------------------------------------------------------------------
     def _next_ts(self) -> str:
@@ -127,6 +153,11 @@ class FakeSlackServer(FakeHTTPServer):
         for key in ("blocks", "attachments", "thread_ts"):
             if key in body:
                 message[key] = body[key]
+        parent = self.messages.get((channel, str(body.get("thread_ts", ""))))
+        if parent is not None:  # Slack marks the parent of a thread
+            parent["thread_ts"] = parent["ts"]
+            parent["reply_count"] = int(parent.get("reply_count", 0)) + 1
+            parent["latest_reply"] = ts
         self.messages[(channel, ts)] = message
         return self.respond(
             rec, 200, {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -144,9 +175,9 @@ class FakeSlackServer(FakeHTTPServer):
         message = self.messages.get((channel, ts))
         if message is None:
             return self.respond(rec, 200, {"ok": False, "error": "message_not_found"})
-        for key in ("text", "blocks", "attachments"):
-            if key in body:
-                message[key] = body[key]
+        changed = {key: body[key] for key in ("text", "blocks", "attachments") if key in body}
+        message.update(changed)  # fields left out keep their previous value, as on Slack
+        self.updates.append((channel, ts, changed))
         payload = {
             "ok": True,
             "channel": channel,

@@ -1,0 +1,162 @@
+"""Operator commands on delivery: `tickwatch silence`, `deadletter` and `routes test`.
+
+They work on the same Redis as the daemon: `redis.url` from alerts.yaml, or the embedded server a
+running daemon started (found through its data directory); with neither, an embedded server is
+started on the daemon's data just for the command, so silences can be set before a start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from daemon.alerts import NEW_YORK, AlertEvent
+from daemon.config import Config
+from daemon.durations import parse_duration
+from daemon.notify.base import Notification
+from daemon.notify.inhibit import Inhibitor
+from daemon.notify.pipeline import decide
+from daemon.notify.routing import compile_routes, explain, parse_matcher
+from daemon.notify.silences import SilenceStore
+from daemon.store.connect import connect
+from daemon.store.embedded import EmbeddedRedis
+from daemon.store.keys import Keys
+
+__all__ = ["deadletter_list", "deadletter_retry", "open_redis", "routes_test", "silence_add",
+           "silence_expire", "silence_list"]  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def open_redis(cfg: Config) -> AsyncIterator[Redis]:
+    s = cfg.settings.redis
+    data_dir = cfg.base_dir / s.data_dir
+    embedded = None
+    url = s.url or EmbeddedRedis.running_url(data_dir)
+    if url is None:
+        embedded = EmbeddedRedis(data_dir).start()
+        url = embedded.url
+    redis = connect(url)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _ny(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, NEW_YORK).strftime("%Y-%m-%d %H:%M ET")
+
+
+# --- silences ------------------------------------------------------------------------------------
+async def silence_add(
+    cfg: Config, matchers: Sequence[str], *, duration: str, author: str, reason: str
+) -> str:
+    ends = int(time.time() * 1000 + parse_duration(duration).total_seconds() * 1000)
+    async with open_redis(cfg) as redis:
+        s = await SilenceStore(redis, Keys(cfg.settings.redis.prefix)).add(
+            list(matchers), author=author, reason=reason, ends_ms=ends
+        )
+    return f"silence {s.id} until {_ny(s.ends_ms)}: {' '.join(s.matchers)} ({author}: {reason})"
+
+
+async def silence_list(cfg: Config, *, all_: bool = False) -> list[str]:
+    now = int(time.time() * 1000)
+    async with open_redis(cfg) as redis:
+        silences = await SilenceStore(redis, Keys(cfg.settings.redis.prefix)).all()
+    out = []
+    for s in silences:
+        if not all_ and not s.active(now) and s.starts_ms < now:
+            continue
+        state = "active" if s.active(now) else "expired" if s.ends_ms <= now else "pending"
+        out.append(
+            f"{s.id}  {state:<7}  until {_ny(s.ends_ms)}  {' '.join(s.matchers)}  "
+            f"by {s.author}: {s.reason}"
+        )
+    return out
+
+
+async def silence_expire(cfg: Config, silence_id: str) -> str | None:
+    async with open_redis(cfg) as redis:
+        s = await SilenceStore(redis, Keys(cfg.settings.redis.prefix)).expire(silence_id)
+    return None if s is None else f"silence {s.id} expired ({' '.join(s.matchers)})"
+
+
+# --- dead letters --------------------------------------------------------------------------------
+async def deadletter_list(cfg: Config, count: int = 50) -> list[str]:
+    keys = Keys(cfg.settings.redis.prefix)
+    async with open_redis(cfg) as redis:
+        entries = await redis.xrevrange(keys.deadletter, count=count)
+    out = []
+    for entry_id, f in entries:
+        what = f.get("n") or f.get("alert") or ""
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            n = Notification.from_json(what) if f.get("n") else None
+            what = n.key if n is not None else AlertEvent.from_json(what).id
+        ms = int(entry_id.split("-")[0])
+        out.append(f"{entry_id}  {_ny(ms)}  {f.get('channel', '-'):<10}  {what[:60]}  "
+                   f"{f.get('reason', '')[:120]}")  # fmt: skip
+    return out
+
+
+async def deadletter_retry(cfg: Config, ids: Sequence[str], *, all_: bool = False) -> list[str]:
+    """Put dead letters back on their channel's delivery stream; they leave the dead letters."""
+    keys = Keys(cfg.settings.redis.prefix)
+    out = []
+    async with open_redis(cfg) as redis:
+        entries = await redis.xrange(keys.deadletter)
+        chosen = [(i, f) for i, f in entries if all_ or i in ids]
+        missing = set(ids) - {i for i, _ in chosen}
+        out += [f"{i}: no such dead letter" for i in sorted(missing)]
+        for entry_id, f in chosen:
+            channel = f.get("channel", "-")
+            if not f.get("n") or channel not in cfg.settings.channels:
+                out.append(f"{entry_id}: cannot retry ({f.get('reason', '')[:80]})")
+                continue
+            n = Notification.from_json(f["n"])
+            pipe = redis.pipeline(transaction=True)
+            pipe.delete(keys.delivered(n.key, channel))  # a fresh attempt, not a duplicate
+            pipe.xadd(keys.deliver(channel), {"n": f["n"]})
+            pipe.xdel(keys.deadletter, entry_id)
+            await pipe.execute()
+            out.append(f"{entry_id}: queued again for {channel}")
+    return out
+
+
+# --- routes test ---------------------------------------------------------------------------------
+async def routes_test(cfg: Config, label_args: Sequence[str]) -> list[str]:
+    """Where an alert with these labels would go now, and why (silences and all)."""
+    labels: dict[str, str] = {}
+    for arg in label_args:
+        m = parse_matcher(arg)
+        if m.op != "=":
+            raise ValueError(f"{arg!r}: give labels as label=value")
+        labels[m.label] = m.value
+    s = cfg.settings
+    rule = labels.pop("rule", "routes-test")
+    severity = labels.pop("severity", "warning")
+    rule_channels = next(
+        (tuple(lr.rule.channels) for lr in cfg.rules if lr.rule.name == rule), tuple(s.channels)
+    )
+    now = int(time.time() * 1000)
+    alert = AlertEvent(rule=rule, key=rule, state="firing", seq=0, ts_ms=now,
+                       severity=severity, summary="", channels=rule_channels,  # type: ignore[arg-type]
+                       labels=labels)  # fmt: skip
+    root = compile_routes(s.route)
+    lines = explain(root, {**labels, "rule": rule, "severity": severity})
+    async with open_redis(cfg) as redis:
+        silences = await SilenceStore(redis, Keys(s.redis.prefix)).active(now)
+    decisions = decide(
+        alert, root=root, now_ms=now, max_age_ms=10**12, inhibitor=Inhibitor(s.inhibit_rules),
+        firing={}, silences=silences, channels=dict(s.channels),
+    )  # fmt: skip
+    for d in decisions:
+        verdict = "SEND" if d.delivers else d.outcome.upper()
+        lines.append(f"  {d.channel:<12} {verdict:<9} {d.why}")
+    if not decisions:
+        lines.append("  (no channel)")
+    return lines

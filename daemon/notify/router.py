@@ -1,0 +1,336 @@
+"""The router: outbox → one delivery stream per channel, through `pipeline.decide`.
+
+It reads alert transitions through the outbox's consumer group and, for each, commits in one
+MULTI/EXEC everything the decision implies: notifications appended to the channels' delivery
+streams, group state, the firing set (inhibition), where a firing went (its resolve follows),
+counters of what was held back, and the outbox acknowledgement. A crash before EXEC re-reads the
+entry; after it, nothing is done twice. Groups are flushed by the same loop when due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from daemon.alerts import NEW_YORK, AlertEvent
+from daemon.events import ms_to_dt
+from daemon.notify.base import ChannelConfig, Notification
+from daemon.notify.grouping import Group
+from daemon.notify.inhibit import Inhibitor
+from daemon.notify.pipeline import Decision, decide
+from daemon.notify.routing import GroupOpts, Route, Target, routing_labels
+from daemon.notify.silences import Silence, SilenceStore
+from daemon.store.keys import Keys
+from daemon.store.streams import Entry, StreamStore
+
+__all__ = ["Router", "RouterStats"]
+
+log = logging.getLogger("tickwatch.notify")
+#: Options for a stored group whose route no longer groups (a reload): flush it at once.
+_FLUSH_NOW = GroupOpts(group_by=("...",))
+
+
+@dataclass
+class RouterStats:
+    routed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _CatchUp:
+    """Transitions skipped as too old during one catch-up, per channel, for the summary."""
+
+    count: int = 0
+    first_ms: int = 0
+    last_ms: int = 0
+    rules: set[str] = field(default_factory=set)
+
+
+class Router:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        root: Route,
+        inhibitor: Inhibitor,
+        channels: Mapping[str, ChannelConfig],
+        max_age_ms: int = 15 * 60_000,
+        data_clock: bool = False,
+        consumer: str = "router-1",
+        maxlen: int = 1_000_000,
+    ):
+        self.redis = redis
+        self.keys = keys
+        self.store = StreamStore(redis, keys, maxlen)
+        self.silences = SilenceStore(redis, keys)
+        self.consumer = consumer
+        self.maxlen = maxlen
+        self.stats = RouterStats()
+        self.idle = asyncio.Event()
+        self.configure(root, inhibitor, channels, max_age_ms)
+        #: Replays run on their own clock: an alert's age is then measured against the newest
+        #: event time written by the sources, not the wall clock (March data is not "stale").
+        self.data_clock = data_clock
+        self._groups: dict[str, Group] = {}
+        self._firing: dict[str, dict[str, str]] = {}
+        self._catchup: dict[str, _CatchUp] = {}
+        self._catchup_first = ""
+
+    def configure(
+        self,
+        root: Route,
+        inhibitor: Inhibitor,
+        channels: Mapping[str, ChannelConfig],
+        max_age_ms: int,
+    ) -> None:
+        """Swap in a new route tree and channel set (a reload); groups keep their state."""
+        self.root = root
+        self.inhibitor = inhibitor
+        self.channels = dict(channels)
+        self.max_age_ms = max_age_ms
+
+    # --- main loop ----------------------------------------------------------------------
+    async def restore(self) -> None:
+        k = self.keys
+        await self.store.ensure_group(k.outbox, k.NOTIFY_GROUP)
+        raw: dict[str, str] = await self.redis.hgetall(k.firing)  # type: ignore[misc]
+        self._firing = {key: json.loads(v) for key, v in raw.items()}
+        self._groups = {}
+        for gkey, text in (await self.redis.hgetall(k.groups)).items():  # type: ignore[misc]
+            group = self._load_group(gkey, text)
+            if group is not None:
+                self._groups[gkey] = group
+
+    def _load_group(self, gkey: str, text: str) -> Group | None:
+        """A stored group with its route's current options (a reload may have changed them)."""
+        _channel, path, _ = gkey.split("|", 2)
+        route = _find(self.root, path)
+        if route is None or not route.opts.grouped:
+            route = None
+        try:
+            return Group.from_json(text, route.opts if route else _FLUSH_NOW)
+        except (ValueError, KeyError, TypeError) as e:
+            log.warning("dropping unreadable alert group %s: %r", gkey, e)
+            return None
+
+    async def run(self) -> None:
+        await self.restore()
+        k = self.keys
+        while True:  # first, what was read before a crash and never acknowledged
+            entries = await self.store.read_group(
+                (k.outbox,), k.NOTIFY_GROUP, self.consumer, count=100, block_ms=None, pending=True
+            )
+            if not entries:
+                break
+            await self.route_entries(entries)
+        while True:
+            await self.flush_groups()
+            entries = await self.store.read_group(
+                (k.outbox,), k.NOTIFY_GROUP, self.consumer, count=100, block_ms=_block_ms(self)
+            )
+            if entries:
+                self.idle.clear()
+                await self.route_entries(entries)
+            else:
+                await self._end_catchup()
+                self.idle.set()
+
+    async def route_entries(self, entries: list[Entry]) -> None:
+        silences = await self.silences.active(int(time.time() * 1000))
+        age_now = await self._age_clock()
+        for entry_id, fields in ((e[1], e[2]) for e in entries):
+            await self.route_entry(entry_id, fields, silences=silences, age_now_ms=age_now)
+
+    async def _age_clock(self) -> int | None:
+        """What "now" is for `max_alert_age`: the wall clock, or the newest event time."""
+        if not self.data_clock:
+            return None
+        latest: dict[str, str] = await self.redis.hgetall(self.keys.latest)  # type: ignore[misc]
+        newest = 0
+        for v in latest.values():
+            with contextlib.suppress(ValueError, IndexError):
+                newest = max(newest, int(v.split()[1]))
+        return newest or None
+
+    async def route_entry(
+        self,
+        entry_id: str,
+        fields: Mapping[str, str],
+        *,
+        silences: list[Silence] | None = None,
+        now_ms: int | None = None,
+        age_now_ms: int | None = None,
+    ) -> list[Decision]:
+        k = self.keys
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        pipe = self.redis.pipeline(transaction=True)
+        try:
+            alert = AlertEvent.from_json(fields["alert"])
+        except (KeyError, ValueError, TypeError) as e:
+            log.error("outbox entry %s is malformed (%r); moved to dead letters", entry_id, e)
+            dead = {"alert": fields.get("alert", ""), "channel": "-", "reason": f"malformed: {e!r}",
+                    "entry": entry_id}  # fmt: skip
+            pipe.xadd(k.deadletter, dead, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+            pipe.xack(k.outbox, k.NOTIFY_GROUP, entry_id)
+            await pipe.execute()
+            return []
+        if silences is None:
+            silences = await self.silences.active(now)
+        told_key = f"{alert.key}#{alert.seq}"
+        told = None
+        if alert.state == "resolved":
+            raw = await self.redis.hget(k.told, told_key)  # type: ignore[misc]
+            told = raw.split(",") if raw else []
+        if age_now_ms is not None:  # a replay: an alert is stale only against the replay's now
+            max_age = self.max_age_ms + max(0, now - age_now_ms)
+        else:
+            max_age = self.max_age_ms
+        decisions = decide(
+            alert,
+            root=self.root,
+            now_ms=now,
+            max_age_ms=max_age,
+            inhibitor=self.inhibitor,
+            firing=self._firing,
+            silences=silences,
+            channels=self.channels,
+            told_channels=told,
+        )
+        # the firing set, for inhibition (a firing counts whether or not it was sent)
+        if alert.state == "firing":
+            labels = routing_labels(alert)
+            self._firing[alert.key] = labels
+            pipe.hset(k.firing, alert.key, json.dumps(labels, sort_keys=True))
+        else:
+            self._firing.pop(alert.key, None)
+            pipe.hdel(k.firing, alert.key)
+            pipe.hdel(k.told, told_key)
+        delivered_to = []
+        touched: list[Group] = []
+        for d in decisions:
+            self.stats.outcomes[d.outcome] += 1
+            if d.outcome == "send":
+                self._append(pipe, Notification.single(alert, d.channel))
+                delivered_to.append(d.channel)
+            elif d.outcome == "group" and d.target is not None:
+                group = self._group(d.target, alert)
+                group.add(alert, now)
+                touched.append(group)
+                delivered_to.append(d.channel)
+            else:
+                pipe.hincrby(k.suppressed, f"{d.outcome}:{d.channel}", 1)
+                if d.outcome == "stale":
+                    self._skipped(d.channel, alert, entry_id)
+                else:
+                    log.info("%s not sent to %s: %s", alert.id, d.channel, d.why)
+        if alert.state == "firing" and alert.repeat == 0 and delivered_to:
+            pipe.hset(k.told, told_key, ",".join(delivered_to))
+        for group in touched:
+            pipe.hset(k.groups, group.key, group.to_json())
+        pipe.xack(k.outbox, k.NOTIFY_GROUP, entry_id)
+        await pipe.execute()
+        self.stats.routed += 1
+        if not any(d.outcome == "stale" for d in decisions):
+            await self._end_catchup()
+        return decisions
+
+    def _append(self, pipe: Pipeline, n: Notification) -> None:
+        pipe.xadd(
+            self.keys.deliver(n.channel), {"n": n.to_json()}, maxlen=self.maxlen, approximate=True
+        )
+
+    def _group(self, target: Target, alert: AlertEvent) -> Group:
+        gkey = target.group_key(routing_labels(alert))
+        group = self._groups.get(gkey)
+        if group is None:
+            group = self._groups[gkey] = Group(gkey, target.channel, target.route.opts)
+        return group
+
+    async def flush_groups(self, now_ms: int | None = None) -> int:
+        """Send every group whose time has come; returns how many messages were queued."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        sent = 0
+        for gkey, group in list(self._groups.items()):
+            n = group.flush(now)
+            if n is None:
+                continue
+            pipe = self.redis.pipeline(transaction=True)
+            self._append(pipe, n)
+            if group.empty:
+                pipe.hdel(self.keys.groups, gkey)
+                del self._groups[gkey]
+            else:
+                pipe.hset(self.keys.groups, gkey, group.to_json())
+            await pipe.execute()
+            sent += 1
+        return sent
+
+    def next_due_ms(self) -> int | None:
+        due = [d for g in self._groups.values() if (d := g.due_ms()) is not None]
+        return min(due) if due else None
+
+    # --- bounded catch-up -------------------------------------------------------------------
+    def _skipped(self, channel: str, alert: AlertEvent, entry_id: str) -> None:
+        c = self._catchup.setdefault(channel, _CatchUp(first_ms=alert.ts_ms))
+        self._catchup_first = self._catchup_first or entry_id
+        c.count += 1
+        c.first_ms = min(c.first_ms, alert.ts_ms)
+        c.last_ms = max(c.last_ms, alert.ts_ms)
+        c.rules.add(alert.rule)
+
+    async def _end_catchup(self) -> None:
+        """Caught up: one notice per channel saying what was recorded and not sent."""
+        if not self._catchup:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for channel, c in sorted(self._catchup.items()):
+            rules = ", ".join(sorted(c.rules)[:5]) + (" ..." if len(c.rules) > 5 else "")
+            text = (
+                f"tickwatch caught up after a delay: {c.count} alert(s) from "
+                f"{_ny(c.first_ms)} to {_ny(c.last_ms)} were older than "
+                f"{self.max_age_ms / 60_000:g} min and were recorded, not sent ({rules})"
+            )
+            log.warning("%s: %s", channel, text)
+            notice = Notification(
+                channel=channel,
+                key=f"catchup:{self._catchup_first}",
+                kind="notice",
+                text=text,
+            )
+            self._append(pipe, notice)
+        await pipe.execute()
+        self._catchup.clear()
+        self._catchup_first = ""
+
+
+def _ny(ms: int) -> str:
+    return ms_to_dt(ms).astimezone(NEW_YORK).strftime("%m-%d %H:%M ET")
+
+
+def _find(root: Route, path: str) -> Route | None:
+    if root.path == path:
+        return root
+    for child in root.children:
+        if path == child.path or path.startswith(child.path + "."):
+            found = _find(child, path)
+            if found is not None:
+                return found
+    return None
+
+
+def _block_ms(router: Router) -> int:
+    """Wait for new alerts no longer than until the next group is due (at most 200 ms)."""
+    due = router.next_due_ms()
+    if due is None:
+        return 200
+    return max(1, min(200, due - int(time.time() * 1000)))

@@ -1,0 +1,304 @@
+"""One channel's delivery worker: its own stream, its own pace, nothing lost, nothing sent twice.
+
+Each channel has a delivery stream (written by the router) and a worker reading it through a
+consumer group, so a Slack outage or a slow Twilio never delays another channel. Per message:
+
+- dedup: an idempotency marker (channel, notification key) goes to "sending" before the send
+  and "done" after; a redelivered message whose marker is "done" is acknowledged unsent. The
+  only duplicate window is a process dying between the channel's answer and the "done" write.
+- cap: past the channel's daily cap one notice goes out, then messages are recorded, not sent.
+- send: `Notifier.deliver`, retried with exponential backoff and jitter, honouring Retry-After.
+- record: marker, daily count, the thread receipt and the acknowledgement in one MULTI/EXEC.
+  A permanent failure or exhausted retries moves the message to the dead-letter stream and
+  raises an ops alert on the other ops channels.
+
+Entries left pending by a consumer that died are reclaimed with XAUTOCLAIM once idle for
+`claim_idle_ms`, so a crashed replica's in-flight messages are still delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from daemon.alerts import NEW_YORK
+from daemon.notify.base import DeliveryError, Notification, Notifier, Receipt
+from daemon.store.keys import Keys
+from daemon.store.streams import StreamStore
+
+__all__ = ["ChannelWorker", "RetryPolicy", "WorkerStats"]
+
+log = logging.getLogger("tickwatch.notify")
+MARKER_TTL_S = 30 * 86400
+#: Ops callback: (summary, labels) → raise an ops alert on the ops channels except `channel`.
+OpsAlert = Callable[[str, Mapping[str, str]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        backoff = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
+        return backoff * (0.5 + random.random() / 2)
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    skipped_duplicate: int = 0
+    dead: int = 0
+    capped: int = 0
+    reclaimed: int = 0
+    #: send latency: seconds from the alert's event time to the channel's answer, last 1,000
+    latencies: list[float] = field(default_factory=list)
+
+
+class ChannelWorker:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        channel: str,
+        notifier: Notifier,
+        *,
+        consumer: str = "worker-1",
+        policy: RetryPolicy | None = None,
+        daily_cap: int | None = None,
+        ops: OpsAlert | None = None,
+        claim_idle_ms: int = 60_000,
+    ):
+        self.redis = redis
+        self.keys = keys
+        self.channel = channel
+        self.notifier = notifier
+        self.stream = keys.deliver(channel)
+        self.store = StreamStore(redis, keys)
+        self.consumer = consumer
+        self.policy = policy or RetryPolicy()
+        self.daily_cap = daily_cap
+        self.ops = ops
+        self.claim_idle_ms = claim_idle_ms
+        self.stats = WorkerStats()
+        self.idle = asyncio.Event()
+        #: 1 between reading a message's marker and writing "done": a kill now may repeat it
+        self.in_flight = 0
+        self._stopping = False
+        self._delivering = asyncio.Lock()
+
+    # --- loop -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        g = self.keys.DELIVER_GROUP
+        await self.store.ensure_group(self.stream, g)
+        while True:  # first, what this consumer read before a crash and never acknowledged
+            entries = await self.store.read_group(
+                (self.stream,), g, self.consumer, count=50, block_ms=None, pending=True
+            )
+            if not entries:
+                break
+            await self._deliver_all([(e[1], e[2]) for e in entries])
+        next_claim = 0.0
+        while not self._stopping:
+            if time.monotonic() >= next_claim:
+                next_claim = time.monotonic() + self.claim_idle_ms / 2000
+                await self._deliver_all(await self.reclaim())
+            entries = await self.store.read_group(
+                (self.stream,), g, self.consumer, count=50, block_ms=200
+            )
+            if not entries:
+                self.idle.set()
+                continue
+            self.idle.clear()
+            await self._deliver_all([(e[1], e[2]) for e in entries])
+
+    async def reclaim(self) -> list[tuple[str, dict[str, str]]]:
+        """Messages another consumer took and left unacknowledged for `claim_idle_ms` (it died)."""
+        out: list[tuple[str, dict[str, str]]] = []
+        start = "0-0"
+        while True:
+            res = await self.redis.xautoclaim(
+                self.stream, self.keys.DELIVER_GROUP, self.consumer,
+                min_idle_time=self.claim_idle_ms, start_id=start, count=100,
+            )  # fmt: skip
+            start, claimed = res[0], res[1]
+            out += [(eid, fields) for eid, fields in claimed if fields is not None]
+            if start in ("0-0", b"0-0") or not claimed:
+                break
+        if out:
+            self.stats.reclaimed += len(out)
+            log.warning(
+                "%s: reclaimed %d message(s) left pending by a stopped worker",
+                self.channel,
+                len(out),
+            )
+        return out
+
+    async def _deliver_all(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        for entry_id, fields in entries:
+            async with self._delivering:
+                if self._stopping:
+                    return  # left pending: the next start delivers it
+                await self.deliver_entry(entry_id, fields)
+
+    async def finish(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, letting the one under way complete (no duplicate on restart)."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._delivering.acquire(), timeout)
+        except TimeoutError:
+            log.warning(
+                "%s: a delivery was still under way after %.0fs; it may be repeated after restart",
+                self.channel, timeout,
+            )  # fmt: skip
+
+    # --- one message --------------------------------------------------------------------
+    async def deliver_entry(self, entry_id: str, fields: Mapping[str, str]) -> None:
+        k, g = self.keys, self.keys.DELIVER_GROUP
+        try:
+            n = Notification.from_json(fields["n"])
+        except (KeyError, ValueError, TypeError) as e:
+            log.error("%s: message %s is malformed (%r); moved to dead letters", self.channel,
+                      entry_id, e)  # fmt: skip
+            await self._dead(entry_id, fields.get("n", ""), f"malformed: {e!r}", 0)
+            return
+        marker = k.delivered(n.key, self.channel)
+        self.in_flight += 1
+        try:
+            if await self.redis.get(marker) == "done":
+                self.stats.skipped_duplicate += 1
+                log.debug("%s: %s already delivered", self.channel, n.key)
+                await self.redis.xack(self.stream, g, entry_id)
+                return
+            if await self._capped(n, entry_id):
+                return
+            n = await self._with_thread(n)
+            await self.redis.set(marker, "sending", ex=MARKER_TTL_S)
+            await self._send_with_retry(n, entry_id, marker)
+        finally:
+            self.in_flight -= 1
+
+    async def _capped(self, n: Notification, entry_id: str) -> bool:
+        """Past the daily cap: say so once, then record instead of sending."""
+        if self.daily_cap is None:
+            return False
+        day_key = self.keys.sent_today(self.channel, _ny_day())
+        sent = int(await self.redis.get(day_key) or 0)
+        if sent < self.daily_cap:
+            return False
+        self.stats.capped += 1
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(self.keys.suppressed, f"cap:{self.channel}", 1)
+        pipe.xack(self.stream, self.keys.DELIVER_GROUP, entry_id)
+        first_over = await self.redis.set(f"{day_key}:told", "1", nx=True, ex=2 * 86400)
+        await pipe.execute()
+        log.warning("%s: daily cap of %d reached; %s recorded, not sent", self.channel,
+                    self.daily_cap, n.key)  # fmt: skip
+        if first_over:
+            notice = Notification(
+                channel=self.channel,
+                key=f"cap:{_ny_day()}",
+                kind="notice",
+                text=f"tickwatch: daily cap of {self.daily_cap} messages reached on "
+                f"{self.channel}; further alerts today are recorded, not sent",
+            )
+            try:
+                await self.notifier.deliver(notice)
+            except DeliveryError as e:
+                log.error("%s: could not send the cap notice: %s", self.channel, e)
+        return True
+
+    async def _with_thread(self, n: Notification) -> Notification:
+        """A reminder or a resolve carries the receipt of the alert's first message here."""
+        if n.kind != "alert" or not n.alerts:
+            return n
+        a = n.alert
+        if a.state == "firing" and not a.repeat:
+            return n
+        receipt: dict[str, str] = await self.redis.hgetall(  # type: ignore[misc]
+            self.keys.receipt(self.channel, a.key, a.seq)
+        )
+        return replace(n, thread=receipt) if receipt else n
+
+    async def _send_with_retry(self, n: Notification, entry_id: str, marker: str) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                receipt = await self.notifier.deliver(n)
+            except DeliveryError as e:
+                if not e.retryable or attempt >= self.policy.attempts:
+                    why = "not retryable" if not e.retryable else f"{attempt} attempts"
+                    log.warning("%s: %s failed (%s): %s", self.channel, n.key, why, e)
+                    await self._dead(entry_id, n.to_json(), str(e), attempt)
+                    await self._ops_alert(n, str(e))
+                    return
+                delay = self.policy.delay(attempt, e.retry_after)
+                log.warning(
+                    "%s: %s failed (attempt %d/%d), retrying in %.1fs: %s",
+                    self.channel, n.key, attempt, self.policy.attempts, delay, e,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+            else:
+                await self._record(n, entry_id, marker, receipt)
+                return
+
+    async def _record(
+        self, n: Notification, entry_id: str, marker: str, receipt: Receipt | None
+    ) -> None:
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(marker, "done", ex=MARKER_TTL_S)
+        if self.daily_cap is not None and n.kind != "notice":
+            day_key = k.sent_today(self.channel, _ny_day())
+            pipe.incr(day_key)
+            pipe.expire(day_key, 2 * 86400)
+        if receipt and n.kind == "alert" and n.alerts:
+            a = n.alert
+            if a.state == "firing" and not a.repeat:
+                rkey = k.receipt(self.channel, a.key, a.seq)
+                pipe.hset(rkey, mapping=dict(receipt))
+                pipe.expire(rkey, MARKER_TTL_S)
+        pipe.xack(self.stream, k.DELIVER_GROUP, entry_id)
+        await pipe.execute()
+        self.stats.sent += 1
+        if n.alerts:
+            lat = time.time() - max(a.ts_ms for a in n.alerts) / 1000
+            self.stats.latencies.append(lat)
+            del self.stats.latencies[:-1000]
+        log.debug("%s: sent %s", self.channel, n.key)
+
+    async def _dead(self, entry_id: str, body: str, reason: str, attempts: int) -> None:
+        self.stats.dead += 1
+        k = self.keys
+        fields = {"n": body, "channel": self.channel, "reason": reason, "entry": entry_id,
+                  "attempts": str(attempts), "ts": str(int(time.time() * 1000))}  # fmt: skip
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(k.deadletter, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+        pipe.xack(self.stream, k.DELIVER_GROUP, entry_id)
+        await pipe.execute()
+
+    async def _ops_alert(self, n: Notification, reason: str) -> None:
+        """Tell the ops channels (never this one, never about an ops alert: no loops)."""
+        if self.ops is None or any(a.rule.startswith("tickwatch-") for a in n.alerts):
+            return
+        what = n.alert.key if n.alerts else n.kind
+        await self.ops(
+            f"Delivery to {self.channel} failed for good ({what}): {reason}. "
+            f"It is in the dead letters: tickwatch deadletter list / retry",
+            {"channel": self.channel},
+        )
+
+
+def _ny_day() -> str:
+    return datetime.now(NEW_YORK).strftime("%Y-%m-%d")
