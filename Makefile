@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/rules_scale.py
 	$(BIN)/python bench/feed.py
+	$(BIN)/python bench/delivery.py
 
 sample: $(STAMP)
 	$(BIN)/python scripts/make_sample.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -30,6 +31,8 @@ class RecordedRequest:
     body: dict[str, Any]
     raw: bytes
     status: int = 0
+    #: wall-clock time the request arrived (for latency measurements in `bench/`)
+    at: float = 0.0
 
     @property
     def content_type(self) -> str:
@@ -66,6 +69,10 @@ class FakeHTTPServer:
         self._injections: list[Injection] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        #: answer every request this much later (a slow provider)
+        self.delay = 0.0
+        #: while set to an unset Event, requests wait for it (a stalled provider)
+        self.hold: asyncio.Event | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -111,8 +118,13 @@ class FakeHTTPServer:
             headers=dict(request.headers),
             body=parse_body(raw, request.content_type),
             raw=raw,
+            at=time.time(),
         )
         self.requests.append(rec)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.hold is not None:
+            await self.hold.wait()
         return rec
 
     def respond(
