@@ -194,6 +194,17 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 1 if any(p.error for p in previews) else 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from daemon.status import status_lines
+
+    cfg = _load(args.config, starting=False)
+    if cfg is None:
+        return EXIT_CONFIG
+    lines = asyncio.run(status_lines(cfg))
+    print("\n".join(lines))
+    return 0 if "NOT RUNNING" not in lines[0] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickwatch", description="Real-time market alerting daemon.")
     p.add_argument("--version", action="version", version=f"tickwatch {__version__}")
@@ -221,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--state", choices=["firing", "resolved"], default="firing")
     render.add_argument("--config", default="alerts.yaml")
     render.set_defaults(func=cmd_render)
+
+    status = sub.add_parser("status", help="heartbeat, feeds, delivery queues, silences")
+    status.add_argument("--config", default="alerts.yaml")
+    status.set_defaults(func=cmd_status)
 
     silence = sub.add_parser("silence", help="hold alerts matching labels for a while")
     silence.add_argument("--config", default="alerts.yaml")

@@ -1,0 +1,90 @@
+"""`tickwatch status`: what the on-call engineer looks at first, read from Redis.
+
+Liveness (the heartbeat), each live feed (state, last message age, messages/s, rejects), each
+channel's delivery queue (waiting, in flight, dead letters, what was held back and why), and the
+active silences. Read-only: safe to run against a production daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+
+from redis.asyncio import Redis
+
+from daemon.config import Config
+from daemon.notify.admin import open_redis
+from daemon.notify.silences import SilenceStore
+from daemon.store.keys import Keys
+
+__all__ = ["status_lines"]
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+async def _feeds(redis: Redis, keys: Keys) -> list[str]:
+    raw: dict[str, str] = await redis.hgetall(keys.sources_status)  # type: ignore[misc]
+    lines = []
+    for name in sorted(raw):
+        try:
+            s = json.loads(raw[name])
+        except ValueError:
+            continue
+        lines.append(
+            f"  {name:<16} {s.get('type', '?'):<14} {s.get('state', '?'):<14} "
+            f"last msg {_age(s.get('last_message_age_s')):>6}  "
+            f"{s.get('messages_per_s', 0):>8.1f} msg/s  accepted {s.get('accepted', 0)}  "
+            f"rejected {s.get('rejected', 0)}  reconnects {s.get('reconnects', 0)}"
+            + (f"  last error: {s['last_error']}" if s.get("last_error") else "")
+        )
+    return lines or ["  (no live feeds have reported)"]
+
+
+async def _channels(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
+    suppressed: dict[str, str] = await redis.hgetall(keys.suppressed)  # type: ignore[misc]
+    held: dict[str, list[str]] = defaultdict(list)
+    for field, n in sorted(suppressed.items()):
+        outcome, _, channel = field.partition(":")
+        held[channel].append(f"{outcome} {n}")
+    dead: dict[str, int] = defaultdict(int)
+    for _, f in await redis.xrange(keys.deadletter):
+        dead[f.get("channel", "-")] += 1
+    lines = []
+    for ch in channels:
+        stream = keys.deliver(ch)
+        waiting = pending = 0
+        if await redis.exists(stream):
+            groups = await redis.xinfo_groups(stream)
+            g = next((x for x in groups if x["name"] == keys.DELIVER_GROUP), None)
+            pending = int(g["pending"]) if g else 0
+            last = (await redis.xinfo_stream(stream))["last-generated-id"]
+            if g is not None and g["last-delivered-id"] != last:
+                waiting = len(await redis.xrange(stream, f"({g['last-delivered-id']}", "+"))
+        extra = f"  held back: {', '.join(held[ch])}" if held.get(ch) else ""
+        lines.append(f"  {ch:<16} waiting {waiting:<5} in flight {pending:<3} "
+                     f"dead letters {dead.get(ch, 0)}{extra}")  # fmt: skip
+    return lines or ["  (no channels)"]
+
+
+async def status_lines(cfg: Config) -> list[str]:
+    keys = Keys(cfg.settings.redis.prefix)
+    async with open_redis(cfg) as redis:
+        beat = await redis.get(keys.heartbeat)
+        lines = [f"daemon: {'alive, ' + beat if beat else 'NOT RUNNING (no heartbeat)'}"]
+        lines += ["feeds:", *await _feeds(redis, keys)]
+        lines += ["channels:", *await _channels(redis, keys, list(cfg.settings.channels))]
+        now = int(time.time() * 1000)
+        silences = await SilenceStore(redis, keys).active(now)
+        lines.append(f"silences: {len(silences)} active")
+        lines += [f"  {s.id} until {time.strftime('%H:%M', time.localtime(s.ends_ms / 1000))} "
+                  f"{' '.join(s.matchers)} ({s.author}: {s.reason})" for s in silences]  # fmt: skip
+    return lines
