@@ -68,11 +68,13 @@ def decide(
     silences: Sequence[Silence],
     channels: Mapping[str, ChannelConfig],
     told_channels: Sequence[str] | None = None,
+    born_ms: int | None = None,
 ) -> list[Decision]:
     """Stages 1-6 for one alert transition.
 
     `firing` is every alert firing now (key → routing labels), for inhibition; `told_channels`
-    is where this alert's firing went, for a resolve (None for a firing).
+    is where this alert's firing went, for a resolve (None for a firing). `born_ms` is the
+    moment its age counts from (default: its event time).
     """
     labels = routing_labels(alert)
     found = targets(root, alert)
@@ -80,7 +82,7 @@ def decide(
         told = list(told_channels or ())
         by_channel = {t.channel: t for t in found}
         found = [by_channel.get(ch, Target(ch, root)) for ch in told]
-    age = now_ms - alert.ts_ms
+    age = now_ms - (alert.ts_ms if born_ms is None else born_ms)
     if age > max_age_ms:
         why = f"{age / 60_000:.0f} min old (max_alert_age {max_age_ms / 60_000:g} min)"
         return [Decision(t.channel, "stale", why, t) for t in found]

@@ -10,7 +10,6 @@ entry; after it, nothing is done twice. Groups are flushed by the same loop when
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -78,8 +77,8 @@ class Router:
         self.stats = RouterStats()
         self.idle = asyncio.Event()
         self.configure(root, inhibitor, channels, max_age_ms)
-        #: Replays run on their own clock: an alert's age is then measured against the newest
-        #: event time written by the sources, not the wall clock (March data is not "stale").
+        #: Replays run on their own clock: their alerts' event times are history by design, so
+        #: an alert's age then counts only from when it was queued (`_born_ms`).
         self.data_clock = data_clock
         self._groups: dict[str, Group] = {}
         self._firing: dict[str, dict[str, str]] = {}
@@ -147,20 +146,8 @@ class Router:
 
     async def route_entries(self, entries: list[Entry]) -> None:
         silences = await self.silences.active(int(time.time() * 1000))
-        age_now = await self._age_clock()
         for entry_id, fields in ((e[1], e[2]) for e in entries):
-            await self.route_entry(entry_id, fields, silences=silences, age_now_ms=age_now)
-
-    async def _age_clock(self) -> int | None:
-        """What "now" is for `max_alert_age`: the wall clock, or the newest event time."""
-        if not self.data_clock:
-            return None
-        latest: dict[str, str] = await self.redis.hgetall(self.keys.latest)  # type: ignore[misc]
-        newest = 0
-        for v in latest.values():
-            with contextlib.suppress(ValueError, IndexError):
-                newest = max(newest, int(v.split()[1]))
-        return newest or None
+            await self.route_entry(entry_id, fields, silences=silences)
 
     async def route_entry(
         self,
@@ -169,7 +156,6 @@ class Router:
         *,
         silences: list[Silence] | None = None,
         now_ms: int | None = None,
-        age_now_ms: int | None = None,
     ) -> list[Decision]:
         k = self.keys
         now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -191,15 +177,12 @@ class Router:
         if alert.state == "resolved":
             raw = await self.redis.hget(k.told, told_key)  # type: ignore[misc]
             told = raw.split(",") if raw else []
-        if age_now_ms is not None:  # a replay: an alert is stale only against the replay's now
-            max_age = self.max_age_ms + max(0, now - age_now_ms)
-        else:
-            max_age = self.max_age_ms
         decisions = decide(
             alert,
             root=self.root,
             now_ms=now,
-            max_age_ms=max_age,
+            max_age_ms=self.max_age_ms,
+            born_ms=self._born_ms(alert, entry_id),
             inhibitor=self.inhibitor,
             firing=self._firing,
             silences=silences,
@@ -243,6 +226,15 @@ class Router:
         if not any(d.outcome == "stale" for d in decisions):
             await self._end_catchup()
         return decisions
+
+    def _born_ms(self, alert: AlertEvent, entry_id: str) -> int:
+        """When an alert's age starts: when it entered the outbox (a backlog left by a crash),
+        or, on live data, its event time if older (ticks evaluated late, after downtime)."""
+        try:
+            queued = int(entry_id.split("-")[0])
+        except ValueError:
+            queued = alert.ts_ms
+        return queued if self.data_clock else min(queued, alert.ts_ms)
 
     def _append(self, pipe: Pipeline, n: Notification) -> None:
         pipe.xadd(

@@ -324,6 +324,10 @@ def build_reply(alert: AlertEvent) -> SlackMessage:
     trend = _trend_block(alert)
     if trend is not None:
         blocks.append(trend)
+    # the transition's id, as on the first message: traceable in logs and dead letters
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(f"alert {alert.id}")}]}
+    )
     return {
         "text": fallback_text(alert),
         "attachments": [{"color": severity_color(alert), "blocks": blocks}],
