@@ -290,3 +290,26 @@ async def test_a_batch_that_meets_a_redis_outage_is_written_once_redis_is_back(
         await redis.aclose()
         for server in servers:
             await asyncio.to_thread(server.stop)
+
+
+async def test_aclose_says_goodbye_and_does_not_reconnect(
+    alpaca_server: FakeAlpacaServer, feed_harness: FeedHarness
+) -> None:
+    src = alpaca(alpaca_server, feed_harness)
+    task = feed_harness.start(src)
+    await alpaca_server.wait_live()
+    await src.aclose()
+    assert task.done() and not task.cancelled()  # a finished job, not a cancelled one
+    assert alpaca_server.sessions[0].ws.close_code == 1000
+    assert len(alpaca_server.sessions) == 1 and src.state == "stopped" and not feed_harness.fatal
+
+
+async def test_aclose_during_backoff_ends_at_once(feed_harness: FeedHarness) -> None:
+    async with FakeAlpacaServer() as server:
+        url = server.stocks_url()
+    src = alpaca(server, feed_harness, url=url, backoff_initial=timedelta(seconds=30),
+                 backoff_max=timedelta(seconds=30))  # fmt: skip
+    task = feed_harness.start(src)
+    await wait_until(lambda: src.state == "backoff", 5, "a refused connection")
+    await src.aclose()
+    assert task.done() and src.state == "stopped"

@@ -321,6 +321,9 @@ class FeedSource(Source):
         self._connected_at = 0.0
         self._silent = False
         self._forced = ""  # why we closed the connection ourselves, if we did
+        self._closing = asyncio.Event()
+        self._running = False
+        self._stopped = asyncio.Event()
         self._last_parse_log = 0.0
         self._ws: ClientConnection | None = None
         self._subscribed: frozenset[str] | None = None  # what the server has; None = no session
@@ -474,6 +477,8 @@ class FeedSource(Source):
                 )  # fmt: skip
         self._wanted = self._narrow(self.ctx.symbols)
         self._cover()
+        self._running = True
+        self._stopped.clear()
         tasks = [
             asyncio.create_task(self._connection_loop(), name=f"{self.name}:connection"),
             asyncio.create_task(self._writer(), name=f"{self.name}:writer"),
@@ -482,7 +487,8 @@ class FeedSource(Source):
         if self.config.silent_after is not None:
             tasks.append(asyncio.create_task(self._watch_silence(), name=f"{self.name}:silence"))
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            # the connection loop ends on `aclose`; any task failing ends the run
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 exc = None if t.cancelled() else t.exception()
                 if exc is not None:
@@ -496,11 +502,28 @@ class FeedSource(Source):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
                     await self._write_status()
+            self._running = False
+            self._stopped.set()
+
+    async def aclose(self) -> None:
+        """Stop for good: close the session properly (1000) and let `run` return.
+
+        Called before the scheduler is shut down, the feed ends as a finished job rather than
+        as a cancelled one.
+        """
+        self._closing.set()
+        ws = self._ws
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3):
+                if ws is not None:
+                    await ws.close(CloseCode.NORMAL_CLOSURE, "tickwatch stopping")
+                if self._running:
+                    await self._stopped.wait()
 
     async def _connection_loop(self) -> None:
         cfg = self.config
         attempt = conflicts = 0
-        while True:
+        while not self._closing.is_set():
             self._set_state("connecting")
             self._connected_at = 0.0
             self._forced = ""
@@ -543,6 +566,8 @@ class FeedSource(Source):
                 self._subscribed = None
                 if self.ctx.arbiter is not None:
                     self.ctx.arbiter.down(self.name)
+            if self._closing.is_set():
+                return
             if self._connected_at:
                 conflicts = 0
                 if time.monotonic() - self._connected_at >= cfg.healthy_after.total_seconds():
@@ -562,7 +587,9 @@ class FeedSource(Source):
                 time.monotonic() - self._connected_at if self._connected_at else 0.0,
                 attempt,
             )  # fmt: skip
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
 
     def note_error(self, text: str) -> None:
         """Remember the latest trouble for the status and the reconnect log (redacted)."""
