@@ -12,6 +12,7 @@ import pytest
 
 from daemon.alerts import AlertEvent
 from daemon.events import Headline, Tick, dt_to_ms
+from daemon.notify.slack_blocks import build_message
 from daemon.rules.evaluate import Engine
 from daemon.rules.lifecycle import AlertState
 from tests.conftest import MakeEngine
@@ -601,3 +602,15 @@ rules:
     want = reference_transitions(ts, prices, side, level, clear, for_ms)
     assert len(want) >= 4, "the walk should cross the level a few times"
     assert got == want
+
+
+def test_alerts_carry_the_symbols_recent_minute_prices(make_engine: MakeEngine) -> None:
+    eng = make_engine(
+        "rules:\n  - name: hi\n    when: {threshold: {symbols: NVDA, above: 100}}\n"
+        "    channels: [console]\n"
+    )
+    ticks = [Tick("NVDA", T0 + i * 20 * SEC, p) for i, p in enumerate([97, 98, 99, 98.5, 101])]
+    (ev,) = feed(eng, ticks)
+    # minutes 0, 0, 0, 1, 1: the last price of each minute
+    assert ev.values["series"] == "99 101"
+    assert "▁" in str(build_message(ev)) or "█" in str(build_message(ev))

@@ -254,7 +254,7 @@ class Engine:
             value=r.value,
             threshold=r.threshold,
             comparison=r.comparison,
-            values=r.values,
+            values=_with_series(r.values, self.market, inst.labels.get("symbol")),
             templates=inst.templates,
         )
         return _with_summary(ev, inst.resolved_template if told == "resolved" else inst.template)
@@ -297,6 +297,16 @@ class Engine:
             templates=hr.templates,
         )
         return _with_summary(ev, hr.template)
+
+
+def _with_series(
+    values: dict[str, float | str], market: Market, symbol: str | None
+) -> dict[str, float | str]:
+    """The symbol's recent minute prices, for channels that draw a trend (Slack's sparkline)."""
+    q = market.quotes.get(symbol) if symbol else None
+    if q is None or not q.spark:
+        return values
+    return {**values, "series": " ".join(f"{p:.6g}" for p in (*q.spark, q.price))}
 
 
 def _with_summary(ev: AlertEvent, template: str) -> AlertEvent:

@@ -24,6 +24,9 @@ def anchor_start_ms(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(0), NEW_YORK).timestamp() * 1000)
 
 
+SPARK_POINTS = 30
+
+
 @dataclass(slots=True)
 class Quote:
     price: float
@@ -35,6 +38,11 @@ class Quote:
     prev_price: float | None = None
     prev_bid: float | None = None
     prev_ask: float | None = None
+    #: The closing price of each of the latest `SPARK_POINTS` finished minutes (the current
+    #: one's is `price`): the trend a notification draws, e.g. a Slack sparkline. Kept on the
+    #: quote, appended only when the minute changes, so the hot path pays one compare.
+    spark: list[float] = field(default_factory=list)
+    spark_minute: int = 0
 
     def read(self, which: str) -> float | None:
         return _pick(which, self.price, self.bid, self.ask)
@@ -195,8 +203,13 @@ class Market:
         elif ts // 3_600_000 != prev.ts_ms // 3_600_000 and self._anchored(sym):
             self._observe_anchors(sym, prev, ts)  # only when the hour changes: days start there
         if prev is None:
-            self.quotes[t.symbol] = Quote(t.price, ts, t.bid, t.ask)
+            self.quotes[t.symbol] = Quote(t.price, ts, t.bid, t.ask, spark_minute=ts // 60_000)
         else:
+            if ts // 60_000 != prev.spark_minute:  # a new minute: the last one closed
+                prev.spark_minute = ts // 60_000
+                prev.spark.append(prev.price)
+                if len(prev.spark) > SPARK_POINTS:
+                    del prev.spark[0]
             prev.prev_price, prev.prev_bid, prev.prev_ask = prev.price, prev.bid, prev.ask
             prev.price, prev.ts_ms = t.price, ts
             if t.bid is not None:
