@@ -41,6 +41,21 @@ MARKER_TTL_S = 30 * 86400
 OpsAlert = Callable[[str, Mapping[str, str]], Awaitable[None]]
 
 
+#: KEYS: marker, today's sent counter, receipt hash. ARGV: marker TTL, daily cap (0: none),
+#: 1 to fetch the receipt. Returns {"done"}, {"capped"} or {"go", receipt field, value, ...}.
+_CLAIM = """
+if redis.call('GET', KEYS[1]) == 'done' then return {'done'} end
+local cap = tonumber(ARGV[2])
+if cap > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= cap then return {'capped'} end
+redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1])
+local out = {'go'}
+if ARGV[3] == '1' then
+  for _, v in ipairs(redis.call('HGETALL', KEYS[3])) do table.insert(out, v) end
+end
+return out
+"""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 4
@@ -96,6 +111,7 @@ class ChannelWorker:
         self.in_flight = 0
         self._stopping = False
         self._delivering = asyncio.Lock()
+        self._claim = redis.register_script(_CLAIM)
 
     # --- loop -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -175,27 +191,35 @@ class ChannelWorker:
         marker = k.delivered(n.key, self.channel)
         self.in_flight += 1
         try:
-            if await self.redis.get(marker) == "done":
+            day_key = k.sent_today(self.channel, _ny_day())
+            thread = (
+                n.kind == "alert"
+                and bool(n.alerts)
+                and (n.alert.state != "firing" or n.alert.repeat > 0)
+            )
+            receipt_key = k.receipt(self.channel, n.alert.key, n.alert.seq) if thread else marker
+            # one round trip: already done? over the cap? if not, mark "sending" (and fetch the
+            # first message's receipt to thread under); syscalls are what a send costs here
+            status, *receipt = await self._claim(
+                keys=[marker, day_key, receipt_key],
+                args=[MARKER_TTL_S, self.daily_cap or 0, 1 if thread else 0],
+            )
+            if status == "done":
                 self.stats.skipped_duplicate += 1
                 log.debug("%s: %s already delivered", self.channel, n.key)
                 await self.redis.xack(self.stream, g, entry_id)
                 return
-            if await self._capped(n, entry_id):
+            if status == "capped":
+                await self._capped(n, entry_id, day_key)
                 return
-            n = await self._with_thread(n)
-            await self.redis.set(marker, "sending", ex=MARKER_TTL_S)
+            if receipt:
+                n = replace(n, thread=dict(zip(receipt[::2], receipt[1::2], strict=True)))
             await self._send_with_retry(n, entry_id, marker)
         finally:
             self.in_flight -= 1
 
-    async def _capped(self, n: Notification, entry_id: str) -> bool:
+    async def _capped(self, n: Notification, entry_id: str, day_key: str) -> None:
         """Past the daily cap: say so once, then record instead of sending."""
-        if self.daily_cap is None:
-            return False
-        day_key = self.keys.sent_today(self.channel, _ny_day())
-        sent = int(await self.redis.get(day_key) or 0)
-        if sent < self.daily_cap:
-            return False
         self.stats.capped += 1
         pipe = self.redis.pipeline(transaction=True)
         pipe.hincrby(self.keys.suppressed, f"cap:{self.channel}", 1)
@@ -216,19 +240,6 @@ class ChannelWorker:
                 await self.notifier.deliver(notice)
             except DeliveryError as e:
                 log.error("%s: could not send the cap notice: %s", self.channel, e)
-        return True
-
-    async def _with_thread(self, n: Notification) -> Notification:
-        """A reminder or a resolve carries the receipt of the alert's first message here."""
-        if n.kind != "alert" or not n.alerts:
-            return n
-        a = n.alert
-        if a.state == "firing" and not a.repeat:
-            return n
-        receipt: dict[str, str] = await self.redis.hgetall(  # type: ignore[misc]
-            self.keys.receipt(self.channel, a.key, a.seq)
-        )
-        return replace(n, thread=receipt) if receipt else n
 
     async def _send_with_retry(self, n: Notification, entry_id: str, marker: str) -> None:
         attempt = 0
