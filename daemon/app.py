@@ -411,6 +411,9 @@ class Daemon:
     async def stop(self) -> None:
         """Stop sources and the evaluator, let the delivery under way finish, then close."""
         self._stop_watch.set()
+        for src in self.sources:  # before the scheduler: a feed's job ends cleanly, not cancelled
+            with contextlib.suppress(Exception):
+                await src.aclose()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         delivering = [t for t in self._tasks if t.get_name().startswith("deliver ")]
@@ -429,9 +432,6 @@ class Daemon:
         for n in self.notifiers.values():
             with contextlib.suppress(Exception):
                 await n.aclose()
-        for src in self.sources:
-            with contextlib.suppress(Exception):
-                await src.aclose()
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None

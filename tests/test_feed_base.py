@@ -185,6 +185,7 @@ async def test_oversized_frame_reconnects_and_malformed_frames_log_once(
     await alpaca_server.wait_live()
     for _ in range(5):
         await alpaca_server.send_raw("not json")
+    await wait_until(lambda: src.parse_errors["malformed JSON"] == 5, 5, "5 malformed frames")
     await alpaca_server.send_raw(json.dumps([alpaca_server.trade("AAPL", 1.0)] * 40))  # > 2 KiB
     await alpaca_server.wait_live(2)
     await alpaca_server.send([alpaca_server.trade("AAPL", 2.0)])

@@ -102,7 +102,7 @@ class FeedConfig(SourceConfig):
         default=timedelta(seconds=30),
         description="A connection that lasted this long resets the reconnect backoff",
     )
-    batch_max: int = Field(2000, ge=1, le=50_000, description="Most events in one Redis write")
+    batch_max: int = Field(1000, ge=1, le=50_000, description="Most events in one Redis write")
     status_every: Duration = Field(
         default=timedelta(seconds=5), description="How often the feed's status is written"
     )
@@ -325,7 +325,8 @@ class FeedSource(Source):
         self._running = False
         self._stopped = asyncio.Event()
         self._last_parse_log = 0.0
-        self._ws: ClientConnection | None = None
+        self._conn: ClientConnection | None = None  # open, maybe not yet authenticated
+        self._ws: ClientConnection | None = None  # authenticated and subscribed
         self._subscribed: frozenset[str] | None = None  # what the server has; None = no session
         self._wanted = self._narrow(ctx.symbols)
         self._sub_lock = asyncio.Lock()
@@ -512,7 +513,7 @@ class FeedSource(Source):
         as a cancelled one.
         """
         self._closing.set()
-        ws = self._ws
+        ws = self._conn
         with contextlib.suppress(Exception):
             async with asyncio.timeout(3):
                 if ws is not None:
@@ -596,7 +597,7 @@ class FeedSource(Source):
         self.last_error = self.redact(text)
 
     async def _session(self) -> None:
-        """One connection: handshake, subscribe, then read until it ends."""
+        """One connection, from connect until it ends (`aclose` can close it at any step)."""
         cfg = self.config
         async with connect(
             self.endpoint(),
@@ -608,26 +609,35 @@ class FeedSource(Source):
             close_timeout=2,
             logger=self._ws_log,
         ) as ws:
-            self._set_state("authenticating")
-            async with asyncio.timeout(15):
-                for step in self.handshake():
-                    await self._send_all(ws, step.send)
-                    await self._read_until(ws, step.until)
-            self._ws = ws
-            await self._subscribe_all(ws)
-            now = time.monotonic()
-            self._connected_at = self._last_msg = now
-            if self.ctx.arbiter is not None:
-                self.ctx.arbiter.up(self.name)
-            self._set_state("connected")
-            log.info(
-                "source %s: connected to %s, %d symbols",
-                self.name, self.redact(self.endpoint()), len(self._wanted),
-            )  # fmt: skip
-            await self._read(ws)
-            self.note_error(
-                self._forced or f"server closed the connection ({ws.close_code} {ws.close_reason})"
-            )
+            self._conn = ws
+            try:
+                if not self._closing.is_set():
+                    await self._open_session(ws)
+            finally:
+                self._conn = None
+
+    async def _open_session(self, ws: ClientConnection) -> None:
+        """Handshake, subscribe, then read until the connection ends."""
+        self._set_state("authenticating")
+        async with asyncio.timeout(15):
+            for step in self.handshake():
+                await self._send_all(ws, step.send)
+                await self._read_until(ws, step.until)
+        self._ws = ws
+        await self._subscribe_all(ws)
+        now = time.monotonic()
+        self._connected_at = self._last_msg = now
+        if self.ctx.arbiter is not None:
+            self.ctx.arbiter.up(self.name)
+        self._set_state("connected")
+        log.info(
+            "source %s: connected to %s, %d symbols",
+            self.name, self.redact(self.endpoint()), len(self._wanted),
+        )  # fmt: skip
+        await self._read(ws)
+        self.note_error(
+            self._forced or f"server closed the connection ({ws.close_code} {ws.close_reason})"
+        )
 
     async def _read_until(self, ws: ClientConnection, until: Callable[[Any], bool]) -> None:
         while True:

@@ -28,9 +28,7 @@ _XADD_MANY = """
 local key, maxlen, i, n = KEYS[1], ARGV[1], 2, #ARGV
 while i <= n do
   local k = tonumber(ARGV[i])
-  local args = {'XADD', key, 'MAXLEN', '~', maxlen, '*'}
-  for j = 1, k do args[6 + j] = ARGV[i + j] end
-  redis.call(unpack(args))
+  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 1, i + k))
   i = i + k + 1
 end
 return 0
