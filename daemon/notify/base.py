@@ -80,7 +80,7 @@ class Notification:
             {
                 "channel": self.channel,
                 "key": self.key,
-                "alerts": [json.loads(a.to_json()) for a in self.alerts],
+                "alerts": [a.to_dict() for a in self.alerts],
                 "kind": self.kind,
                 "text": self.text,
                 "thread": dict(self.thread) if self.thread is not None else None,
@@ -93,7 +93,7 @@ class Notification:
     @classmethod
     def from_json(cls, text: str) -> Notification:
         d = json.loads(text)
-        alerts = tuple(AlertEvent.from_json(json.dumps(a)) for a in d.get("alerts", []))
+        alerts = tuple(AlertEvent.from_dict(a) for a in d.get("alerts", []))
         return cls(
             channel=str(d["channel"]),
             key=str(d["key"]),
