@@ -379,3 +379,36 @@ async def test_worker_survives_bad_entries(redis: Redis, keys: Keys, bad: dict[s
     await redis.xadd(keys.deliver("rec"), bad)
     d = await deliver(redis, keys, {"rec": rec}, [alert(8, ("rec",))])
     assert len(rec.got) == 1 and d.dead == 1
+
+
+# --- transport failures through the real clients ------------------------------------------------
+@pytest.mark.parametrize("failure", ["dropped connection", "timeout"])
+async def test_dropped_connections_and_timeouts_are_retried(
+    redis: Redis, keys: Keys, slack_server: FakeSlackServer, twilio_server: FakeTwilioServer,
+    failure: str,
+) -> None:  # fmt: skip
+    nots = real_notifiers(slack_server, twilio_server)
+    slack = nots["slack"]
+    assert isinstance(slack, SlackNotifier)
+    slack.config.timeout = 0.3
+    if failure == "dropped connection":
+        slack_server.drop_next = twilio_server.drop_next = 1
+    else:
+        slack_server.hold = asyncio.Event()  # Slack answers nothing until released
+    await redis.xadd(keys.outbox, {"alert": alert(9).to_json()})
+    d = Delivery(redis, keys, settings(nots), nots, policy=FAST)
+    run = Running(d)
+    try:
+        if failure == "timeout":
+            # the first request times out on the client; its retry arrives while still stalled
+            await wait_until(lambda: len(slack_server.requests) >= 2, 10, "a retry after a timeout")
+            slack_server.hold.set()
+        await run.settled(redis, keys)
+    finally:
+        await run.stop()
+    assert d.sent == {"slack": 1, "sms": 1} and d.dead == 0
+    posts = [r for r in slack_server.requests if r.path.endswith("chat.postMessage")]
+    assert len(posts) == 2  # the failed attempt, then the retry
+    assert d.workers["slack"].stats.sent == 1
+    if failure == "dropped connection":
+        assert posts[0].status == -1 and len(twilio_server.sent) == 1

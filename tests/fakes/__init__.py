@@ -73,6 +73,8 @@ class FakeHTTPServer:
         self.delay = 0.0
         #: while set to an unset Event, requests wait for it (a stalled provider)
         self.hold: asyncio.Event | None = None
+        #: this many next requests get their connection dropped, with no answer at all
+        self.drop_next = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -121,6 +123,12 @@ class FakeHTTPServer:
             at=time.time(),
         )
         self.requests.append(rec)
+        if self.drop_next > 0:
+            self.drop_next -= 1
+            rec.status = -1
+            if request.transport is not None:
+                request.transport.abort()  # the client sees the connection die mid-request
+            raise ConnectionResetError("fake: connection dropped")
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.hold is not None:
