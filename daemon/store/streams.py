@@ -59,14 +59,13 @@ class StreamStore:
         k = self.keys
         pipe = self.redis.pipeline(transaction=True)
         latest: dict[str, str] = {}
-        if ticks and len(ticks) <= SMALL:
-            for t in ticks:
+        if len(ticks) > SMALL:
+            pipe.eval(_XADD_MANY, 1, k.ticks, *_flat(ticks, self.maxlen))
+        for t in ticks:
+            if len(ticks) <= SMALL:
                 fields: Any = t.to_fields()
                 pipe.xadd(k.ticks, fields, maxlen=self.maxlen, approximate=True)
-        elif ticks:
-            pipe.eval(_XADD_MANY, 1, k.ticks, *_flat(ticks, self.maxlen))
-            for t in ticks:
-                latest[t.symbol] = f"{t.price!r} {t.ts_ms}"
+            latest[t.symbol] = f"{t.price!r} {t.ts_ms}"
         if headlines:
             pipe.eval(_XADD_MANY, 1, k.news, *_flat(headlines, self.maxlen))
         if latest:
