@@ -102,6 +102,8 @@ class Engine:
     def on_clock(self, now_ms: int) -> list[AlertEvent]:
         """Evaluate the conditions time alone can change (staleness), with no tick arriving."""
         out: list[AlertEvent] = []
+        if not self.market.first_ms:
+            self.market.first_ms = now_ms  # "silent since" starts with the first event of any kind
         if now_ms > self._clock_ms:
             self._clock_ms = now_ms
             self._tick_clock(now_ms, out)

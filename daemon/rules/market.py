@@ -8,7 +8,7 @@ rebuilt from the tick stream (warm-up) plus the small checkpoint the runner pers
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -114,17 +114,21 @@ class Window:
 
 class VolumeProfile:
     """Volume per time-of-day slot per New York day, to compare now with the same time on
-    earlier days (volume at 09:35 always beats 13:00's; a flat average would call it a spike).
+    earlier sessions (volume at 09:35 always beats 13:00's; a flat average would call it a spike).
 
-    Bounded: `days` + 1 days of slots are kept.
+    `days` counts sessions (days the symbol traded), not calendar days: "the last 20 days" is
+    what a trader means by it, weekends and holidays excluded. Bounded: `days` + 1 sessions of
+    slots are kept.
     """
 
-    __slots__ = ("_slots", "days", "slot_ms")
+    __slots__ = ("_days", "_slots", "days", "slot_ms")
 
     def __init__(self, slot_ms: int, days: int):
         self.slot_ms = slot_ms
         self.days = days
         self._slots: dict[tuple[int, int], float] = {}
+        #: the sessions seen (New York day ordinals with volume), in order
+        self._days: list[int] = []
 
     @staticmethod
     def _day_and_offset(ts_ms: int) -> tuple[int, int]:
@@ -136,16 +140,25 @@ class VolumeProfile:
         day, offset = self._day_and_offset(ts_ms)
         key = (day, offset // self.slot_ms)
         self._slots[key] = self._slots.get(key, 0.0) + size
-        if len(self._slots) > 64 and key[0] - min(k[0] for k in self._slots) > self.days:
-            self._slots = {k: v for k, v in self._slots.items() if key[0] - k[0] <= self.days}
+        days = self._days
+        if not days or day > days[-1]:
+            days.append(day)
+            if len(days) > self.days + 1:  # forget the sessions no baseline reaches any more
+                del days[: len(days) - self.days - 1]
+                self._slots = {k: v for k, v in self._slots.items() if k[0] >= days[0]}
+        elif day not in days:
+            insort(days, day)  # a late tick from an earlier day: rare
 
     def now_and_usual(self, ts_ms: int) -> tuple[float, float | None, int]:
-        """(volume in this slot so far today, mean of the same slot on earlier days, days)."""
+        """(volume in this slot so far today, mean of the same slot over the last `days`
+        sessions that traded in it, how many such sessions)."""
         day, offset = self._day_and_offset(ts_ms)
         slot = offset // self.slot_ms
-        past = [v for (d, s), v in self._slots.items() if s == slot and day - self.days <= d < day]
+        earlier = self._days[: bisect_left(self._days, day)][-self.days :]
+        slots = self._slots
+        past = [slots[d, slot] for d in earlier if (d, slot) in slots]
         usual = sum(past) / len(past) if past else None
-        return self._slots.get((day, slot), 0.0), usual, len(past)
+        return slots.get((day, slot), 0.0), usual, len(past)
 
 
 @dataclass
