@@ -317,9 +317,9 @@ class VolumeSpikeCond(_Model):
 
     symbols: Symbols
     slot: Duration = Field(default=dt.timedelta(minutes=5), description="Slot length, e.g. 5m")
-    days: int = Field(20, ge=1, le=250, description="Earlier days in the baseline")
+    days: int = Field(20, ge=1, le=250, description="Earlier sessions in the baseline")
     ratio: float = Field(gt=1, description="Fire at this multiple of the usual volume, e.g. 3")
-    min_days: int = Field(5, ge=1, description="Baseline days needed before judging")
+    min_days: int = Field(5, ge=1, description="Baseline sessions needed before judging")
 
 
 class BreadthCond(_Model):
