@@ -398,15 +398,15 @@ class NoDataGuard:
 
     def _silent(self, m: Market, now_ms: int) -> list[str]:
         """Inputs silent for `after_ms` or more, counted from the open during the session."""
-        if self.after_ms is None or not self.sessions.is_regular(now_ms):
+        after = self.after_ms
+        opened = self.sessions.regular_open(now_ms) if after is not None else None
+        if opened is None or after is None:
             return []
-        hours = self.sessions.regular_hours(self.sessions.ny_date(now_ms))
-        opened = hours[0] if hours else now_ms
         out = []
         for sym in self.symbols:
             q = m.quotes.get(sym)
             last = max(q.ts_ms if q else m.first_ms, opened)
-            if now_ms - last >= self.after_ms:
+            if now_ms - last >= after:
                 out.append(sym)
         return out
 
@@ -535,6 +535,15 @@ class EarningsWindow(_Slow):
             return Reading(hours, inside, not inside, values, False, None, "hours from report")
         return Reading(float("nan"), False, True, values, False, None, "hours from report")
 
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        """As `measure` says, without building the Reading (every tick of the symbol)."""
+        times = self.times
+        i = bisect_left(times, now_ms - self.after_ms)
+        inside = i < len(times) and times[i] - self.before_ms <= now_ms
+        return inside, not inside
+
+    explain = measure
+
 
 class Stale(_Slow):
     """Silence from a symbol during the regular session, measured in seconds."""
@@ -548,18 +557,33 @@ class Stale(_Slow):
         self.sessions = sessions
         self.labels = {"symbol": symbol}
 
+    def _silent_ms(self, m: Market, now_ms: int) -> int | None:
+        """How long the symbol has been silent in today's session; None outside the session."""
+        opened = self.sessions.regular_open(now_ms)
+        if opened is None:
+            return None
+        q = m.quotes.get(self.symbol)
+        return max(0, now_ms - max(q.ts_ms if q is not None else m.first_ms, opened))
+
+    def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
+        """The hot path (every tick of the symbol, every second of the clock): no Reading."""
+        silent = self._silent_ms(m, now_ms)
+        if silent is None:
+            return False, True
+        active = silent >= self.after_ms
+        return active, not active
+
     def measure(self, m: Market, now_ms: int) -> Reading | None:
         values: dict[str, float | str] = {"symbol": self.symbol}
-        if not self.sessions.is_regular(now_ms):
+        silent = self._silent_ms(m, now_ms)
+        if silent is None:
             return Reading(0.0, False, True, values, False, None, "silent")
-        hours = self.sessions.regular_hours(self.sessions.ny_date(now_ms))
-        opened = hours[0] if hours else now_ms
-        q = m.quotes.get(self.symbol)
-        last = max(q.ts_ms if q else m.first_ms, opened)
-        silent_s = max(0, now_ms - last) / 1000
-        active = silent_s * 1000 >= self.after_ms
+        silent_s = silent / 1000
+        active = silent >= self.after_ms
         values["silent_for"] = format_duration(dt.timedelta(seconds=int(silent_s)))
         return Reading(silent_s, active, not active, values, False, self.after_ms / 1000, ">=")
+
+    explain = measure
 
 
 class VolumeSpike(_Slow):

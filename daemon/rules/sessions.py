@@ -143,6 +143,16 @@ class Sessions:
             return "regular"
         return "post" if ts_ms < day.post_ms else "closed"
 
+    def regular_open(self, ts_ms: int) -> int | None:
+        """The open of the regular session under way at `ts_ms`, or None outside one.
+
+        One lookup for what staleness asks on every evaluation: "is it open, since when".
+        """
+        day = self._days.get((ts_ms - _SHIFT_MS) // _DAY_MS)
+        if day is None:
+            day = self._day_at(ts_ms)
+        return day.open_ms if day.open_ms <= ts_ms < day.close_ms else None
+
     def is_regular(self, ts_ms: int) -> bool:
         """Whether the regular session is open at `ts_ms` (for staleness checks)."""
         return self.session_at(ts_ms) == "regular"
