@@ -50,6 +50,9 @@ class AlertEvent:
     #: The rule's per-channel message variants (`messages:`), keyed by channel name or type,
     #: unrendered: each channel renders its own at delivery (daemon/notify/templates.py).
     templates: dict[str, str] = field(default_factory=dict)
+    #: False for one-shot alerts (a crossing, a headline, a reminder, an ops notice): no resolve
+    #: will follow, so delivery must not count them as firing (inhibition, "where it went").
+    resolves: bool = True
 
     @property
     def id(self) -> str:
@@ -68,6 +71,8 @@ class AlertEvent:
         d = {f: getattr(self, f) for f in _FIELDS}
         if not self.templates:
             del d["templates"]  # the common case: no variants, and the same JSON as before them
+        if self.resolves:
+            del d["resolves"]
         return d
 
     def to_json(self) -> str:

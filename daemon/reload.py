@@ -89,6 +89,7 @@ def ops_alert(problems: list[str], seq: int, channels: list[str]) -> AlertEvent:
         channels=tuple(channels),
         labels={"component": "config"},
         values={"problems": "\n".join(problems)},
+        resolves=False,
     )
 
 
@@ -107,6 +108,7 @@ def component_alert(
         channels=tuple(channels),
         labels={"component": component, **labels},
         values={},
+        resolves=False,
     )
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -412,3 +413,17 @@ async def test_dropped_connections_and_timeouts_are_retried(
     assert d.workers["slack"].stats.sent == 1
     if failure == "dropped connection":
         assert posts[0].status == -1 and len(twilio_server.sent) == 1
+
+
+async def test_one_shot_alerts_neither_inhibit_nor_linger(redis: Redis, keys: Keys) -> None:
+    """A crossing or a headline never resolves: it must not count as firing afterwards."""
+    rec = Recorder()
+    inhibit = [
+        {"source": ["severity=critical"], "target": ["severity=warning"], "equal": ["symbol"]}
+    ]
+    crossing = replace(alert(1, ("rec",), severity="critical", rule="nvda-cross"), resolves=False)
+    warn = alert(2, ("rec",), rule="nvda-down")
+    await deliver(redis, keys, {"rec": rec}, [crossing, warn], inhibit=inhibit)
+    assert sorted(n.alert.key for n in rec.got) == sorted([crossing.key, warn.key])
+    assert await redis.hlen(keys.firing) == 1 and await redis.hexists(keys.firing, warn.key)
+    assert not await redis.hexists(keys.told, f"{crossing.key}#1")

@@ -614,3 +614,15 @@ def test_alerts_carry_the_symbols_recent_minute_prices(make_engine: MakeEngine) 
     # minutes 0, 0, 0, 1, 1: the last price of each minute
     assert ev.values["series"] == "99 101"
     assert "▁" in str(build_message(ev)) or "█" in str(build_message(ev))
+
+
+def test_one_shot_alerts_say_they_will_not_resolve(make_engine: MakeEngine) -> None:
+    eng = make_engine(
+        "rules:\n"
+        "  - {name: level, when: {threshold: {symbols: NVDA, above: 100}}, channels: [console]}\n"
+        "  - {name: cross, when: {crosses: {symbols: NVDA, level: 100}}, channels: [console]}\n"
+        "  - {name: each, when: {threshold: {symbols: NVDA, above: 100}}, trigger: every_time,\n"
+        "     channels: [console]}\n"
+    )
+    events = feed(eng, [Tick("NVDA", T0, 99.0), Tick("NVDA", T0 + SEC, 101.0)])
+    assert {e.rule: e.resolves for e in events} == {"level": True, "cross": False, "each": False}

@@ -189,12 +189,13 @@ class Router:
             channels=self.channels,
             told_channels=told,
         )
-        # the firing set, for inhibition (a firing counts whether or not it was sent)
-        if alert.state == "firing":
+        # the firing set, for inhibition (a firing counts whether or not it was sent); one-shot
+        # alerts never resolve, so they would stay "firing" (and muting) forever: not counted
+        if alert.resolves and alert.state == "firing":
             labels = routing_labels(alert)
             self._firing[alert.key] = labels
             pipe.hset(k.firing, alert.key, json.dumps(labels, sort_keys=True))
-        else:
+        elif alert.resolves:
             self._firing.pop(alert.key, None)
             pipe.hdel(k.firing, alert.key)
             pipe.hdel(k.told, told_key)
@@ -216,7 +217,7 @@ class Router:
                     self._skipped(d.channel, alert, entry_id)
                 else:
                     log.info("%s not sent to %s: %s", alert.id, d.channel, d.why)
-        if alert.state == "firing" and alert.repeat == 0 and delivered_to:
+        if alert.resolves and alert.state == "firing" and alert.repeat == 0 and delivered_to:
             pipe.hset(k.told, told_key, ",".join(delivered_to))
         for group in touched:
             pipe.hset(k.groups, group.key, group.to_json())

@@ -19,6 +19,10 @@ from daemon.rules.template import render
 __all__ = ["Engine", "rule_of"]
 
 
+#: Trigger modes that tell each firing on its own, with no resolve after it.
+_ONE_SHOT_TRIGGERS = frozenset({"every_time", "once_per_bar", "once_per_bar_close"})
+
+
 def rule_of(key: str) -> str:
     """The rule name of an alert key (`big-move{symbol=NVDA}` → `big-move`)."""
     return key.split("{", 1)[0]
@@ -258,6 +262,7 @@ class Engine:
             comparison=r.comparison,
             values=_with_series(r.values, self.market, inst.labels.get("symbol")),
             templates=inst.templates,
+            resolves=not (inst.cond.event or inst.trigger in _ONE_SHOT_TRIGGERS),
         )
         return _with_summary(ev, inst.resolved_template if told == "resolved" else inst.template)
 
@@ -297,6 +302,7 @@ class Engine:
             comparison="headline",
             values=values,
             templates=hr.templates,
+            resolves=False,
         )
         return _with_summary(ev, hr.template)
 

@@ -75,6 +75,7 @@ class Timer:
             comparison="reminder",
             values=values,
             templates=self.rule.templates,
+            resolves=False,
         )
 
 
