@@ -116,5 +116,16 @@ async def test_edits_apply_live_and_bad_edits_change_nothing(
         )
         assert await redis.hget(keys.alert_state, "nvda-100{symbol=NVDA}") is None
         assert await redis.hget(keys.alert_state, "nvda-150{symbol=NVDA}") is not None
+
+        # a rule removed while its alert fires: delivery stops counting it as firing (it would
+        # otherwise mute lesser alerts through inhibit_rules forever: no resolve will come)
+        await store.write([Tick("NVDA", T0 + 3 * MIN, 160.0)])
+        key = "nvda-150{symbol=NVDA}"
+        await wait_until(lambda: len(lines(console, "nvda-150")) == 3, 20, "nvda-150 fires again")
+        assert await redis.hexists(keys.firing, key)
+        write_rules(tree.parent, ("nvda-200", 200))
+        assert (await daemon.reload("SIGHUP")).removed == ["nvda-150"]
+        await daemon.evaluator.plan_applied.wait()
+        assert not await redis.hexists(keys.firing, key)
     finally:
         await daemon.stop()

@@ -146,6 +146,9 @@ class Router:
 
     async def route_entries(self, entries: list[Entry]) -> None:
         silences = await self.silences.active(int(time.time() * 1000))
+        # re-read the firing set: a reload drops the alerts of changed and removed rules there
+        raw: dict[str, str] = await self.redis.hgetall(self.keys.firing)  # type: ignore[misc]
+        self._firing = {key: json.loads(v) for key, v in raw.items()}
         for entry_id, fields in ((e[1], e[2]) for e in entries):
             await self.route_entry(entry_id, fields, silences=silences)
 

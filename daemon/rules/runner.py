@@ -141,7 +141,11 @@ class Evaluator:
         self.engine, dropped = self.engine.with_plan(plan, keep)
         self.plan = plan
         if dropped:
-            await self.redis.hdel(self.keys.alert_state, *dropped)  # type: ignore[misc]
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hdel(self.keys.alert_state, *dropped)
+            # nor are they firing for delivery any more (inhibition): no resolve will come
+            pipe.hdel(self.keys.firing, *dropped)
+            await pipe.execute()
         if unfilled:
             await self._warm(unfilled)
         self.plan_applied.set()
