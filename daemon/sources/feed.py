@@ -693,6 +693,9 @@ class FeedSource(Source):
                     news.append(ev)  # type: ignore[arg-type]
             self._recv_times.append(now)
             self._wake.set()
+            # frames already buffered return from the socket without yielding: let the writer
+            # start on this one now, not after the whole backlog is parsed
+            await asyncio.sleep(0)
             if len(ticks) + len(news) > MAX_PENDING:
                 self._drained.clear()
                 await self._drained.wait()
