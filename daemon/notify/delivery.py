@@ -130,7 +130,3 @@ class Delivery:
     @property
     def in_flight(self) -> int:
         return sum(w.in_flight for w in self.workers.values())
-
-    @property
-    def idle(self) -> bool:
-        return self.router.idle.is_set() and all(w.idle.is_set() for w in self.workers.values())

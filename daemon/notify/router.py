@@ -102,9 +102,7 @@ class Router:
     async def restore(self) -> None:
         k = self.keys
         await self.store.ensure_group(k.outbox, k.NOTIFY_GROUP)
-        raw: dict[str, str] = await self.redis.hgetall(k.firing)  # type: ignore[misc]
-        self._firing = {key: json.loads(v) for key, v in raw.items()}
-        self._groups = {}
+        self._groups = {}  # (the firing set is re-read for every batch: `route_entries`)
         for gkey, text in (await self.redis.hgetall(k.groups)).items():  # type: ignore[misc]
             group = self._load_group(gkey, text)
             if group is not None:
