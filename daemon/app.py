@@ -48,7 +48,7 @@ from daemon.sources.earnings import (
 )
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import BUILTIN_SOURCES
-from daemon.store.connect import connect
+from daemon.store.connect import connect, dedicated
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
 from daemon.store.retry import REDIS_DOWN, run_resilient
@@ -83,6 +83,7 @@ class Daemon:
         self.watch = watch
         self.embedded: EmbeddedRedis | None = None
         self.redis: Redis | None = None
+        self.source_redis: Redis | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.sources: list[Source] = []
         self.notifiers: dict[str, Notifier] = {}
@@ -138,8 +139,9 @@ class Daemon:
             future_tolerance_ms=int(s.edge.future_tolerance.total_seconds() * 1000),
             out_of_order_ms=int(s.edge.out_of_order_tolerance.total_seconds() * 1000),
         )
+        self.source_redis = dedicated(self.redis)
         ctx = SourceContext(
-            StreamStore(self.redis, self.keys, maxlen),
+            StreamStore(self.source_redis, self.keys, maxlen),
             edge,
             self.cfg.base_dir,
             symbols=self.cfg.universe,
@@ -432,6 +434,10 @@ class Daemon:
         for n in self.notifiers.values():
             with contextlib.suppress(Exception):
                 await n.aclose()
+        if self.source_redis is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.source_redis.aclose()
+            self.source_redis = None
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None

@@ -56,20 +56,20 @@ class Tick:
         return ms_to_dt(self.ts_ms)
 
     def to_fields(self) -> dict[str, str]:
-        """Flat string fields for a Redis stream entry (compact: one-letter keys)."""
-        f = {
-            "s": self.symbol,
-            "t": str(self.ts_ms),
-            "p": repr(self.price),
-            "k": self.kind,
-            "src": self.source,
-        }
+        """String fields for a Redis stream entry (compact: one-letter keys)."""
+        f = self.flat_fields()
+        return dict(zip(f[::2], f[1::2], strict=True))
+
+    def flat_fields(self) -> list[str]:
+        """`to_fields` as `[field, value, ...]`: what XADD takes, without a dict per tick."""
+        f = ["s", self.symbol, "t", str(self.ts_ms), "p", repr(self.price), "k", self.kind,
+             "src", self.source]  # fmt: skip
         if self.size:
-            f["v"] = repr(self.size)
+            f += ("v", repr(self.size))
         if self.bid is not None:
-            f["b"] = repr(self.bid)
+            f += ("b", repr(self.bid))
         if self.ask is not None:
-            f["a"] = repr(self.ask)
+            f += ("a", repr(self.ask))
         return f
 
     @classmethod
@@ -146,6 +146,9 @@ class Headline:
         if self.scored_by:
             f["sby"] = self.scored_by
         return f
+
+    def flat_fields(self) -> list[str]:
+        return [x for kv in self.to_fields().items() for x in kv]
 
     @classmethod
     def from_fields(cls, f: dict[str, str]) -> Headline:

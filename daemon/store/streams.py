@@ -1,8 +1,14 @@
 """Writing events into Redis and reading them back: the only code that touches the streams.
 
-Writes go in one MULTI/EXEC per batch so that a batch, its reject counts and the source's resume
-cursor land together or not at all; a crash can't leave a replay that resumes past ticks that
-were never written, or one that writes them twice.
+A batch, its reject counts, the latest prices and the source's resume cursor are written by one
+Lua script call, so they land together or not at all and no reader sees half a batch; a crash
+can't leave a replay that resumes past ticks that were never written, or one that writes them
+twice.
+
+Why a script and not MULTI/EXEC with one XADD per event: redis-py spends ~10 µs of client CPU
+on every command (build, pack, parse its reply), and a 10-tick frame needed 13 commands. One
+EVALSHA costs one command's overhead whatever the batch size, which halved the write's client
+CPU and cut the feed's frame → acknowledged latency (bench/feed.py, issue 6).
 """
 
 from __future__ import annotations
@@ -20,25 +26,44 @@ __all__ = ["Entry", "StreamStore"]
 
 Entry = tuple[str, str, dict[str, str]]  # (stream key, entry id, fields)
 
-#: XADD of a whole batch in one command. redis-py spends ~10 µs of client CPU on every pipelined
-#: command (building it, packing it, parsing its reply): more than everything else a tick costs
-#: on its way in (bench/feed.py). One EVAL per batch pays that once. Runs inside the MULTI/EXEC,
-#: so a batch is still all-or-nothing. ARGV: maxlen, then per entry 2n, field1, value1, ...
-_XADD_MANY = """
-local key, maxlen, i, n = KEYS[1], ARGV[1], 2, #ARGV
-while i <= n do
-  local k = tonumber(ARGV[i])
-  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 1, i + k))
-  i = i + k + 1
+#: KEYS: ticks, news, latest, rejects, cursor. ARGV: maxlen, then five sections, each its
+#: length followed by its items: tick entries and headline entries (each entry `2n, field1,
+#: value1, ...`), latest (`symbol, "price ts"` pairs), rejects (`reason, n` pairs), cursor
+#: (`field, value` pairs). HSETs go in chunks: Lua's `unpack` stops at ~8,000 values.
+_WRITE = """
+local maxlen, i = ARGV[1], 2
+local function section()
+  local first = i + 1
+  i = first + tonumber(ARGV[i])
+  return first, i - 1
 end
+local function xadds(key)
+  local j, last = section()
+  while j <= last do
+    local k = tonumber(ARGV[j])
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(ARGV, j + 1, j + k))
+    j = j + k + 1
+  end
+end
+local function hset(key)
+  local j, last = section()
+  while j <= last do
+    local stop = math.min(last, j + 999)
+    redis.call('HSET', key, unpack(ARGV, j, stop))
+    j = stop + 1
+  end
+end
+xadds(KEYS[1])
+xadds(KEYS[2])
+hset(KEYS[3])
+local j, last = section()
+while j < last do
+  redis.call('HINCRBY', KEYS[4], ARGV[j], ARGV[j + 1])
+  j = j + 2
+end
+hset(KEYS[5])
 return 0
 """
-
-
-#: Up to this many ticks, plain pipelined XADDs: the latency regime (a live feed writes a few
-#: ticks per frame), where native commands showed a shorter tail than EVAL in bench/feed.py;
-#: bigger batches (bursts, replays, backfills) take the one-EVAL path for throughput.
-SMALL = 32
 
 
 class StreamStore:
@@ -46,6 +71,7 @@ class StreamStore:
         self.redis = redis
         self.keys = keys
         self.maxlen = maxlen
+        self._write = redis.register_script(_WRITE)
 
     async def write(
         self,
@@ -57,26 +83,16 @@ class StreamStore:
     ) -> None:
         """Append a batch atomically, with the latest price per symbol and the source cursor."""
         k = self.keys
-        pipe = self.redis.pipeline(transaction=True)
-        latest: dict[str, str] = {}
-        if len(ticks) > SMALL:
-            pipe.eval(_XADD_MANY, 1, k.ticks, *_flat(ticks, self.maxlen))
-        for t in ticks:
-            if len(ticks) <= SMALL:
-                fields: Any = t.to_fields()
-                pipe.xadd(k.ticks, fields, maxlen=self.maxlen, approximate=True)
-            latest[t.symbol] = f"{t.price!r} {t.ts_ms}"
-        if headlines:
-            pipe.eval(_XADD_MANY, 1, k.news, *_flat(headlines, self.maxlen))
-        if latest:
-            pipe.hset(k.latest, mapping=latest)
-        for reason, n in (rejects or {}).items():
-            if n:
-                pipe.hincrby(k.rejects, reason, n)
-        if cursor is not None:
-            source, fields = cursor
-            pipe.hset(k.source_cursor(source), mapping=dict(fields))
-        await pipe.execute()
+        args: list[str | int] = [self.maxlen]
+        _entries(args, ticks)
+        _entries(args, headlines)
+        latest = {t.symbol: f"{t.price!r} {t.ts_ms}" for t in ticks}
+        _pairs(args, latest.items())
+        _pairs(args, [(r, n) for r, n in (rejects or {}).items() if n])
+        source, fields = cursor if cursor is not None else ("", {})
+        _pairs(args, fields.items())
+        await self._write(keys=[k.ticks, k.news, k.latest, k.rejects, k.source_cursor(source)],
+                          args=args)  # fmt: skip
 
     async def cursor(self, source: str) -> dict[str, str]:
         res: dict[str, str] = await self.redis.hgetall(self.keys.source_cursor(source))  # type: ignore[misc]
@@ -118,12 +134,21 @@ class StreamStore:
         return [(stream, i, f) for i, f in reversed(rows)]
 
 
-def _flat(events: Sequence[Tick] | Sequence[Headline], maxlen: int) -> list[str | int]:
-    """`_XADD_MANY`'s arguments: maxlen, then each entry as 2n, field, value, ..."""
-    args: list[str | int] = [maxlen]
+def _entries(args: list[str | int], events: Sequence[Tick] | Sequence[Headline]) -> None:
+    """A stream section of `_WRITE`'s arguments: its length, then each entry `2n, f1, v1, ...`."""
+    at = len(args)
+    args.append(0)
     for e in events:
-        fields = e.to_fields()
-        args.append(2 * len(fields))
-        for kv in fields.items():
-            args.extend(kv)
-    return args
+        fields = e.flat_fields()
+        args.append(len(fields))
+        args += fields
+    args[at] = len(args) - at - 1
+
+
+def _pairs(args: list[str | int], pairs: Iterable[tuple[str, str | int]]) -> None:
+    """A hash section of `_WRITE`'s arguments: its length, then `field, value, ...`."""
+    at = len(args)
+    args.append(0)
+    for kv in pairs:
+        args.extend(kv)
+    args[at] = len(args) - at - 1
