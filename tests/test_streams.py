@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from daemon.events import Headline, Tick
+from daemon.store.connect import dedicated
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
 
@@ -67,4 +68,20 @@ async def test_the_script_is_loaded_again_after_redis_forgets_it(redis: Redis, k
     await store.write([Tick("NVDA", T0, 101.0)])
     await redis.script_flush()
     await store.write([Tick("NVDA", T0 + 1, 102.0)])
+    assert await redis.xlen(keys.ticks) == 2
+
+
+async def test_a_dedicated_writer_holds_one_connection_and_gives_it_back(
+    redis: Redis, keys: Keys
+) -> None:
+    """The sources' writer (`dedicated`) keeps one pooled connection for itself until closed."""
+    pool = redis.connection_pool
+    writes = dedicated(redis)
+    await StreamStore(writes, keys).write([Tick("NVDA", T0, 101.0)])
+    held = writes.connection
+    assert held is not None and held in pool._in_use_connections
+    await StreamStore(writes, keys).write([Tick("NVDA", T0 + 1, 102.0)])
+    assert writes.connection is held  # no checkout per write
+    await writes.aclose()
+    assert held not in pool._in_use_connections
     assert await redis.xlen(keys.ticks) == 2
