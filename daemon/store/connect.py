@@ -41,8 +41,8 @@ def dedicated(redis: Redis) -> Redis:
     """A client on one connection of its own, taken from `redis`'s pool; `aclose()` it.
 
     For the sources' writes, the feed's hot path: a pooled command checks the connection out
-    and back in each time, with a lock and a readability probe (a syscall, slow here), which
-    cost ~100 µs of the ~600 µs a 10-tick frame takes end to end (bench/feed.py). Sharing it
-    is safe: redis-py serializes callers on a single connection.
+    and back in each time, with a lock and a readability probe (a syscall, slow on VMs), which
+    cost 60-80 µs of client CPU per write here (bench/feed.py). Sharing it is safe: redis-py
+    serializes callers on a single connection, and reconnects it after an outage.
     """
     return Redis(connection_pool=redis.connection_pool, single_connection_client=True)
