@@ -13,6 +13,7 @@ from daemon.app import Daemon
 from daemon.config import load_config
 from daemon.events import Tick
 from daemon.reload import diff_rules
+from daemon.rules.lifecycle import AlertState
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
 from tests.helpers import wait_until
@@ -106,19 +107,17 @@ async def test_edits_apply_live_and_bad_edits_change_nothing(
         assert len(daemon.reloads) == n_reloads + 1 and not daemon.reloads[-1].ok
         assert len(lines(console, "tickwatch-config-reload")) == 1
 
-        # fixed and removed a rule: its stored state goes too
+        # fixed and removed a rule: its stored state is reset, all but its numbering
         write_rules(tree.parent, ("nvda-150", 150))
         result = await daemon.reload("SIGHUP")
         assert result.ok and result.removed == ["nvda-100"]
         await daemon.evaluator.plan_applied.wait()
-        await wait_until(
-            lambda: "nvda-100{symbol=NVDA}" not in daemon.evaluator.engine.states, 20, "drop"
-        )
-        assert await redis.hget(keys.alert_state, "nvda-100{symbol=NVDA}") is None
+        stored = AlertState.from_json(await redis.hget(keys.alert_state, "nvda-100{symbol=NVDA}"))
+        assert stored == AlertState(seq=1)
         assert await redis.hget(keys.alert_state, "nvda-150{symbol=NVDA}") is not None
 
-        # a rule removed while its alert fires: delivery stops counting it as firing (it would
-        # otherwise mute lesser alerts through inhibit_rules forever: no resolve will come)
+        # a rule removed while its alert fires: the desk is told it resolved (and why), and
+        # delivery stops counting it as firing (it would mute lesser alerts through inhibit_rules)
         await store.write([Tick("NVDA", T0 + 3 * MIN, 160.0)])
         key = "nvda-150{symbol=NVDA}"
         await wait_until(lambda: len(lines(console, "nvda-150")) == 3, 20, "nvda-150 fires again")
@@ -126,6 +125,21 @@ async def test_edits_apply_live_and_bad_edits_change_nothing(
         write_rules(tree.parent, ("nvda-200", 200))
         assert (await daemon.reload("SIGHUP")).removed == ["nvda-150"]
         await daemon.evaluator.plan_applied.wait()
+        await wait_until(lambda: len(lines(console, "nvda-150")) == 4, 20, "nvda-150 resolves")
+        last = lines(console, "nvda-150")[-1]
+        assert "RESOLVED" in last and "rule was removed by a reload" in last, last
         assert not await redis.hexists(keys.firing, key)
+
+        # an edited rule that fires: resolved as "changed", then fires under its new definition
+        await store.write([Tick("NVDA", T0 + 4 * MIN, 210.0)])
+        await wait_until(lambda: len(lines(console, "nvda-200")) == 1, 20, "nvda-200 fires")
+        write_rules(tree.parent, ("nvda-200", 205))
+        assert (await daemon.reload("SIGHUP")).changed == ["nvda-200"]
+        await daemon.evaluator.plan_applied.wait()
+        await wait_until(lambda: len(lines(console, "nvda-200")) == 2, 20, "nvda-200 resolves")
+        assert "rule was changed by a reload" in lines(console, "nvda-200")[-1]
+        await store.write([Tick("NVDA", T0 + 5 * MIN, 211.0)])
+        await wait_until(lambda: len(lines(console, "nvda-200")) == 3, 20, "fires again")
+        assert "FIRING" in lines(console, "nvda-200")[-1]
     finally:
         await daemon.stop()

@@ -6,6 +6,7 @@ and the tests drive this same class, so what a test proves is what the daemon do
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from daemon.alerts import AlertEvent, alert_key
@@ -48,7 +49,7 @@ class Engine:
         self.errors: dict[str, tuple[int, str]] = {}
 
     def with_plan(self, plan: Plan, keep_rules: set[str]) -> tuple[Engine, list[str]]:
-        """An engine on a new plan (a rule reload), and the alert keys it no longer tracks.
+        """An engine on a new plan (a rule reload), and the alert keys whose state it reset.
 
         The market view carries over (prices, anchors, and windows already filled), and so does
         the state of every alert whose rule is in `keep_rules` (unchanged rules): a firing alert
@@ -76,9 +77,50 @@ class Engine:
                 states[key] = st
             else:
                 dropped.append(key)
+                # afresh, but the numbering goes on: an alert's id is `key#seq:state`, and a
+                # new firing numbered like an old one would be skipped as already delivered
+                states[key] = AlertState(seq=st.seq)
         engine = Engine(plan, states, market)
         engine.evaluations = self.evaluations
         return engine, dropped
+
+    def retire(self, keys: Iterable[str], now_ms: int, rules_left: set[str]) -> list[AlertEvent]:
+        """Resolved events for the firing alerts among `keys`, which a reload stops tracking.
+
+        Without them an alert of a removed or edited rule would just go quiet: its Slack message
+        stays red and the desk never hears it ended. An edited rule that still holds fires
+        afresh under its new definition. One-shot alerts and unannounced firings (cooldown,
+        `notify_resolved: false`) get nothing, as they would at a normal resolve.
+        """
+        by_key = {inst.key: inst for inst in self.plan.instances}
+        out = []
+        for key in keys:
+            st, inst = self.states.get(key), by_key.get(key)
+            if st is None or inst is None or st.state != "firing" or not st.notified:
+                continue
+            if not inst.policy.notify_resolved or inst.cond.event:
+                continue
+            if inst.trigger in _ONE_SHOT_TRIGGERS:
+                continue
+            how = "changed" if inst.rule in rules_left else "removed"
+            labels = " ".join(f"{k}={v}" for k, v in sorted(inst.labels.items()))
+            name = f"{inst.rule} ({labels})" if labels else inst.rule
+            out.append(
+                AlertEvent(
+                    rule=inst.rule,
+                    key=key,
+                    state="resolved",
+                    seq=st.seq,
+                    ts_ms=now_ms,
+                    severity=inst.severity,
+                    summary=f"{name}: no longer watched, the rule was {how} by a reload "
+                    "while it was firing",
+                    channels=inst.channels,
+                    labels=inst.labels,
+                    values={"retired": how},
+                )
+            )
+        return out
 
     def warm(self, tick: Tick) -> None:
         """Replay history: prices, windows and expressions' rolling state; no alert is told."""

@@ -129,6 +129,11 @@ class Evaluator:
 
     def use_plan(self, plan: Plan, keep_rules: set[str]) -> None:
         """Switch to `plan` at the next batch boundary: never in the middle of a batch."""
+        if self._next_plan is not None:
+            # two reloads before a batch boundary: a rule is unchanged only if it is unchanged
+            # since the plan running now, i.e. in both diffs (an edit, then the file watcher's
+            # reload of the same edit, must not pass the edited rule off as unchanged)
+            keep_rules = keep_rules & self._next_plan[1]
         self._next_plan = (plan, keep_rules)
         self.plan_applied.clear()
 
@@ -138,20 +143,28 @@ class Evaluator:
         plan, keep = self._next_plan
         self._next_plan = None
         unfilled = {s for s in plan.new_market().windows if s not in self.engine.market.windows}
-        self.engine, dropped = self.engine.with_plan(plan, keep)
+        old = self.engine
+        self.engine, dropped = old.with_plan(plan, keep)
         self.plan = plan
         if dropped:
+            now_ms = self.stats.last_event_ms or int(time.time() * 1000)  # the data's clock
+            retired = old.retire(dropped, now_ms, {i.rule for i in plan.instances})
             pipe = self.redis.pipeline(transaction=True)
-            pipe.hdel(self.keys.alert_state, *dropped)
-            # nor are they firing for delivery any more (inhibition): no resolve will come
+            fresh = self.engine.states
+            pipe.hset(self.keys.alert_state, mapping={k: fresh[k].to_json() for k in dropped})
+            # nor firing for delivery (inhibition); those that were told resolve just below
             pipe.hdel(self.keys.firing, *dropped)
+            for a in retired:
+                pipe.xadd(self.keys.outbox, {"alert": a.to_json()}, maxlen=self.maxlen,
+                          approximate=True)  # fmt: skip
             await pipe.execute()
+            self.stats.alerts += len(retired)
         if unfilled:
             await self._warm(unfilled)
         self.plan_applied.set()
         log.info(
             "rules reloaded: %d rule instances, %d headline rules; %d unchanged rules kept their "
-            "state, %d alert states dropped",
+            "state, %d alert states reset",
             len(plan.instances), len(plan.headline_rules), len(keep), len(dropped),
         )  # fmt: skip
 
