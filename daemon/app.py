@@ -22,6 +22,7 @@ from daemon import __version__
 from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.config import Config, ConfigError, mask_url
 from daemon.events import EarningsEvent, ms_to_dt
+from daemon.http import HttpServer
 from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.delivery import Delivery
@@ -84,6 +85,7 @@ class Daemon:
         self.embedded: EmbeddedRedis | None = None
         self.redis: Redis | None = None
         self.source_redis: Redis | None = None
+        self.http: HttpServer | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.sources: list[Source] = []
         self.notifiers: dict[str, Notifier] = {}
@@ -106,6 +108,16 @@ class Daemon:
         self.started_at = time.monotonic()
         s = self.cfg.settings
         self.redis = await self._connect()
+        if s.http.listen is not None:
+            self.http = HttpServer(self, *s.http.address)
+            try:
+                await self.http.start()
+            except OSError as e:
+                self.http = None
+                raise StartupError(
+                    f"cannot serve /healthz and /metrics on {s.http.listen}: {e.strerror or e}; "
+                    "pick another http.listen in alerts.yaml, or remove it"
+                ) from e
         maxlen = s.redis.stream_maxlen
         self._offline_earnings = list(self.cfg.earnings)
         await self._with_provider_calendar(self.cfg)
@@ -413,6 +425,9 @@ class Daemon:
     async def stop(self) -> None:
         """Stop sources and the evaluator, let the delivery under way finish, then close."""
         self._stop_watch.set()
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         for src in self.sources:  # before the scheduler: a feed's job ends cleanly, not cancelled
             with contextlib.suppress(Exception):
                 await src.aclose()
@@ -448,7 +463,11 @@ class Daemon:
 
     async def run_forever(self, stop: asyncio.Event) -> int:
         """Run until `stop` is set (SIGINT/SIGTERM) or a stage dies; returns the exit code."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # whatever started before the failure (embedded Redis, tasks)
+            raise
         try:
             stop_wait = asyncio.create_task(stop.wait())
             fail_wait = asyncio.create_task(self.failed.wait())

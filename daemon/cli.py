@@ -54,6 +54,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  channel   {name} ({ch.type}): {'off, ' + reason if reason else 'on'}")
     where = f"embedded, data in {s.redis.data_dir}" if not s.redis.url else "external"
     print(f"  redis:    {where}")
+    listen = cfg.settings.http.listen
+    print(f"  http:     /healthz and /metrics on {listen}" if listen else "  http:     off")
     return 0
 
 

@@ -63,6 +63,33 @@ class RedisSettings(_Model):
         return v
 
 
+class HttpSettings(_Model):
+    """`/healthz` and `/metrics` for the on-call engineer and Prometheus (daemon/http.py)."""
+
+    listen: str | None = Field(
+        None,
+        description='"host:port" to serve /healthz and /metrics on, e.g. "127.0.0.1:9464"; '
+        "port 0 picks a free one (logged); unset: no HTTP server. Keep it on loopback unless a "
+        "proxy guards it",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if not v:  # unset, or an empty ${TICKWATCH_HTTP_LISTEN:-}
+            return None
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"{v!r} is not host:port; write 127.0.0.1:9464")
+        return v
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.listen is not None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class EdgeSettings(_Model):
     """How strict the edge is with incoming events."""
 
@@ -105,6 +132,7 @@ class Settings(_Model):
     edge: EdgeSettings = Field(default_factory=lambda: EdgeSettings())
     evaluator: EvaluatorSettings = Field(default_factory=lambda: EvaluatorSettings())
     calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings())
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings())
     symbols: list[str] = Field(default_factory=list, description="Extra symbols to accept")
     groups: dict[str, list[str]] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(default_factory=list)

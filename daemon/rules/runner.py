@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -42,7 +42,6 @@ class EvaluatorStats:
     batches: int = 0
     warmed: int = 0
     last_event_ms: int = 0
-    by_state: dict[str, int] = field(default_factory=dict)
 
 
 class Evaluator:
