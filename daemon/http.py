@@ -185,8 +185,7 @@ class HttpServer:
             await self._runner.cleanup()
             raise
         if self.port == 0:  # an ephemeral port (tests): report the one the OS picked
-            server: Any = site._server
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = int(self._runner.addresses[0][1])
         if self.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("http: serving /healthz and /metrics on %s, beyond loopback", self.host)
         log.info("http: /healthz and /metrics on http://%s:%d", self.host, self.port)
