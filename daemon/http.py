@@ -1,11 +1,12 @@
-"""`/healthz` and `/metrics` over HTTP, for the on-call engineer and for Prometheus.
+"""`/healthz`, `/metrics` and `/status` over HTTP, for the on-call engineer and Prometheus.
 
 Off unless `http: {listen: "127.0.0.1:9464"}` is set in alerts.yaml. `/healthz` answers 200
 while Redis answers and nothing fatal happened (with each feed's state, so "degraded" shows a
 feed that is down while the rest runs), 503 otherwise, with the reasons. `/metrics` is the
 Prometheus text format, read from the running daemon at scrape time by one collector on a
 registry of its own: no prometheus_client globals, so several daemons (tests) share a process.
-Served by aiohttp, already a dependency (slack-sdk's async client), on the daemon's event loop.
+`/status` is `tickwatch status` as text. Served by aiohttp, already a dependency (slack-sdk's
+async client), on the daemon's event loop.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from daemon.sources.feed import FeedSource
+from daemon.status import report
 
 if TYPE_CHECKING:
     from daemon.app import Daemon
@@ -174,6 +176,7 @@ class HttpServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/status", self._status)
         self._runner = web.AppRunner(app, access_log=None)
 
     async def start(self) -> None:
@@ -198,6 +201,17 @@ class HttpServer:
         return web.Response(
             status=status, text=json.dumps(body, sort_keys=True), content_type="application/json"
         )
+
+    async def _status(self, _: web.Request) -> web.Response:
+        d = self.daemon
+        if d.redis is None:
+            return web.Response(status=503, text="daemon: starting or stopped\n")
+        try:
+            async with asyncio.timeout(5 * REDIS_TIMEOUT_S):
+                lines = await report(d.redis, d.keys, list(d.cfg.settings.channels))
+        except Exception as e:  # Redis away: say so rather than a bare 500
+            return web.Response(status=503, text=f"redis: {type(e).__name__}: {e}\n")
+        return web.Response(text="\n".join(lines) + "\n")
 
     async def _metrics(self, _: web.Request) -> web.Response:
         return web.Response(

@@ -18,7 +18,7 @@ from daemon.notify.admin import open_redis
 from daemon.notify.silences import SilenceStore
 from daemon.store.keys import Keys
 
-__all__ = ["status_lines"]
+__all__ = ["report", "status_lines"]
 
 
 def _age(seconds: float | None) -> str:
@@ -76,15 +76,19 @@ async def _channels(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
 
 
 async def status_lines(cfg: Config) -> list[str]:
-    keys = Keys(cfg.settings.redis.prefix)
     async with open_redis(cfg) as redis:
-        beat = await redis.get(keys.heartbeat)
-        lines = [f"daemon: {'alive, ' + beat if beat else 'NOT RUNNING (no heartbeat)'}"]
-        lines += ["feeds:", *await _feeds(redis, keys)]
-        lines += ["channels:", *await _channels(redis, keys, list(cfg.settings.channels))]
-        now = int(time.time() * 1000)
-        silences = await SilenceStore(redis, keys).active(now)
-        lines.append(f"silences: {len(silences)} active")
-        lines += [f"  {s.id} until {time.strftime('%H:%M', time.localtime(s.ends_ms / 1000))} "
-                  f"{' '.join(s.matchers)} ({s.author}: {s.reason})" for s in silences]  # fmt: skip
+        return await report(redis, Keys(cfg.settings.redis.prefix), list(cfg.settings.channels))
+
+
+async def report(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
+    """The status as lines of text: `tickwatch status`, and the daemon's `GET /status`."""
+    beat = await redis.get(keys.heartbeat)
+    lines = [f"daemon: {'alive, ' + beat if beat else 'NOT RUNNING (no heartbeat)'}"]
+    lines += ["feeds:", *await _feeds(redis, keys)]
+    lines += ["channels:", *await _channels(redis, keys, channels)]
+    now = int(time.time() * 1000)
+    silences = await SilenceStore(redis, keys).active(now)
+    lines.append(f"silences: {len(silences)} active")
+    lines += [f"  {s.id} until {time.strftime('%H:%M', time.localtime(s.ends_ms / 1000))} "
+              f"{' '.join(s.matchers)} ({s.author}: {s.reason})" for s in silences]  # fmt: skip
     return lines

@@ -79,6 +79,10 @@ async def test_metrics_count_ticks_alerts_and_deliveries(
         status, text = await get(port, "/healthz")
         assert status == 200, text
         assert '"status": "ok"' in text and '"redis": "ok"' in text
+
+        status, text = await get(port, "/status")  # `tickwatch status`, in a browser
+        assert status == 200
+        assert text.startswith("daemon: ") and "\nchannels:\n  console " in text, text
     finally:
         await daemon.stop()
     assert daemon.http is None
@@ -99,6 +103,8 @@ async def test_healthz_says_503_and_why_while_redis_is_away(tmp_path: Path) -> N
         assert "redis: " in text  # the reason, e.g. ConnectionError: ... refused
         status, _ = await get(daemon.http.port, "/metrics")  # metrics need no Redis
         assert status == 200
+        status, text = await get(daemon.http.port, "/status")
+        assert status == 503 and text.startswith("redis: "), text
     finally:
         await daemon.stop()
         server.stop()
