@@ -188,6 +188,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"tickwatch render: {e}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"{alert.rule} {alert.state} (made-up values), summary: {alert.summary}")
+    routed = [p.channel for p in previews]
+    if routed != list(alert.channels):
+        print(f"the route tree sends it to: {', '.join(routed) or 'no channel'} "
+              f"(the rule lists: {', '.join(alert.channels)}); "
+              "`tickwatch routes test` says why")  # fmt: skip
     for p in previews:
         print(f"\n--- {p.channel} ({p.kind}), from {p.source} ---")
         if p.error:

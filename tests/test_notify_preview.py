@@ -152,3 +152,16 @@ def test_render_resolved_and_unknown_rule(
     assert "RESOLVED warning nvda-high: NVDA 99.00 > 100.00 - calm" in sms.text
     assert main(["render", "nvda-hi"]) == 2
     assert "unknown rule 'nvda-hi' (did you mean 'nvda-high'?)" in capsys.readouterr().err
+
+
+def test_render_follows_the_route_tree(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A route that sends warnings to the desk only: the preview shows the desk, and says so."""
+    alerts = config_dir / "alerts.yaml"
+    alerts.write_text(alerts.read_text() + "route:\n  routes:\n"
+                      "    - {match: {severity: warning}, channels: [desk]}\n")  # fmt: skip
+    assert main(["render", "nvda-high"]) == 0  # the failing console variant is not reached
+    out = capsys.readouterr().out
+    assert "the route tree sends it to: desk (the rule lists: console, desk, phones)" in out
+    assert [p.split(" ", 1)[0] for p in out.split("\n--- ")[1:]] == ["desk"]

@@ -3,8 +3,9 @@
 `send_test_notice` sends one notice through a configured channel with the same code path the
 daemon uses (`Notifier.deliver`), so "it works from the CLI" means it works in the daemon.
 `render_rule` makes up a plausible alert for a rule (a value just past its level, its first
-symbol) and shows what each of the rule's channels would send, with the rule's real `message`
-and per-channel `messages:` templates; template errors are shown, not hidden by the fallback.
+symbol) and shows what each channel it would reach through the route tree would send, with the
+rule's real `message` and per-channel `messages:` templates; template errors are shown, not
+hidden by the fallback.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from daemon.alerts import AlertEvent, alert_key
 from daemon.config import Config
 from daemon.notify.base import DeliveryError, Notification
 from daemon.notify.registry import make_notifier
+from daemon.notify.routing import compile_routes, targets
 from daemon.notify.templates import render, variant_for
 from daemon.rules.schema import BandCond, CrossesCond, PctMoveCond, Rule, SpreadCond, ThresholdCond
 from daemon.rules.template import DEFAULT_MESSAGES, DEFAULT_RESOLVED, placeholders
@@ -205,10 +207,11 @@ def sample_alert(
 def render_rule(
     cfg: Config, rule_name: str, state: Literal["firing", "resolved"] = "firing"
 ) -> tuple[AlertEvent, list[Preview]]:
-    """The made-up alert and what each of the rule's channels would send for it."""
+    """The made-up alert and what each channel it would reach sends for it: the rule's own
+    channels, or those the route tree (`route:`) picks instead."""
     alert = sample_alert(cfg, rule_name, state)
     out: list[Preview] = []
-    for channel in alert.channels:
+    for channel in [t.channel for t in targets(compile_routes(cfg.settings.route), alert)]:
         if channel not in cfg.settings.channels:
             continue  # reported by `tickwatch check`
         notifier = make_notifier(channel, cfg.channel(channel))
