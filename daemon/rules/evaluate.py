@@ -24,6 +24,11 @@ __all__ = ["Engine", "rule_of"]
 _ONE_SHOT_TRIGGERS = frozenset({"every_time", "once_per_bar", "once_per_bar_close"})
 
 
+def _resolves(inst: Instance) -> bool:
+    """False for one-shot alerts (a crossing, a per-bar or every-time trigger): no resolve."""
+    return not (inst.cond.event or inst.trigger in _ONE_SHOT_TRIGGERS)
+
+
 def rule_of(key: str) -> str:
     """The rule name of an alert key (`big-move{symbol=NVDA}` → `big-move`)."""
     return key.split("{", 1)[0]
@@ -98,9 +103,7 @@ class Engine:
             st, inst = self.states.get(key), by_key.get(key)
             if st is None or inst is None or st.state != "firing" or not st.notified:
                 continue
-            if not inst.policy.notify_resolved or inst.cond.event:
-                continue
-            if inst.trigger in _ONE_SHOT_TRIGGERS:
+            if not inst.policy.notify_resolved or not _resolves(inst):
                 continue
             how = "changed" if inst.rule in rules_left else "removed"
             labels = " ".join(f"{k}={v}" for k, v in sorted(inst.labels.items()))
@@ -304,7 +307,7 @@ class Engine:
             comparison=r.comparison,
             values=_with_series(r.values, self.market, inst.labels.get("symbol")),
             templates=inst.templates,
-            resolves=not (inst.cond.event or inst.trigger in _ONE_SHOT_TRIGGERS),
+            resolves=_resolves(inst),
         )
         return _with_summary(ev, inst.resolved_template if told == "resolved" else inst.template)
 
