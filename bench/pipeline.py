@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 from daemon.config import load_config  # noqa: E402
 from daemon.events import Headline, Tick  # noqa: E402
-from daemon.rules.compile import compile_rules  # noqa: E402
 from daemon.rules.evaluate import Engine  # noqa: E402
 from daemon.rules.runner import Evaluator  # noqa: E402
 from daemon.sources.base import SourceContext  # noqa: E402
@@ -51,7 +50,7 @@ async def raw_xadd(redis: Redis, ticks: list[Tick], keys: Keys) -> float:
 async def full_pipeline(redis: Redis, keys: Keys, n_ticks: int) -> tuple[float, int]:
     """Replay source and evaluator running concurrently, until every tick is evaluated."""
     cfg = load_config(ROOT / "alerts.yaml", env={})
-    plan = compile_rules(cfg)
+    plan = cfg.compile()
     store = StreamStore(redis, keys)
     ctx = SourceContext(store, EdgeFilter(cfg.universe), ROOT)
     source = ReplaySource(
@@ -75,7 +74,7 @@ async def full_pipeline(redis: Redis, keys: Keys, n_ticks: int) -> tuple[float, 
 
 def engine_only(ticks: list[Tick], news: list[Headline]) -> float:
     cfg = load_config(ROOT / "alerts.yaml", env={})
-    engine = Engine(compile_rules(cfg))
+    engine = Engine(cfg.compile())
     t0 = time.perf_counter()
     for t in ticks:
         engine.on_tick(t)

@@ -19,9 +19,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from daemon import __version__
-from daemon.alerts import NEW_YORK, AlertEvent
+from daemon.alerts import AlertEvent
 from daemon.config import Config, ConfigError, mask_url
-from daemon.events import EarningsEvent, ms_to_dt
+from daemon.events import EarningsEvent
 from daemon.http import HttpServer
 from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
@@ -36,9 +36,7 @@ from daemon.reload import (
     problems_digest,
     watch_files,
 )
-from daemon.rules.compile import Plan, compile_rules
 from daemon.rules.runner import Evaluator
-from daemon.rules.timers import Timer, timers_after
 from daemon.sources.alpaca_rest import AlpacaBackfillSource, run_backfills
 from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.base import FatalSourceError, Source, SourceContext
@@ -48,7 +46,7 @@ from daemon.sources.earnings import (
     merge_earnings,
 )
 from daemon.sources.normalize import EdgeFilter
-from daemon.sources.registry import BUILTIN_SOURCES
+from daemon.sources.registry import source_class
 from daemon.store.connect import connect, dedicated
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
@@ -121,7 +119,7 @@ class Daemon:
         maxlen = s.redis.stream_maxlen
         self._offline_earnings = list(self.cfg.earnings)
         await self._with_provider_calendar(self.cfg)
-        plan = compile_rules(self.cfg)
+        plan = self.cfg.compile()
         self.notifiers = self._build_notifiers()
         ev = s.evaluator
         self.evaluator = Evaluator(
@@ -162,7 +160,7 @@ class Daemon:
             arbiter=FeedArbiter(),
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.sources = [BUILTIN_SOURCES[sc.type](sc, ctx) for sc in s.sources if sc.enabled]
+        self.sources = [source_class(sc.type)(sc, ctx) for sc in s.sources if sc.enabled]
         for src in self.sources:
             if isinstance(src, EarningsCalendarSource):
                 src.on_update = self._calendar_changed
@@ -171,7 +169,6 @@ class Daemon:
             self._spawn(self._backfill_then_stream(), "backfill")
         else:
             self._schedule_sources()
-        self._schedule_timers(plan)
         self.scheduler.add_job(self._heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat",
                                max_instances=1, coalesce=True)  # fmt: skip
         self.scheduler.start()
@@ -276,39 +273,9 @@ class Daemon:
                 return
             self.cfg.earnings = self._offline_earnings
             await self._with_provider_calendar(self.cfg)
-            plan = compile_rules(self.cfg)
+            plan = self.cfg.compile()
             self.evaluator.use_plan(plan, {lr.rule.name for lr in self.cfg.rules})
-            if self.scheduler is not None:
-                self._schedule_timers(plan)
             log.info("earnings calendar updated: %d report(s) known", len(self.cfg.earnings))
-
-    # --- time-driven rules ----------------------------------------------------------------
-    def _schedule_timers(self, plan: Plan) -> None:
-        """(Re)schedule every earnings reminder still to come as an APScheduler date job."""
-        assert self.scheduler is not None
-        for job in self.scheduler.get_jobs():
-            if job.id.startswith("timer:"):
-                job.remove()
-        timers = timers_after(plan.reminder_rules, self.cfg.earnings, int(time.time() * 1000))
-        for t in timers:
-            self.scheduler.add_job(
-                self._fire_timer, "date", run_date=ms_to_dt(t.fire_ms), args=[t], id=t.job_id,
-                misfire_grace_time=300, replace_existing=True,
-            )  # fmt: skip
-        if timers:
-            nxt = timers[0]
-            log.info(
-                "%d reminder(s) scheduled; next: %s for %s at %s",
-                len(timers), nxt.rule.rule, nxt.event.symbol,
-                ms_to_dt(nxt.fire_ms).astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
-            )  # fmt: skip
-
-    async def _fire_timer(self, timer: Timer) -> None:
-        if self.redis is None:
-            return
-        alert = timer.alert()
-        await self.redis.xadd(self.keys.outbox, {"alert": alert.to_json()})
-        log.info("reminder due: %s", alert.summary)
 
     # --- hot reload -------------------------------------------------------------------------
     async def _files_changed(self, paths: set[str]) -> None:
@@ -340,7 +307,7 @@ class Daemon:
         result = diff_rules(self.cfg, new)
         self._offline_earnings = list(new.earnings)
         await self._with_provider_calendar(new)
-        plan = compile_rules(new)
+        plan = new.compile()
         self.evaluator.use_plan(plan, set(result.unchanged))
         if self.edge is not None and self.edge.universe != new.universe:
             self.edge.universe = new.universe
@@ -363,8 +330,6 @@ class Daemon:
                 ", ".join(result.needs_restart),
             )
         self.cfg = new
-        if self.scheduler is not None:
-            self._schedule_timers(plan)
         log.info("reload (%s) %s", reason, result.summary())
         self.reloads.append(result)
         return result

@@ -14,11 +14,19 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from daemon.durations import Duration
 from daemon.events import EarningsEvent
@@ -28,10 +36,12 @@ from daemon.notify.inhibit import InhibitRule
 from daemon.notify.registry import channel_config_models
 from daemon.notify.routing import RouteConfig
 from daemon.notify.templates import check_messages
+from daemon.rules.compile import Plan, compile_rules
 from daemon.rules.expr import ExprError, compile_expr
-from daemon.rules.schema import Rule, RuleFile
+from daemon.rules.groups import expand
+from daemon.rules.schema import CrossesCond, Rule, RuleFile
 from daemon.rules.template import check_template
-from daemon.sources.calendar import load_earnings_csv
+from daemon.sources.calendar import load_anchors_csv, load_earnings_csv
 from daemon.sources.registry import source_config_models
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
 
@@ -155,6 +165,13 @@ class Settings(_Model):
         "notice says what was skipped)",
     )
     rules: list[Rule] = Field(default_factory=list)
+    anchors: dict[str, dict[date, PositiveFloat]] = Field(
+        default_factory=dict,
+        description="Prices that returns since a date are measured from, per symbol and date: "
+        "{XMAG: {2026-01-01: 25.0}} is XMAG as 2026 began (the 2025 close). History that "
+        "reaches back past the date wins",
+    )
+    anchors_csv: Path | None = Field(None, description="Anchor prices as CSV: symbol,date,price")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -175,6 +192,8 @@ class Config:
     env_vars: dict[Path_, list[str]] = field(default_factory=dict)
     #: Earnings reports from the calendar file, sorted by date.
     earnings: list[EarningsEvent] = field(default_factory=list)
+    #: Configured anchor prices (`anchors:` and `anchors_csv:`), by (symbol, date).
+    anchors: dict[tuple[str, date], float] = field(default_factory=dict)
     #: The file this was loaded from, and the environment used: a reload reads them again.
     path: Path = Path("alerts.yaml")
     env: typing.Mapping[str, str] | None = None
@@ -201,13 +220,22 @@ class Config:
 
     def expand(self, ref: str | list[str] | None) -> list[str]:
         """Symbols named by a symbol, a group, or a list of either, in order, de-duplicated."""
-        refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
-        out: list[str] = []
-        for r in refs:
-            for sym in self.settings.groups.get(r, [r]):
-                if sym not in out:
-                    out.append(sym)
-        return out
+        return expand(self.settings.groups, ref)
+
+    def compile(
+        self,
+        rules: typing.Iterable[Rule] | None = None,
+        earnings: typing.Sequence[EarningsEvent] | None = None,
+    ) -> Plan:
+        """The evaluation plan for this config's rules (or `rules`), with its groups and
+        calendar (or `earnings`): `compile_rules` itself takes no Config, so the engine
+        never imports this module."""
+        return compile_rules(
+            (lr.rule for lr in self.rules) if rules is None else rules,
+            groups=self.settings.groups,
+            earnings=self.earnings if earnings is None else earnings,
+            anchors=self.anchors,
+        )
 
     @property
     def universe(self) -> frozenset[str]:
@@ -295,10 +323,14 @@ def rule_symbols(rule: Rule, cfg: Config) -> list[str]:
                 refs.extend(sorted(compile_expr(w.expr or "").symbols))
             continue
         cond = w.condition
-        for attr in ("symbols", "a", "b"):
-            v = getattr(cond, attr, None)
-            if v is not None:
-                refs.extend(cfg.expand(v))
+        if isinstance(cond, CrossesCond) and cond.expr is not None:
+            with contextlib.suppress(ExprError):
+                refs.extend(sorted(compile_expr(cond.expr, condition=False).symbols))
+        for part in (cond, getattr(cond, "spread", None)):
+            for attr in ("symbols", "a", "b"):
+                v = getattr(part, attr, None)
+                if v is not None:
+                    refs.extend(cfg.expand(v))
     return refs
 
 
@@ -361,6 +393,13 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
         cal = base / settings.calendar.earnings
         cfg.earnings, found = load_earnings_csv(cal, _display(cal, base))
         problems += found
+    if settings.anchors_csv is not None:
+        anchors_path = base / settings.anchors_csv
+        cfg.anchors, found = load_anchors_csv(anchors_path, _display(anchors_path, base))
+        problems += found
+    for sym, by_day in settings.anchors.items():  # written in alerts.yaml: wins over the CSV
+        for day, price in by_day.items():
+            cfg.anchors[(sym, day)] = price
     problems += _cross_check(cfg, src, sources, rule_paths)
     if problems:
         raise ConfigError(problems)
@@ -441,16 +480,26 @@ def _cross_check(
                     problems.append(rsrc.problem((*wpath, "expr"), f"{e}{col}"))
                 continue
             cond = w.condition
-            for attr in ("symbols", "a", "b"):
-                ref = getattr(cond, attr, None)
-                refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
-                for r_i, r in enumerate(refs):
-                    where: Path_ = (*wpath, kind, attr)
-                    if isinstance(ref, list):
-                        where = (*where, r_i)
-                    msg = _check_ref(r, s.groups, allow_group=attr == "symbols")
-                    if msg:
-                        problems.append(rsrc.problem(where, msg))
+            if isinstance(cond, CrossesCond) and cond.expr is not None:
+                try:
+                    compile_expr(cond.expr, condition=False)
+                except ExprError as e:
+                    col = f" (column {e.column})" if getattr(e, "column", None) else ""
+                    problems.append(rsrc.problem((*wpath, kind, "expr"), f"{e}{col}"))
+            parts: list[tuple[Any, Path_]] = [(cond, (*wpath, kind))]
+            if getattr(cond, "spread", None) is not None:
+                parts.append((cond.spread, (*wpath, kind, "spread")))  # type: ignore[union-attr]
+            for part, at in parts:
+                for attr in ("symbols", "a", "b"):
+                    ref = getattr(part, attr, None)
+                    refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
+                    for r_i, r in enumerate(refs):
+                        where: Path_ = (*at, attr)
+                        if isinstance(ref, list):
+                            where = (*where, r_i)
+                        msg = _check_ref(r, s.groups, allow_group=attr == "symbols")
+                        if msg:
+                            problems.append(rsrc.problem(where, msg))
         for c_i, ch in enumerate(rule.channels):
             if ch not in s.channels:
                 known = ", ".join(sorted(s.channels)) or "(none configured)"

@@ -40,7 +40,11 @@ def ms_to_dt(ms: int) -> datetime:
 
 @dataclass(slots=True, frozen=True)
 class Tick:
-    """One price observation. For bars, `price` is the close and `ts_ms` the bar's end."""
+    """One price observation. For bars, `price` is the close and `ts_ms` the bar's end.
+
+    `history`: a price from the past (a backfill, or a replay before its `start`) that warms
+    prices, windows and anchors but is never judged, so it can never fire an alert.
+    """
 
     symbol: str
     ts_ms: int
@@ -50,6 +54,7 @@ class Tick:
     ask: float | None = None
     kind: TickKind = "trade"
     source: str = ""
+    history: bool = False
 
     @property
     def ts(self) -> datetime:
@@ -70,6 +75,8 @@ class Tick:
             f += ("b", repr(self.bid))
         if self.ask is not None:
             f += ("a", repr(self.ask))
+        if self.history:
+            f += ("h", "1")
         return f
 
     @classmethod
@@ -85,6 +92,7 @@ class Tick:
             ask=float(ask) if ask is not None else None,
             kind=f.get("k", "trade"),  # type: ignore[arg-type]
             source=f.get("src", ""),
+            history=f.get("h") == "1",
         )
 
 

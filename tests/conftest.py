@@ -16,7 +16,6 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from daemon.config import load_config
-from daemon.rules.compile import compile_rules
 from daemon.rules.evaluate import Engine
 from daemon.store.connect import connect
 from daemon.store.embedded import EmbeddedRedis
@@ -78,6 +77,6 @@ def make_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeEngine:
 
     def make(rules: str) -> Engine:
         (tmp_path / "rules" / "r.yaml").write_text(rules)
-        return Engine(compile_rules(load_config(tmp_path / "alerts.yaml", env={})))
+        return Engine(load_config(tmp_path / "alerts.yaml", env={}).compile())
 
     return make

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
@@ -100,13 +101,15 @@ rules:
     try:
         await wait_until(lambda: any(e.symbol == "MSFT" for e in daemon.cfg.earnings), 20,
                          "the provider's report in the calendar")  # fmt: skip
-        assert daemon.scheduler is not None
-        jobs = [j for j in daemon.scheduler.get_jobs() if j.id.startswith("timer:")]
-        assert len(jobs) == 1 and "MSFT" in jobs[0].id
-        assert jobs[0].next_run_time.date() == report - dt.timedelta(days=1)
-        # the earnings-window rule's measure knows the report too, from the evaluator's next batch
+        # the reminder and the earnings-window rule's measure know the report, from the
+        # evaluator's next batch on
         evaluator = daemon.evaluator
         assert evaluator is not None
+        await wait_until(lambda: evaluator.driver.upcoming(), 20, "the reminder to come")
+        timers = evaluator.driver.upcoming()
+        assert len(timers) == 1 and timers[0].event.symbol == "MSFT"
+        due = dt.datetime.fromtimestamp(timers[0].fire_ms / 1000, ZoneInfo("America/New_York"))
+        assert (due.date(), due.hour) == (report - dt.timedelta(days=1), 18)
 
         def known() -> list[dt.date]:
             conds = [i.cond for i in evaluator.plan.instances if i.key == "around{symbol=MSFT}"]

@@ -128,6 +128,7 @@ async def test_pages_across_symbols_in_time_order_at_bar_end(alpaca_rest: FakeAl
     ]  # fmt: skip
     first = ticks[0]
     assert first.kind == "bar" and first.price == 190 and first.size == 100
+    assert first.history  # warms the rules, never judged
     assert first.source == "alpaca"
 
 
@@ -268,7 +269,9 @@ async def test_backfill_writes_recent_bars_in_time_order(
     assert {t.symbol for t in ticks} == {"AAPL", "NVDA"}
     assert [t.ts_ms for t in ticks] == sorted(t.ts_ms for t in ticks)
     cutoff = ms(now - dt.timedelta(hours=2))
-    assert all(t.ts_ms > cutoff and t.kind == "bar" and t.source == "warmup" for t in ticks)
+    assert all(
+        t.ts_ms > cutoff and t.kind == "bar" and t.source == "warmup" and t.history for t in ticks
+    )
     assert 235 <= len(ticks) <= 240
     assert ticks[-1].ts_ms == ms(now.replace(second=0, microsecond=0))  # last bar's end
     assert (await src.ctx.store.cursor("warmup"))["until"]

@@ -1,8 +1,9 @@
 """End to end: shipped alerts.yaml and rules, sample replay, real Redis, fake Slack and Twilio.
 
-The expected spread alert is recomputed here from the CSV with a plain loop over the rows that
-follows the rule's documented semantics (YTD anchor = last 2025 close; pending from the first
-tick below 8, firing once it has held 15 minutes), independently of the engine.
+The expected spread alert is recomputed here from the CSV with a plain loop over the bars that
+follows the rule's documented semantics (judged at each bar end where both legs have a bar;
+YTD anchor = last 2025 close; pending from the first bar below 8, firing once it has held 15
+minutes), independently of the engine.
 """
 
 from __future__ import annotations
@@ -32,10 +33,15 @@ SPREAD_RULE = "xmag-mags-ytd-spread-compresses"
 
 
 def expected_spread_alert(ticks_csv: Path) -> tuple[datetime, float, float, float]:
-    """(fire time, spread, XMAG YTD %, MAGS YTD %) by walking the bars in file order."""
+    """(fire time, spread, XMAG YTD %, MAGS YTD %), judging the pair once per bar time.
+
+    A two-symbol rule is judged only at a bar end where both XMAG and MAGS have a bar, after
+    both are applied (never this minute's MAGS against last minute's XMAG), so the row order
+    within one timestamp cannot matter. The anchors are the last 2025 closes.
+    """
     anchor: dict[str, float] = {}
-    last: dict[str, float] = {}
-    pending_since: datetime | None = None
+    anchor_start: dict[str, datetime] = {}
+    bars: dict[datetime, dict[str, float]] = {}  # bar end -> symbol -> close
     with gzip.open(ticks_csv, "rt") as f:
         for row in csv.DictReader(f):
             sym = row["symbol"]
@@ -44,23 +50,27 @@ def expected_spread_alert(ticks_csv: Path) -> tuple[datetime, float, float, floa
             start = datetime.fromisoformat(row["ts"].replace("Z", "+00:00"))
             close = float(row["close"])
             if start.astimezone(NY).year == 2025:
-                anchor[sym] = close
+                if sym not in anchor_start or start >= anchor_start[sym]:
+                    anchor_start[sym], anchor[sym] = start, close
                 continue
             if start.year > 2030 or close != close or close <= 0:
                 continue  # the deliberately bad rows
             end = start + timedelta(minutes=1)  # a bar is told at its end
-            last[sym] = close
-            if len(last) < 2:
-                continue
-            xa = (last["XMAG"] / anchor["XMAG"] - 1) * 100
-            ma = (last["MAGS"] / anchor["MAGS"] - 1) * 100
-            spread = xa - ma
-            if spread < 8:
-                pending_since = pending_since or end
-                if (end - pending_since).total_seconds() >= 15 * 60:
-                    return end, spread, xa, ma
-            else:
-                pending_since = None
+            bars.setdefault(end, {})[sym] = close  # a repeated bar: the last one stands
+    pending_since: datetime | None = None
+    for end in sorted(bars):
+        legs = bars[end]
+        if len(legs) < 2:
+            continue  # one leg has no bar at this time: the pair is not judged
+        xa = (legs["XMAG"] / anchor["XMAG"] - 1) * 100
+        ma = (legs["MAGS"] / anchor["MAGS"] - 1) * 100
+        spread = xa - ma
+        if spread < 8:
+            pending_since = pending_since or end
+            if (end - pending_since).total_seconds() >= 15 * 60:
+                return end, spread, xa, ma
+        else:
+            pending_since = None
     raise AssertionError("the sample data never fires the spread rule")
 
 
@@ -89,9 +99,9 @@ def slack_alert_ids(slack: FakeSlackServer) -> list[str]:
     ids = []
     for rec in slack.requests:
         if rec.path.endswith("chat.postMessage") and rec.status == 200:
-            m = re.search(r"alert (\S+)", str(rec.body.get("attachments")))
+            m = re.search(r"alert ([^\s'\"]+)", str(rec.body.get("attachments")))
             assert m, rec.body
-            ids.append(m.group(1).rstrip("'\"}]"))
+            ids.append(m.group(1))
     return ids
 
 

@@ -85,6 +85,8 @@ async def test_signed_json_arrives_and_verifies(
         "summary": "XMAG-MAGS YTD spread compressed to 7.98 points",
         "time": "2026-04-09T17:47:00Z",
         "ts_ms": alert.ts_ms,
+        "inputs": [],
+        "rule_version": "",
     }
 
 

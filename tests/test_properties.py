@@ -114,11 +114,16 @@ def expected(df: pd.DataFrame, leaf: Leaf, for_ms: int, cooldown_ms: int) -> Tra
 
 
 def rules_yaml(when: dict[str, Any], for_ms: int = 0, cooldown_ms: int = 0) -> str:
+    """One rule. Its legs (if it reads several symbols) are judged on each other's last price
+    however far apart they ticked (`max_skew: 3650d`): these properties are about what each
+    condition computes, against pandas forward-filling each leg; alignment of legs has its own
+    tests (tests/test_aligned_legs.py, tests/test_alignment.py)."""
     rule = {
         "name": "prop",
         "when": when,
         "for": f"{for_ms}ms",
         "cooldown": f"{cooldown_ms}ms",
+        "max_skew": "3650d",
         "channels": ["console"],
     }
     return yaml.safe_dump({"rules": [rule]}, sort_keys=False)

@@ -11,7 +11,6 @@ from redis.asyncio import Redis
 from daemon.alerts import AlertEvent
 from daemon.config import load_config
 from daemon.events import Headline, Tick
-from daemon.rules.compile import compile_rules
 from daemon.rules.runner import Evaluator
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
@@ -39,7 +38,7 @@ T0 = 1_775_000_000_000  # 2026-03-31
 def plan_for(tmp_path: Path, for_: str = "0"):  # type: ignore[no-untyped-def]
     p = tmp_path / "alerts.yaml"
     p.write_text(CONFIG.format(for_=for_))
-    return compile_rules(load_config(p, env={}))
+    return load_config(p, env={}).compile()
 
 
 async def outbox(redis: Redis, keys: Keys) -> list[AlertEvent]:
@@ -162,7 +161,7 @@ async def test_expression_windows_are_rebuilt_from_history_after_restart(
         "channels: {console: {type: console}}\nrules:\n  - name: sma-high\n"
         '    when: {expr: "sma(price(NVDA), 10m, 2) > 104"}\n    channels: [console]\n'
     )
-    plan = compile_rules(load_config(p, env={}))
+    plan = load_config(p, env={}).compile()
     store = StreamStore(redis, keys)
     await store.write([Tick("NVDA", T0 + i * MIN, 100.0 + i) for i in range(5)])  # 100..104
     await drain(Evaluator(redis, keys, plan))
@@ -170,7 +169,7 @@ async def test_expression_windows_are_rebuilt_from_history_after_restart(
 
     # restart: the 10-minute mean must include the five earlier prices, not start afresh
     await store.write([Tick("NVDA", T0 + 5 * MIN, 130.0)])
-    await drain(Evaluator(redis, keys, compile_rules(load_config(p, env={}))))
+    await drain(Evaluator(redis, keys, load_config(p, env={}).compile()))
     alerts = await outbox(redis, keys)
     expected_mean = (100 + 101 + 102 + 103 + 104 + 130) / 6  # 106.67 > 104
     assert [(a.key, round(a.value or 0, 6)) for a in alerts] == [
@@ -187,7 +186,7 @@ async def test_a_ytd_rule_without_its_year_start_price_is_reported_once(
         "    when: {spread: {a: XMAG, b: MAGS, as: return, since: ytd, below: 8}}\n"
         "    channels: [console]\n"
     )
-    ev = Evaluator(redis, keys, compile_rules(load_config(p, env={})))
+    ev = Evaluator(redis, keys, load_config(p, env={}).compile())
     ev.anchor_check_every = 2
     ev._next_anchor_check = 2
     store = StreamStore(redis, keys)

@@ -60,7 +60,9 @@ def test_the_condition_catalogue_is_valid_and_covers_every_kind(repo: Path, tmp_
         .replace("data/earnings.csv", f"{repo}/data/earnings.csv")
     )  # fmt: skip
     cfg = load_config(tmp_path / "alerts.yaml", env={})
-    plan = compile_rules(cfg)
+    plan = compile_rules(
+        (lr.rule for lr in cfg.rules), groups=cfg.settings.groups, earnings=cfg.earnings
+    )
     assert len(cfg.rules) >= 20 and plan.instances and plan.reminder_rules
     kinds = {w.kind for lr in cfg.rules for w in lr.rule.when.walk()}
     assert set(CONDITION_KINDS) - {"any", "not"} <= kinds

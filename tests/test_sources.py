@@ -87,6 +87,22 @@ async def test_replay_writes_good_events_and_counts_each_refusal(
     assert latest["BBB"].split()[0] == "21.0"
 
 
+async def test_replay_before_its_start_is_history_that_never_alerts(
+    files: Path, redis: Redis, keys: Keys
+) -> None:
+    import datetime as dt
+
+    start = dt.datetime(2026, 3, 16, 13, 32, tzinfo=dt.UTC)
+    await replay(files, redis, keys, start=start).run()
+    ticks = [Tick.from_fields(f) for _, f in await redis.xrange(keys.ticks)]
+    # the 13:30 bars (told at 13:31) are history; BBB's 13:33 bar (told 13:34) is live
+    assert [(t.symbol, t.history) for t in ticks] == [
+        ("AAA", True), ("BBB", True), ("BBB", False)]  # fmt: skip
+    assert await redis.xlen(keys.news) == 0  # the 13:31:30 headline is before the start
+    with pytest.raises(ValueError, match="needs a zone"):
+        ReplayConfig(type="replay", name="t", start=dt.datetime(2026, 3, 16))
+
+
 async def test_replay_resumes_from_its_cursor(files: Path, redis: Redis, keys: Keys) -> None:
     await replay(files, redis, keys, batch=1).run()
     n = await redis.xlen(keys.ticks)

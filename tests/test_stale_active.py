@@ -9,7 +9,6 @@ from redis.asyncio import Redis
 from daemon.alerts import AlertEvent
 from daemon.config import load_config
 from daemon.events import Tick
-from daemon.rules.compile import compile_rules
 from daemon.rules.runner import Evaluator
 from daemon.store.keys import Keys
 from tests.conftest import MakeEngine
@@ -82,7 +81,7 @@ async def test_evaluator_clock_check_commits_stale_alerts(
         "channels: {console: {type: console}}\nrules:\n  - name: nvda-silent\n"
         "    when: {stale: {symbols: NVDA, after: 5m}}\n    channels: [console]\n"
     )
-    ev = Evaluator(redis, keys, compile_rules(load_config(tmp_path / "alerts.yaml", env={})))
+    ev = Evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile())
     await ev.restore()
     t = ny(2026, 3, 16, 10, 0)
     ev.engine.on_tick(Tick("NVDA", t, 100.0))
@@ -93,9 +92,30 @@ async def test_evaluator_clock_check_commits_stale_alerts(
     rows = await redis.xrange(keys.outbox)
     assert len(rows) == 1 and "nvda-silent" in rows[0][1]["alert"]
     assert await redis.hget(keys.alert_state, "nvda-silent{symbol=NVDA}") is not None
-    # a replay of old data (event time far behind the wall clock) never trips the clock check
-    ev.stats.last_event_ms = t - 86_400_000
+    # a replay of old data (ticks arriving with event time far behind the wall clock) never
+    # trips the clock check
+    old = Tick("NVDA", t - 86_400_000, 100.0)
+    await ev.process([(keys.ticks, "1-1", old.to_fields())])
     assert await ev.check_clock(t + 60 * MIN) == []
+
+
+async def test_a_live_feed_silent_longer_than_the_replay_cutoff_is_still_checked(
+    tmp_path: Path, redis: Redis, keys: Keys
+) -> None:
+    (tmp_path / "alerts.yaml").write_text(
+        "channels: {console: {type: console}}\nrules:\n  - name: nvda-silent\n"
+        "    when: {stale: {symbols: NVDA, after: 20m}}\n    channels: [console]\n"
+    )
+    t = ny(2026, 3, 16, 10, 0)
+    now = [t + 150]  # the tick arrives 150 ms after its event time: a live feed
+    ev = Evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile(),
+                   clock=lambda: now[0])  # fmt: skip
+    await ev.restore()
+    await ev.process([(keys.ticks, "1-1", Tick("NVDA", t, 100.0).to_fields())])
+    now[0] = t + 19 * MIN
+    assert await ev.check_clock() == []
+    now[0] = t + 21 * MIN  # 21 minutes of silence: more than the 15 that tell a replay apart
+    assert [a.key for a in await ev.check_clock()] == ["nvda-silent{symbol=NVDA}"]
 
 
 async def test_a_daemon_started_mid_session_does_not_report_every_feed_overdue(
@@ -105,7 +125,7 @@ async def test_a_daemon_started_mid_session_does_not_report_every_feed_overdue(
         "channels: {console: {type: console}}\nrules:\n  - name: silent\n"
         "    when: {stale: {symbols: [NVDA, MSFT], after: 5m}}\n    channels: [console]\n"
     )
-    ev = Evaluator(redis, keys, compile_rules(load_config(tmp_path / "alerts.yaml", env={})))
+    ev = Evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile())
     await ev.restore()
     started = ev.engine.market.first_ms
     assert started > 0

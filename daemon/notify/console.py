@@ -38,7 +38,10 @@ def _value_name(alert: AlertEvent) -> str:
 
 
 def console_line(alert: AlertEvent) -> str:
-    """`2026-04-09 13:47 ET  FIRING  warning  rule  spread=7.98 below 8  | summary`."""
+    """`2026-04-09 13:47 ET  FIRING  warning  rule  spread=7.98 below 8  v3f2a9c1e  | summary`.
+
+    The `v…` is the rule's version (`AlertEvent.rule_version`), shown when the event has one.
+    """
     parts = [
         f"{alert.time_ny:%Y-%m-%d %H:%M} ET",
         "RESOLVED" if alert.state == "resolved" else "FIRING",
@@ -48,6 +51,8 @@ def console_line(alert: AlertEvent) -> str:
     cmp = compare_text(alert, fmt=_plain)
     if cmp:
         parts.append(f"{_value_name(alert)}={cmp}")
+    if alert.rule_version:
+        parts.append(f"v{alert.rule_version}")
     line = "  ".join(parts)
     summary = " ".join(alert.summary.split())
     return f"{line}  | {summary}" if summary else line

@@ -11,29 +11,32 @@ stale install (entry points from before a channel was added) never loses one. A 
 to import, is not a `Notifier`, or claims a type that is already taken is logged with its name and
 the reason and skipped: a broken plugin never stops the daemon.
 
+Nothing is imported until a notifier or config model is first asked for: the built-ins are named
+here as "module:Class", so importing this module does not drag in aiohttp, slack_sdk or twilio.
+
 Config parsing builds a discriminated union on `type` from `channel_config_models()`, so a typo in
 `type:` or in a channel's fields is reported against that channel's own model.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import re
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
 from importlib.metadata import entry_points
-from typing import Final, get_args
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, get_args
 
-from daemon.notify.apprise import AppriseNotifier
 from daemon.notify.base import ChannelConfig, Notifier
-from daemon.notify.console import ConsoleNotifier
-from daemon.notify.slack import SlackNotifier
-from daemon.notify.sms import SmsNotifier
-from daemon.notify.webhook import WebhookNotifier
 
 __all__ = [
     "BUILTIN_NOTIFIERS",
+    "BUILTIN_PATHS",
     "ENTRY_POINT_GROUP",
+    "builtin_notifiers",
     "channel_config_models",
     "discover_notifiers",
     "make_notifier",
@@ -46,10 +49,40 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP: Final = "tickwatch.notifiers"
 _KIND: Final = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
-BUILTIN_NOTIFIERS: Final[dict[str, type[Notifier]]] = {
-    cls.kind: cls
-    for cls in (ConsoleNotifier, SlackNotifier, SmsNotifier, WebhookNotifier, AppriseNotifier)
-}
+#: Channel type → "module:Class" of the built-in serving it, imported on first use.
+BUILTIN_PATHS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "console": "daemon.notify.console:ConsoleNotifier",
+        "slack": "daemon.notify.slack:SlackNotifier",
+        "sms": "daemon.notify.sms:SmsNotifier",
+        "webhook": "daemon.notify.webhook:WebhookNotifier",
+        "apprise": "daemon.notify.apprise:AppriseNotifier",
+    }
+)
+
+if TYPE_CHECKING:
+    #: The built-in classes by channel type (a lazy module attribute: see `__getattr__`).
+    BUILTIN_NOTIFIERS: dict[str, type[Notifier]]
+
+
+@cache
+def builtin_notifiers() -> dict[str, type[Notifier]]:
+    """The built-in notifier classes by channel type, imported once. A built-in that fails to
+    import is our bug, not a plugin's: it raises rather than being skipped."""
+    found: dict[str, type[Notifier]] = {}
+    for kind, path in BUILTIN_PATHS.items():
+        module, _, name = path.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        assert cls.kind == kind, f"{path}.kind is {cls.kind!r}, registered as {kind!r}"
+        found[kind] = cls
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    """`BUILTIN_NOTIFIERS` resolves (and imports the built-ins) only when first read."""
+    if name == "BUILTIN_NOTIFIERS":
+        return builtin_notifiers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _plugin_problem(obj: object) -> str | None:
@@ -71,9 +104,12 @@ def _plugin_problem(obj: object) -> str | None:
 
 
 def discover_notifiers(
-    builtins: dict[str, type[Notifier]] = BUILTIN_NOTIFIERS,
+    builtins: Mapping[str, type[Notifier]] | None = None,
 ) -> dict[str, type[Notifier]]:
-    """The built-ins plus every sound plugin of the entry-point group, by channel type."""
+    """The built-ins (`builtin_notifiers()` by default) plus every sound plugin of the
+    entry-point group, by channel type."""
+    if builtins is None:
+        builtins = builtin_notifiers()
     found = dict(builtins)
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:

@@ -7,7 +7,8 @@ the same thing in the same words.
 
 Layout: fallback `text` (what notifications and screen readers show), plus one attachment whose
 `color` is the severity bar and whose Block Kit blocks hold a header, a fields section, the summary,
-a sparkline of the recent series when the alert carries one, and a context line with the alert id.
+a sparkline of the recent series when the alert carries one, and a context line with the alert id
+and the provenance (`provenance_text`: the inputs it was judged on, the rule's version).
 Follow-ups (reminders, the resolve) are thread replies (`build_reply`); on resolve the parent is
 edited in place (`resolved_parent`): same content, green bar, RESOLVED state line. Groups and
 digests are one message with a line per alert, most severe first (`build_group`).
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final, TypedDict
 
-from daemon.alerts import AlertEvent
+from daemon.alerts import AlertEvent, Input
 
 __all__ = [
     "COLORS",
@@ -40,6 +41,7 @@ __all__ = [
     "format_time_ny",
     "order_alerts",
     "parse_series",
+    "provenance_text",
     "resolved_parent",
     "severity_color",
     "sparkline",
@@ -56,6 +58,7 @@ _SPARK_WIDTH: Final = 40  # points shown: the latest ones
 _SEVERITY_RANK: Final[dict[str, int]] = {"critical": 0, "warning": 1, "info": 2}
 _GROUP_LINES: Final = 10  # lines listed in a group message before "+N more"
 _LINE_MAX: Final = 280
+_PROVENANCE_INPUTS: Final = 8  # inputs named in the provenance line before "+N more"
 
 # Slack limits (Block Kit reference): header text 150, section text 3000, field text 2000.
 _HEADER_MAX: Final = 150
@@ -250,6 +253,46 @@ def _trend_block(alert: AlertEvent) -> dict[str, Any] | None:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(text)}]}
 
 
+def _input_time(inp: Input, alert: AlertEvent) -> str:
+    """`13:53:00 ET`, with the date (`Apr 8 13:53:00 ET`) when it is not the alert's day."""
+    t = inp.time_ny
+    day = "" if t.date() == alert.time_ny.date() else f"{t:%b} {t.day} "
+    return f"{day}{t:%H:%M:%S} ET"
+
+
+def _input_text(inp: Input, alert: AlertEvent) -> str:
+    """`XMAG 27.10 at 13:53:00 ET (alpaca, bar)`; the feed and kind only when known."""
+    origin = ", ".join(p for p in (inp.source, inp.kind) if p)
+    text = f"{inp.symbol} {format_number(inp.price)} at {_input_time(inp, alert)}"
+    return f"{text} ({origin})" if origin else text
+
+
+def provenance_text(alert: AlertEvent, limit: int = _PROVENANCE_INPUTS) -> str:
+    """What the alert was judged on, e.g.
+    `judged on XMAG 27.10 at 13:53:00 ET (alpaca, bar) · MAGS 61.20 at ... · rule v3f2a9c1e`.
+
+    Times are New York; at most `limit` inputs are named, then `+N more`. Missing pieces are
+    left out: only `rule v…` without inputs, "" when the event carries neither.
+    """
+    parts = [_input_text(i, alert) for i in alert.inputs[:limit]]
+    if len(alert.inputs) > limit:
+        parts.append(f"+{len(alert.inputs) - limit} more")
+    if parts:
+        parts[0] = f"judged on {parts[0]}"
+    if alert.rule_version:
+        parts.append(f"rule v{alert.rule_version}")
+    return " · ".join(parts)
+
+
+def _id_context(alert: AlertEvent) -> dict[str, Any]:
+    """The closing context line: the transition's id, and the provenance when there is one."""
+    elements = [{"type": "mrkdwn", "text": _escape(f"alert {alert.id}")}]
+    provenance = provenance_text(alert)
+    if provenance:
+        elements.append({"type": "mrkdwn", "text": _clip(_escape(provenance), _SECTION_MAX)})
+    return {"type": "context", "elements": elements}
+
+
 def build_blocks(alert: AlertEvent) -> list[dict[str, Any]]:
     """Header, a fields section (rule, labels, value, severity, NY time), summary, trend, id."""
     cmp = compare_text(alert)
@@ -284,9 +327,7 @@ def build_blocks(alert: AlertEvent) -> list[dict[str, Any]]:
     trend = _trend_block(alert)
     if trend is not None:
         blocks.append(trend)
-    blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(f"alert {alert.id}")}]}
-    )
+    blocks.append(_id_context(alert))
     return blocks
 
 
@@ -324,10 +365,9 @@ def build_reply(alert: AlertEvent) -> SlackMessage:
     trend = _trend_block(alert)
     if trend is not None:
         blocks.append(trend)
-    # the transition's id, as on the first message: traceable in logs and dead letters
-    blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(f"alert {alert.id}")}]}
-    )
+    # the transition's id and provenance, as on the first message: traceable in logs and in
+    # dead letters
+    blocks.append(_id_context(alert))
     return {
         "text": fallback_text(alert),
         "attachments": [{"color": severity_color(alert), "blocks": blocks}],

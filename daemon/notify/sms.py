@@ -7,6 +7,10 @@ outside GSM-7 switches the whole text to UCS-2 at 70 (67) characters. So typogra
 (’ “ ” – — …) are transliterated and emoji dropped, keeping GSM-7 wherever the words themselves
 allow; text in another script (Cyrillic, CJK) is kept as UCS-2 and cut to fit that budget. The
 state, severity, rule, value and time always survive; the summary gives way ("...").
+Provenance comes last and only in room the alert text leaves: `(XMAG 27.10@13:53 MAGS
+61.20@13:53 v3f2a9c1e)`, fewer inputs (`+1`) or just the rule version when space is short,
+nothing when none is left. It never adds a segment to the bill (round brackets: `[` and `]`
+cost two septets each).
 
 A recipient who cannot be reached (unsubscribed, not a mobile) never stops the others; errors are
 collected and raised once, after every recipient was tried. Recipients that got a notification,
@@ -30,7 +34,7 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from daemon.alerts import AlertEvent
+from daemon.alerts import AlertEvent, Input
 from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
 from daemon.notify.slack_blocks import compare_text, format_number, order_alerts
 
@@ -44,6 +48,7 @@ __all__ = [
     "segments",
     "sms_group_text",
     "sms_notice",
+    "sms_provenance",
     "sms_text",
     "to_gsm7",
     "ucs2_length",
@@ -281,11 +286,53 @@ def _state_word(alert: AlertEvent) -> str:
     return "STILL FIRING" if alert.repeat else "FIRING"
 
 
-def sms_text(alert: AlertEvent, max_segments: int = 1) -> str:
-    """`FIRING warning rule: <summary> 7.98 < 8.00 13:47 ET`, within `max_segments` segments.
+def _input_compact(inp: Input, alert: AlertEvent) -> str:
+    """`XMAG 27.10@13:53` (New York time), `@4/8 13:53` when not on the alert's day."""
+    t = inp.time_ny
+    day = "" if t.date() == alert.time_ny.date() else f"{t.month}/{t.day} "
+    return f"{inp.symbol} {format_number(inp.price)}@{day}{t:%H:%M}"
 
-    The state, severity, rule, value and time always survive; the summary gives way ("...").
+
+def sms_provenance(alert: AlertEvent, room: int | None = None, encoding: Encoding = "GSM-7") -> str:
+    """`(XMAG 27.10@13:53 MAGS 61.20@13:53 v3f2a9c1e)` in at most `room` units ("" if none fit).
+
+    When the whole does not fit, the last inputs give way to a count (`+1`), then all of them,
+    leaving the rule version; "" when the event carries no provenance or nothing fits.
     """
+    items = [_input_compact(i, alert) for i in alert.inputs]
+    version = [f"v{alert.rule_version}"] if alert.rule_version else []
+    for shown in range(len(items), -1, -1):
+        hidden = len(items) - shown
+        words = [*items[:shown], *([f"+{hidden}"] if hidden and shown else []), *version]
+        if not words:
+            return ""
+        text = f"({' '.join(words)})"
+        if room is None or _units(text, encoding) <= room:
+            return text
+    return ""
+
+
+def sms_text(alert: AlertEvent, max_segments: int = 1) -> str:
+    """`FIRING warning rule: <summary> 7.98 < 8.00 13:47 ET (XMAG 27.10@13:53 v3f2a9c1e)`.
+
+    Within `max_segments` segments. The state, severity, rule, value and time always survive;
+    the summary gives way ("..."); the provenance is added only in the room the rest leaves in
+    the segments it already takes.
+    """
+    text = _alert_text(alert, max_segments)
+    if not (alert.inputs or alert.rule_version):
+        return text
+    encoding = encoding_of(text)
+    # the room left in the segments the text already takes: provenance never adds a segment
+    room = segment_budget(encoding, segments(text)) - _units(text, encoding) - 1
+    provenance = sms_provenance(alert, room, encoding)
+    if encoding == "GSM-7" and encoding_of(provenance) != "GSM-7":
+        return text  # a symbol outside GSM-7: not worth turning the whole text into UCS-2
+    return f"{text} {provenance}" if provenance else text
+
+
+def _alert_text(alert: AlertEvent, max_segments: int) -> str:
+    """The alert itself: `FIRING warning rule: <summary> 7.98 < 8.00 13:47 ET`."""
     head = f"{_state_word(alert)} {alert.severity} {alert.rule}:"
     tail = " ".join(
         p for p in (compare_text(alert, symbols=True), f"{alert.time_ny:%H:%M} ET") if p

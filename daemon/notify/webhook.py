@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Final, Literal
 import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
-from daemon.alerts import AlertEvent
+from daemon.alerts import AlertEvent, Input
 from daemon.events import ms_to_dt
 from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
 
@@ -99,7 +99,27 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, stamped, body), header.strip())
 
 
+def _iso(ts_ms: int) -> str:
+    return ms_to_dt(ts_ms).isoformat().replace("+00:00", "Z")
+
+
+def _input_dict(i: Input) -> dict[str, Any]:
+    return {
+        "symbol": i.symbol,
+        "price": i.price,
+        "time": _iso(i.ts_ms),
+        "ts_ms": i.ts_ms,
+        "source": i.source,
+        "kind": i.kind,
+    }
+
+
 def _alert_dict(a: AlertEvent) -> dict[str, Any]:
+    """One alert for receivers: full names, and ISO UTC times beside the epoch milliseconds.
+
+    `inputs` (what it was judged on) and `rule_version` are always present, empty when the
+    event carries none, so a receiver's parser needs no special case.
+    """
     return {
         "id": a.id,
         "rule": a.rule,
@@ -114,8 +134,10 @@ def _alert_dict(a: AlertEvent) -> dict[str, Any]:
         "threshold": a.threshold,
         "comparison": a.comparison,
         "summary": a.summary,
-        "time": ms_to_dt(a.ts_ms).isoformat().replace("+00:00", "Z"),
+        "time": _iso(a.ts_ms),
         "ts_ms": a.ts_ms,
+        "inputs": [_input_dict(i) for i in a.inputs],
+        "rule_version": a.rule_version,
     }
 
 

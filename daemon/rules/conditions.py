@@ -27,6 +27,7 @@ from daemon.rules.schema import (
     EarningsCond,
     HeadlineCond,
     PctMoveCond,
+    SeriesSpread,
     SpreadCond,
     StaleCond,
     ThresholdCond,
@@ -47,6 +48,7 @@ __all__ = [
     "NoDataGuard",
     "PctMove",
     "Reading",
+    "SeriesCross",
     "Spread",
     "Stale",
     "Threshold",
@@ -75,6 +77,15 @@ class LevelCheck:
     comparison: str
     level: float
     clear: float | None
+
+    @property
+    def back_text(self) -> str:
+        """What resolving means, naming the level that was passed: "back above 9"."""
+        if self.clear is not None:
+            side = "below" if self.comparison == "above" else "above"
+            return f"back {side} {self.clear:g}"
+        side = "at or below" if self.comparison == "above" else "at or above"
+        return f"back {side} {self.level:g}"
 
     def judge(self, value: float) -> tuple[bool, bool]:
         if self.comparison == "above":
@@ -120,8 +131,10 @@ class Threshold:
         if value is None:
             return None
         active, cleared = self.check.judge(value)
-        values: dict[str, float | str] = {"symbol": self.symbol, "price": value}
         c = self.check
+        values: dict[str, float | str] = {
+            "symbol": self.symbol, "price": value, "clear_text": c.back_text,
+        }  # fmt: skip
         return Reading(value, active, cleared, values, False, c.level, c.comparison)
 
     def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
@@ -139,12 +152,17 @@ class Spread:
     kind: ClassVar[str] = "spread"
     event: ClassVar[bool] = False
 
-    def __init__(self, cond: SpreadCond):
+    def __init__(self, cond: SpreadCond | SeriesSpread):
         self.a, self.b = cond.a, cond.b
         self.symbols = (cond.a, cond.b)
         self.mode = cond.as_
         self.cond = cond
-        self.check = LevelCheck(cond.comparison, cond.level, cond.clear)
+        #: None for a spread that is only a series (a crossing of it): no level of its own
+        self.check = (
+            LevelCheck(cond.comparison, cond.level, cond.clear)
+            if isinstance(cond, SpreadCond)
+            else None
+        )
         self.labels = {"pair": f"{cond.a}/{cond.b}"}
         self.since_label = (
             "YTD" if cond.since == "ytd" else f"since {cond.since}" if cond.since else ""
@@ -171,7 +189,8 @@ class Spread:
             av = (pa / base_a - 1) * 100
             bv = (pb / base_b - 1) * 100
             value = av - bv
-        active, cleared = self.check.judge(value)
+        c = self.check
+        active, cleared = c.judge(value) if c is not None else (False, True)
         values: dict[str, float | str] = {
             "a": self.a,
             "b": self.b,
@@ -182,18 +201,21 @@ class Spread:
             "mode": self.since_label or self.mode,
             "since": self.since_label,
         }
-        c = self.check
+        if c is None:
+            return Reading(value, active, cleared, values, False, None, self.mode)
+        values["clear_text"] = c.back_text
         return Reading(value, active, cleared, values, False, c.level, c.comparison)
 
     def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
-        if self.mode == "return":
+        c = self.check
+        if self.mode == "return" or c is None:
             r = self.measure(m, now_ms)
             return None if r is None else (r.active, r.cleared)
         qa, qb = m.quotes.get(self.a), m.quotes.get(self.b)
         if qa is None or qb is None or qb.price == 0:
             return None
         pa, pb = qa.price, qb.price
-        return self.check.judge(pa - pb if self.mode == "difference" else pa / pb)
+        return c.judge(pa - pb if self.mode == "difference" else pa / pb)
 
     explain = measure
 
@@ -258,11 +280,13 @@ class PctMove:
             return None
         q, ref, value = move
         active, cleared = self._judge(value)
+        within = self.clear if self.clear is not None else self.magnitude
         values: dict[str, float | str] = {
             "symbol": self.symbol,
             "price": q.price,
             "from_price": ref,
             "window": self.window_text,
+            "clear_text": f"back within {within:g}%",
         }
         # told as value vs its signed threshold: "+3.34 at or above 3.00"
         mag, d = self.magnitude, self.direction
@@ -323,6 +347,70 @@ class Crosses:
         return Reading(now, crossed, not crossed, values, True, self.level, how)
 
     explain = measure
+
+
+class SeriesCross(_Slow):
+    """A series (a spread, a ratio, an expression's value) crossing a level between two
+    consecutive judged steps: an event, like `Crosses` on a price.
+
+    The previous value is this measure's own state, so each alert instance has its own
+    (`fresh`) and history replays through it at start-up (`warms`).
+    """
+
+    kind: ClassVar[str] = "crosses"
+    event: ClassVar[bool] = True
+
+    def __init__(self, cond: CrossesCond, series: Spread | ExprSeries):
+        self.cond = cond
+        self.series = series
+        self.symbols: tuple[str, ...] = series.symbols
+        self.labels: dict[str, str] = dict(series.labels)
+        self.level = cond.level
+        self.direction = cond.direction
+        self._before: float | None = None
+
+    def fresh(self) -> SeriesCross:
+        series = self.series.fresh() if isinstance(self.series, ExprSeries) else self.series
+        return SeriesCross(self.cond, series)
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        r = self.series.measure(m, now_ms)
+        if r is None or r.value != r.value:
+            return None
+        now, before = r.value, self._before
+        self._before = now
+        lvl = self.level
+        up = before is not None and before <= lvl < now
+        down = before is not None and before >= lvl > now
+        d = self.direction
+        crossed = up if d == "up" else down if d == "down" else up or down
+        how = "crossed up" if up else "crossed down" if down else "crosses"
+        values: dict[str, float | str] = {**r.values, "value": now}
+        if before is not None:
+            values["from_value"] = before
+        return Reading(now, crossed, not crossed, values, True, lvl, how)
+
+
+class ExprSeries:
+    """An expression's numeric value as a series (`crosses: {expr: ...}`)."""
+
+    kind: ClassVar[str] = "expr"
+
+    def __init__(self, expr: Expr):
+        self.expr = expr
+        self.state = expr.instance()
+        self.symbols: tuple[str, ...] = tuple(sorted(expr.symbols))
+        self.labels: dict[str, str] = {}
+
+    def fresh(self) -> ExprSeries:
+        return ExprSeries(self.expr)
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        result = self.state.evaluate(m, now_ms)
+        if result is None or isinstance(result, bool):
+            return None
+        values: dict[str, float | str] = dict(self.state.values())
+        return Reading(float(result), False, True, values, False, None, "expr")
 
 
 class Band:
@@ -413,7 +501,7 @@ class NoDataGuard:
     def silence(self, m: Market, now_ms: int) -> Reading | None:
         """The no-data reading when an input has gone silent (the clock's check), else None."""
         silent = self._silent(m, now_ms)
-        return self._no_data(silent) if silent else None
+        return self.no_data(silent) if silent else None
 
     def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
         if self.after_ms is not None and self._silent(m, now_ms):
@@ -424,14 +512,14 @@ class NoDataGuard:
     def measure(self, m: Market, now_ms: int) -> Reading | None:
         silent = self._silent(m, now_ms)
         r = None if silent else self.inner.measure(m, now_ms)
-        return r if r is not None else self._no_data(silent)
+        return r if r is not None else self.no_data(silent)
 
     def explain(self, m: Market, now_ms: int) -> Reading | None:
         silent = self._silent(m, now_ms)
         r = None if silent else self.inner.explain(m, now_ms)
-        return r if r is not None else self._no_data(silent)
+        return r if r is not None else self.no_data(silent)
 
-    def _no_data(self, silent: list[str]) -> Reading | None:
+    def no_data(self, silent: list[str]) -> Reading | None:
         if self.stands_for is None:
             return None
         active, cleared = self.stands_for
@@ -638,6 +726,7 @@ class Breadth(_Slow):
         n = len(meeting)
         values: dict[str, float | str] = {
             "count": float(n), "of": float(len(self.parts)), "symbols": " ".join(meeting),
+            "clear_text": f"back below {self.clear_below} of {len(self.parts)}",
         }  # fmt: skip
         return Reading(
             float(n), n >= self.at_least, n < self.clear_below, values, False,
@@ -675,8 +764,8 @@ class ExprMeasure(_Slow):
 
 
 Measure = (
-    Threshold | Spread | PctMove | Crosses | Band | Composite | ExprMeasure | EarningsWindow | Stale
-    | Breadth | VolumeSpike | NoDataGuard
+    Threshold | Spread | PctMove | Crosses | SeriesCross | Band | Composite | ExprMeasure
+    | EarningsWindow | Stale | Breadth | VolumeSpike | NoDataGuard
 )  # fmt: skip
 
 

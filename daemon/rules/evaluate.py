@@ -1,23 +1,59 @@
-"""The engine: feed it ticks and headlines in event-time order, get alert transitions back.
+"""The engine: judge rules on event-time steps, get alert transitions back.
 
-Pure: no I/O, no clock (event time comes with each event). The daemon's runner, `make bench`
-and the tests drive this same class, so what a test proves is what the daemon does.
+Pure: no I/O, no clock (event time comes with each step). A step is every tick that carries
+one event time: all of them are applied before any rule that reads them is judged, so a rule
+over several symbols never sees one leg's new price against another leg's old one. Such a rule
+is judged only while its legs are aligned (each leg's last price at most `max_skew` older than
+the newest: by default the same bar for bars, five minutes for trades and quotes); a leg silent
+for `stale_after` during the regular session makes it "no data". Rules with `evaluate:
+bar_close` are judged once per bar, at its end, on the prices as they stood then. A bar holds
+the trades and quotes stamped in [start, end); a provider's bar is stamped at its end (its
+close is the price as the bar ended), so a bar tick stamped E counts for the bar ending at E.
+
+`daemon.rules.driver.Driver` feeds this engine from a stream of events and clock steps; the
+daemon's runner, `tickwatch test`, the backtest and `make bench` all go through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 
-from daemon.alerts import AlertEvent, alert_key
+from daemon.alerts import AlertEvent, Input, alert_key
 from daemon.events import Headline, Tick, sentiment_label
 from daemon.rules.compile import HeadlineRule, Instance, Plan
-from daemon.rules.conditions import Reading
+from daemon.rules.conditions import NoDataGuard, Reading
 from daemon.rules.lifecycle import AlertState, Told, fire_event, step
 from daemon.rules.market import Market
 from daemon.rules.template import render
 
-__all__ = ["Engine", "rule_of"]
+__all__ = [
+    "BAR_GRACE_MS",
+    "DEFAULT_MAX_SKEW_MS",
+    "DEFAULT_STALE_AFTER_MS",
+    "Engine",
+    "bar_end",
+    "rule_of",
+]
+
+#: Legs of a multi-symbol rule on trades or quotes are judged together while each one's last
+#: price is at most this much older than the newest: a thin ETF trades minutes apart, and its
+#: last trade is still its price. Bars must be the same bar (a skew of 0).
+DEFAULT_MAX_SKEW_MS = 5 * 60_000
+#: A leg silent this long during the regular session makes a multi-symbol rule "no data".
+DEFAULT_STALE_AFTER_MS = 15 * 60_000
+#: The clock closes a bar this long after its end, so that ticks of the bar still on their way
+#: (feed latency) are in it. The first tick after the end closes it at once.
+BAR_GRACE_MS = 2_000
+
+
+def bar_end(ts_ms: int, bar_ms: int, kind: str = "trade") -> int:
+    """End of the bar holding a price stamped `ts_ms`: bars hold [start, end), but a bar
+    tick is stamped at its own end, so it belongs to the bar ending there."""
+    if kind == "bar":
+        return -(-ts_ms // bar_ms) * bar_ms
+    return (ts_ms // bar_ms + 1) * bar_ms
 
 
 #: Trigger modes that tell each firing on its own, with no resolve after it.
@@ -46,8 +82,12 @@ class Engine:
         self.market = market if market is not None else plan.new_market()
         self._dirty: set[str] = set()
         self.evaluations = 0
-        #: once_per_bar_close: each instance's latest reading in the bar under way.
-        self._bar_close: dict[str, tuple[int, Reading]] = {}
+        #: `evaluate: bar_close` instances: the end of the bar their inputs ticked in and that
+        #: is not judged yet, a heap of those ends, and the last bar end judged.
+        self.open_bars: dict[str, int] = {}
+        self.judged_bars: dict[str, int] = {}
+        self._bar_heap: list[tuple[int, int, str]] = []
+        self._bar_inst = {inst.key: (i, inst) for i, inst in enumerate(plan.bar_instances)}
         #: Event time at which time-driven conditions were last evaluated.
         self._clock_ms = 0
         #: rule → (evaluations that raised, the last error): the runner reports them.
@@ -64,6 +104,7 @@ class Engine:
         old = self.market
         market.quotes = old.quotes
         market.anchors = old.anchors
+        market.anchors.configured = dict(plan.anchors)
         market.first_ms = old.first_ms
         for sym, fresh in market.windows.items():
             kept = old.windows.get(sym)
@@ -87,6 +128,11 @@ class Engine:
                 states[key] = AlertState(seq=st.seq)
         engine = Engine(plan, states, market)
         engine.evaluations = self.evaluations
+        engine._clock_ms = self._clock_ms
+        for key, end in self.open_bars.items():
+            if rule_of(key) in keep_rules and key in engine._bar_inst:
+                engine.open_bar(key, end)
+        engine.judged_bars = {k: v for k, v in self.judged_bars.items() if k in engine._bar_inst}
         return engine, dropped
 
     def retire(self, keys: Iterable[str], now_ms: int, rules_left: set[str]) -> list[AlertEvent]:
@@ -125,42 +171,184 @@ class Engine:
             )
         return out
 
-    def warm(self, tick: Tick) -> None:
-        """Replay history: prices, windows and expressions' rolling state; no alert is told."""
-        self.market.record(tick)
-        for inst in self.plan.by_symbol.get(tick.symbol, ()):
+    def warm(self, ticks: Tick | Sequence[Tick]) -> None:
+        """Replay history (one step): prices, windows and expressions' rolling state; nothing
+        is judged and no alert is told."""
+        if isinstance(ticks, Tick):
+            ticks = (ticks,)
+        market = self.market
+        for t in ticks:
+            market.record(t)
+        now = max(market.quotes[t.symbol].ts_ms for t in ticks)
+        for inst in self._instances_of(ticks):
             if inst.warms:
-                inst.cond.measure(self.market, tick.ts_ms)
+                inst.cond.measure(market, now)
 
     def on_tick(self, tick: Tick) -> list[AlertEvent]:
-        self.market.record(tick)
-        instances = self.plan.by_symbol.get(tick.symbol)
+        """A step of one tick (the live common case)."""
+        return self.step((tick,))
+
+    def step(self, ticks: Sequence[Tick]) -> list[AlertEvent]:
+        """Apply every tick of one event time, then judge each rule that reads any of them once.
+
+        The caller groups ticks by event time (`Driver` does); the result does not depend on
+        their order inside the step, except between two ticks of one symbol (the later wins,
+        as the feed sent them).
+        """
+        market = self.market
+        plan = self.plan
         out: list[AlertEvent] = []
-        now = self.market.quotes[tick.symbol].ts_ms  # a late tick counts as now, not the past
+        if self._bar_heap:  # bars that ended by this step: judged on the state before it
+            bars = all(t.kind == "bar" for t in ticks)  # a bar tick at E still belongs to E's
+            self._close_bars(max(t.ts_ms for t in ticks), out, inclusive=not bars)
+        for t in ticks:
+            market.record(t)
+        symbols: Collection[str]
+        if len(ticks) == 1:
+            sym = ticks[0].symbol
+            now = market.quotes[sym].ts_ms  # a late tick counts as now, not the past
+            symbols = (sym,)
+            instances = plan.by_symbol.get(sym)
+        else:
+            now = max(market.quotes[t.symbol].ts_ms for t in ticks)
+            symbols = {t.symbol for t in ticks}
+            instances = self._instances_of(ticks)
         if instances:
             for inst in instances:
                 try:
-                    self._evaluate(inst, now, out)
+                    if inst.legs:
+                        self._judge_legs(inst, now, out)
+                    else:
+                        self._evaluate(inst, now, out)
                 except Exception as e:  # one rule's failure must not stop the others
                     self._failed(inst, now, e, out)
-        if (self.plan.clock_instances or self.plan.silence_watch) and now - self._clock_ms >= 1000:
+        if plan.bar_by_symbol:
+            self._open_bars(ticks)
+            if self._bar_heap:
+                self._close_bars(now, out, inclusive=True)
+        if (plan.clock_instances or plan.silence_watch) and now - self._clock_ms >= 1000:
             self._clock_ms = now  # event time moved on: time-driven conditions may have changed
-            self._tick_clock(now, out, skip=tick.symbol)
+            self._tick_clock(now, out, skip=symbols)
         return out
 
+    def _instances_of(self, ticks: Sequence[Tick]) -> list[Instance]:
+        """The tick-judged instances reading any of these ticks' symbols, each once, in a
+        fixed order (symbols sorted, then plan order) whatever the order of the ticks."""
+        by_symbol = self.plan.by_symbol
+        if len(ticks) == 1:
+            return by_symbol.get(ticks[0].symbol, [])
+        seen: set[int] = set()
+        out: list[Instance] = []
+        for sym in sorted({t.symbol for t in ticks}):
+            for inst in by_symbol.get(sym, ()):
+                if id(inst) not in seen:
+                    seen.add(id(inst))
+                    out.append(inst)
+        return out
+
+    def _judge_legs(self, inst: Instance, now: int, out: list[AlertEvent]) -> None:
+        """A rule over several symbols: judged only while its legs are aligned."""
+        quotes = self.market.quotes
+        oldest = newest = now
+        bars = True
+        for sym in inst.legs:
+            q = quotes.get(sym)
+            if q is None:
+                continue  # the condition itself says whether it can be judged without it
+            ts = q.ts_ms
+            if ts < oldest:
+                oldest = ts
+            elif ts > newest:
+                newest = ts
+            if q.kind != "bar":
+                bars = False
+        if now - oldest > inst.stale_after_ms and self._no_data_if_stale(inst, now, out):
+            return
+        max_skew = inst.max_skew_ms
+        if max_skew is None:
+            max_skew = 0 if bars else DEFAULT_MAX_SKEW_MS
+        if newest - oldest <= max_skew:
+            self._evaluate(inst, now, out)
+        # else legs of different instants: wait for the others
+
+    def _no_data_if_stale(self, inst: Instance, now: int, out: list[AlertEvent]) -> bool:
+        """Whether a leg has been silent `stale_after` during the session: then the rule has
+        no data, and `on_no_data` says what that stands for (keep: nothing is judged)."""
+        opened = self.plan.sessions.regular_open(now)
+        if opened is None:
+            return False  # outside the session silence is normal
+        quotes = self.market.quotes
+        after = inst.stale_after_ms
+        stale = [
+            sym
+            for sym in inst.legs
+            if (q := quotes.get(sym)) is not None and now - max(q.ts_ms, opened) > after
+        ]
+        if not stale:
+            return False
+        guard = inst.cond
+        if isinstance(guard, NoDataGuard) and guard.stands_for is not None:
+            self._evaluate(inst, now, out, forced=guard.no_data(stale))
+        return True
+
+    def _legs_stale(self, inst: Instance, now: int) -> bool:
+        """A cheap first look: is any leg older than `stale_after` at all?"""
+        quotes = self.market.quotes
+        after = inst.stale_after_ms
+        return any((q := quotes.get(s)) is not None and now - q.ts_ms > after for s in inst.legs)
+
+    # --- evaluate: bar_close ----------------------------------------------------------------
+    def open_bar(self, key: str, end: int) -> None:
+        """Mark the bar ending at `end` as one to judge for the bar-close instance `key`."""
+        pos, _ = self._bar_inst[key]
+        if self.open_bars.get(key) != end:
+            self.open_bars[key] = end
+            heapq.heappush(self._bar_heap, (end, pos, key))
+
+    def _open_bars(self, ticks: Sequence[Tick]) -> None:
+        judged = self.judged_bars
+        quotes = self.market.quotes
+        bar_by_symbol = self.plan.bar_by_symbol
+        for t in ticks:
+            ts = quotes[t.symbol].ts_ms
+            for inst in bar_by_symbol.get(t.symbol, ()):
+                end = bar_end(ts, inst.bar_ms, t.kind)
+                if judged.get(inst.key, -1) < end:  # a late tick of a judged bar opens nothing
+                    self.open_bar(inst.key, end)
+
+    def _close_bars(self, upto: int, out: list[AlertEvent], *, inclusive: bool) -> None:
+        """Judge every open bar that ended before `upto` (or at it, when `inclusive`)."""
+        heap = self._bar_heap
+        while heap and (heap[0][0] < upto or (inclusive and heap[0][0] == upto)):
+            end, _, key = heapq.heappop(heap)
+            if self.open_bars.get(key) != end:
+                continue  # superseded
+            del self.open_bars[key]
+            self.judged_bars[key] = end
+            inst = self._bar_inst[key][1]
+            try:
+                if not (inst.legs and self._legs_stale(inst, end) and
+                        self._no_data_if_stale(inst, end, out)):  # fmt: skip
+                    self._evaluate(inst, end, out)
+            except Exception as e:
+                self._failed(inst, end, e, out)
+
     def on_clock(self, now_ms: int) -> list[AlertEvent]:
-        """Evaluate the conditions time alone can change (staleness), with no tick arriving."""
+        """Evaluate what time alone can change (staleness, silence, bars that have ended),
+        with no tick arriving: event time has reached `now_ms`."""
         out: list[AlertEvent] = []
         if not self.market.first_ms:
             self.market.first_ms = now_ms  # "silent since" starts with the first event of any kind
+        if self._bar_heap:
+            self._close_bars(now_ms - BAR_GRACE_MS, out, inclusive=True)
         if now_ms > self._clock_ms:
             self._clock_ms = now_ms
             self._tick_clock(now_ms, out)
         return out
 
-    def _tick_clock(self, now: int, out: list[AlertEvent], skip: str = "") -> None:
+    def _tick_clock(self, now: int, out: list[AlertEvent], skip: Collection[str] = ()) -> None:
         for inst in self.plan.clock_instances:
-            if skip not in inst.cond.symbols:
+            if not any(sym in skip for sym in inst.cond.symbols):
                 try:
                     self._evaluate(inst, now, out)
                 except Exception as e:
@@ -206,22 +394,10 @@ class Engine:
             st = self.states.get(inst.key)
             if st is not None and st.done:
                 return  # trigger: once, and it has fired
-            if inst.trigger == "once_per_bar_close":
-                # judge each bar on its last reading, once the next bar has begun
-                reading = cond.measure(self.market, now)
-                bar = now // inst.bar_ms
-                prev = self._bar_close.get(inst.key)
-                if reading is not None:
-                    self._bar_close[inst.key] = (bar, reading)
-                if prev is None or prev[0] == bar:
-                    return
-                reading, at = prev[1], (prev[0] + 1) * inst.bar_ms
-                active, cleared = reading.active, reading.cleared
-            else:
-                verdict = cond.verdict(self.market, now)
-                if verdict is None:
-                    return
-                active, cleared = verdict
+            verdict = cond.verdict(self.market, now)
+            if verdict is None:
+                return
+            active, cleared = verdict
         self.evaluations += 1
         if st is None:
             st = self.states[inst.key] = AlertState()
@@ -308,6 +484,8 @@ class Engine:
             values=_with_series(r.values, self.market, inst.labels.get("symbol")),
             templates=inst.templates,
             resolves=_resolves(inst),
+            inputs=_inputs(self.market, inst.cond.symbols),
+            rule_version=inst.version,
         )
         return _with_summary(ev, inst.resolved_template if told == "resolved" else inst.template)
 
@@ -348,8 +526,19 @@ class Engine:
             values=values,
             templates=hr.templates,
             resolves=False,
+            rule_version=hr.version,
         )
         return _with_summary(ev, hr.template)
+
+
+def _inputs(market: Market, symbols: Sequence[str]) -> tuple[Input, ...]:
+    """What a rule was judged on: each input's last price, its event time and its feed."""
+    quotes = market.quotes
+    return tuple(
+        Input(sym, q.price, q.ts_ms, q.source, q.kind)
+        for sym in symbols
+        if (q := quotes.get(sym)) is not None
+    )
 
 
 def _with_series(
@@ -373,4 +562,5 @@ def _with_summary(ev: AlertEvent, template: str) -> AlertEvent:
         threshold=ev.threshold if ev.threshold is not None else float("nan"),
         comparison=ev.comparison,
     )
+    ctx.setdefault("clear_text", "back past the clear level")
     return replace(ev, summary=render(template, ctx))

@@ -43,6 +43,10 @@ class Quote:
     #: quote, appended only when the minute changes, so the hot path pays one compare.
     spark: list[float] = field(default_factory=list)
     spark_minute: int = 0
+    #: What the latest price was (trade, quote or bar) and which feed sent it: alignment of
+    #: multi-symbol rules depends on the kind, and every alert says what it was judged on.
+    kind: str = "trade"
+    source: str = ""
 
     def read(self, which: str) -> float | None:
         return _pick(which, self.price, self.bid, self.ask)
@@ -163,9 +167,15 @@ class VolumeProfile:
 
 @dataclass
 class Anchors:
-    """Anchor prices: each symbol's last price before the start of an anchor date (e.g. Jan 1)."""
+    """Anchor prices: each symbol's last price before the start of an anchor date (e.g. Jan 1).
+
+    `prices` are taken from history (the last tick before the date); `configured` ones come
+    from `anchors:` in alerts.yaml and stand in where history has none, e.g. a replay or a
+    backfill that starts after Jan 1.
+    """
 
     prices: dict[tuple[str, dt.date], float] = field(default_factory=dict)
+    configured: dict[tuple[str, dt.date], float] = field(default_factory=dict)
 
     def observe(self, sym: str, day: dt.date, prev: Quote | None, tick_ts_ms: int) -> None:
         """Call before recording a tick: the first tick on/after `day` freezes the anchor."""
@@ -177,7 +187,8 @@ class Anchors:
             self.prices[key] = prev.price
 
     def get(self, sym: str, day: dt.date) -> float | None:
-        return self.prices.get((sym, day))
+        price = self.prices.get((sym, day))
+        return price if price is not None else self.configured.get((sym, day))
 
 
 @dataclass
@@ -216,7 +227,9 @@ class Market:
         elif ts // 3_600_000 != prev.ts_ms // 3_600_000 and self._anchored(sym):
             self._observe_anchors(sym, prev, ts)  # only when the hour changes: days start there
         if prev is None:
-            self.quotes[t.symbol] = Quote(t.price, ts, t.bid, t.ask, spark_minute=ts // 60_000)
+            self.quotes[t.symbol] = Quote(
+                t.price, ts, t.bid, t.ask, spark_minute=ts // 60_000, kind=t.kind, source=t.source
+            )
         else:
             if ts // 60_000 != prev.spark_minute:  # a new minute: the last one closed
                 prev.spark_minute = ts // 60_000
@@ -224,7 +237,7 @@ class Market:
                 if len(prev.spark) > SPARK_POINTS:
                     del prev.spark[0]
             prev.prev_price, prev.prev_bid, prev.prev_ask = prev.price, prev.bid, prev.ask
-            prev.price, prev.ts_ms = t.price, ts
+            prev.price, prev.ts_ms, prev.kind, prev.source = t.price, ts, t.kind, t.source
             if t.bid is not None:
                 prev.bid = t.bid
             if t.ask is not None:

@@ -1,18 +1,26 @@
 """The evaluator's I/O shell: ticks and headlines from Redis in, state and alerts to Redis out.
 
-Reads the tick and news streams through a consumer group, runs the pure `Engine`, and commits
-each batch in one MULTI/EXEC: changed alert states, the evaluator checkpoint, new outbox
-entries, and the XACK of the entries it consumed. Either all of that lands or none does, so a
-crash at any point replays the unacknowledged batch against the last committed state and emits
-exactly the same transitions once.
+Reads the tick and news streams through a consumer group, runs the pure `Driver` (the same one
+`tickwatch test` and the backtest run), and commits each batch in one MULTI/EXEC: changed alert
+states, the evaluator checkpoint, new outbox entries, and the XACK of the entries it consumed.
+Either all of that lands or none does, so a crash at any point replays the unacknowledged batch
+against the last committed state and emits exactly the same transitions once.
+
+A read that fills the batch may cut one event time in two; its last event time is held back
+(unacknowledged) and judged with the next read, so that every tick of a step is applied before
+a rule reads it. The clock steps the driver every few seconds of wall time, and right when the
+next earnings reminder is due.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,17 +29,21 @@ from redis.asyncio import Redis
 from daemon.alerts import AlertEvent
 from daemon.events import Headline, Tick
 from daemon.rules.compile import Plan
+from daemon.rules.driver import CLOCK_EVERY_MS, Driver
 from daemon.rules.evaluate import Engine
 from daemon.rules.lifecycle import AlertState
-from daemon.rules.market import NEW_YORK, Market, Quote
+from daemon.rules.market import NEW_YORK, Quote
 from daemon.store.keys import Keys
 from daemon.store.streams import Entry, StreamStore
 
 __all__ = ["Evaluator", "EvaluatorStats"]
 
 log = logging.getLogger("tickwatch.evaluator")
-#: How often time-driven conditions (staleness) are checked against the wall clock.
-CLOCK_EVERY_S = 5.0
+#: How often time-driven conditions (staleness, bar closes) are checked against the wall clock.
+CLOCK_EVERY_S = CLOCK_EVERY_MS / 1000
+#: A reminder that fell due while the daemon was down is still told this late (its id is
+#: stable, so one told before the restart is not delivered twice).
+REMINDER_GRACE_MS = 300_000
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Evaluator:
         batch: int = 1000,
         warmup_ms: int = 3_600_000,
         maxlen: int = 1_000_000,
+        clock: Callable[[], int] | None = None,
     ):
         self.redis = redis
         self.keys = keys
@@ -64,8 +77,13 @@ class Evaluator:
         self.batch = batch
         self.warmup_ms = warmup_ms
         self.maxlen = maxlen
-        self.engine = Engine(plan)
+        #: Wall-clock epoch ms (a simulation passes its own).
+        self.clock: Callable[[], int] = clock or _wall_ms
+        self.driver = Driver(plan, reminders_after_ms=self.clock() - REMINDER_GRACE_MS)
         self.stats = EvaluatorStats()
+        #: How far event time was behind the wall clock when ticks last arrived: a replay of
+        #: old data (its bars close on its own event time), or a live feed, even a silent one.
+        self._lag_ms = 0
         self.idle = asyncio.Event()
         self._next_plan: tuple[Plan, set[str]] | None = None
         #: Ticks between checks for YTD rules that lack their year-start price.
@@ -75,6 +93,12 @@ class Evaluator:
         self._errors_told: dict[str, tuple[int, float]] = {}
         #: Set each time a new plan has taken effect (hot reload).
         self.plan_applied = asyncio.Event()
+        #: The last event time of a full read, held back to be judged with the next read.
+        self._held: list[Entry] = []
+
+    @property
+    def engine(self) -> Engine:
+        return self.driver.engine
 
     # --- start-up -----------------------------------------------------------------------
     async def restore(self) -> None:
@@ -85,15 +109,22 @@ class Evaluator:
         raw_states: dict[str, str] = await self.redis.hgetall(k.alert_state)  # type: ignore[misc]
         states = {key: AlertState.from_json(v) for key, v in raw_states.items()}
         market = self.plan.new_market()
-        self.engine = Engine(self.plan, states, market)
+        self.driver = Driver(
+            self.plan, states, market, reminders_after_ms=self.clock() - REMINDER_GRACE_MS
+        )
         firing = sum(s.state == "firing" for s in states.values())
         pending = sum(s.state == "pending" for s in states.values())
         await self._warm()  # history first: windows and expression state
         checkpoint: dict[str, str] = await self.redis.hgetall(k.eval_checkpoint)  # type: ignore[misc]
-        _load_checkpoint(market, checkpoint)  # then the exact last prices and anchors
+        _load_checkpoint(self.driver.engine, checkpoint)  # then the exact prices and anchors
         # symbols not heard from yet count as silent from now on, not from the open:
         # a daemon started at noon must not report every feed as hours overdue
-        market.first_ms = int(time.time() * 1000)
+        market.first_ms = self.clock()
+        # and until ticks arrive, the data's lag is what it was when they stopped: a daemon
+        # restarted on a replay of April must not call the replayed symbols silent today
+        newest = max((q.ts_ms for q in market.quotes.values()), default=0)
+        if newest:
+            self._lag_ms = self.clock() - newest
         log.info(
             "evaluator ready: %d rule instances, %d headline rules; restored %d alert states "
             "(%d firing, %d pending); warmed windows with %d ticks",
@@ -142,8 +173,8 @@ class Evaluator:
         plan, keep = self._next_plan
         self._next_plan = None
         unfilled = {s for s in plan.new_market().windows if s not in self.engine.market.windows}
-        old = self.engine
-        self.engine, dropped = old.with_plan(plan, keep)
+        old = self.driver
+        self.driver, dropped = old.with_plan(plan, keep)
         self.plan = plan
         if dropped:
             now_ms = self.stats.last_event_ms or int(time.time() * 1000)  # the data's clock
@@ -191,11 +222,12 @@ class Evaluator:
             done = newest_ts - first_ts > self.warmup_ms or len(rows) < 5000
         windows = self.engine.market.windows
         for rows in reversed(chunks):
+            if only is None:  # start-up: prices, windows and expression state, in steps
+                self.driver.warm(Tick.from_fields(fields) for _, _, fields in rows)
+                self.stats.warmed += len(rows)
+                continue
             for _, _, fields in rows:
-                if only is None:  # start-up: prices, windows and expression state
-                    self.engine.warm(Tick.from_fields(fields))
-                    self.stats.warmed += 1
-                elif fields["s"] in only:  # a reload: only windows that are new
+                if fields["s"] in only:  # a reload: only windows that are new
                     windows[fields["s"]].add(int(fields["t"]), float(fields["p"]))
                     self.stats.warmed += 1
 
@@ -231,7 +263,7 @@ class Evaluator:
         next_clock = 0.0
         while True:
             await self._apply_next_plan()
-            if time.monotonic() >= next_clock:
+            if time.monotonic() >= next_clock or self._reminder_due():
                 next_clock = time.monotonic() + CLOCK_EVERY_S
                 await self.check_clock()
             entries = await self.store.read_group(
@@ -239,33 +271,56 @@ class Evaluator:
             )
             if entries:
                 self.idle.clear()
-                await self.process(entries)
+                full = sum(e[0] == k.ticks for e in entries) >= self.batch
+                await self.process(entries, hold_last=full)
+            elif self._held:
+                await self.process([])  # the stream went quiet: the held time is complete
             else:
                 self.idle.set()
 
-    async def process(self, entries: list[Entry]) -> list[AlertEvent]:
-        """Evaluate one batch and commit its effects atomically."""
+    def _reminder_due(self) -> bool:
+        due = self.driver.next_due_ms()
+        return due is not None and due <= self.clock()
+
+    async def process(self, entries: list[Entry], *, hold_last: bool = False) -> list[AlertEvent]:
+        """Evaluate one batch and commit its effects atomically.
+
+        With `hold_last` (the read filled the batch, so the same event time may go on in the
+        stream) the entries of the batch's last event time wait for the next call.
+        """
         k = self.keys
-        engine = self.engine
-        alerts: list[AlertEvent] = []
+        driver = self.driver
         acks: dict[str, list[str]] = {}
-        # ticks and headlines come back per stream; evaluate them in event-time order
-        entries = sorted(entries, key=_event_time)
+        # ticks and headlines come back per stream; judge them in event-time order
+        entries = sorted([*self._held, *entries], key=_event_time)
+        self._held = []
+        if hold_last and entries:
+            last = _event_time(entries[-1])
+            cut = len(entries)
+            while cut > 0 and _event_time(entries[cut - 1]) == last:
+                cut -= 1
+            if cut > 0:  # never hold everything: one event time larger than a batch goes on
+                entries, self._held = entries[:cut], entries[cut:]
+        events: list[Tick | Headline] = []
         for stream, entry_id, fields in entries:
             acks.setdefault(stream, []).append(entry_id)
             try:
                 if stream == k.ticks:
                     tick = Tick.from_fields(fields)
-                    alerts.extend(engine.on_tick(tick))
+                    events.append(tick)
                     self.stats.ticks += 1
                     self.stats.last_event_ms = max(self.stats.last_event_ms, tick.ts_ms)
                 else:
-                    alerts.extend(engine.on_headline(Headline.from_fields(fields)))
+                    events.append(Headline.from_fields(fields))
                     self.stats.headlines += 1
             except (KeyError, ValueError) as e:
                 log.warning("evaluator skipped malformed entry %s in %s: %r", entry_id, stream, e)
+        if events and self.stats.last_event_ms:
+            self._lag_ms = self.clock() - self.stats.last_event_ms
+        alerts = driver.feed(events)
         await self._commit(alerts, acks)
         self.stats.batches += 1
+        engine = driver.engine
         if engine.errors:
             self._report_errors()
         if self.stats.ticks >= self._next_anchor_check:
@@ -286,18 +341,24 @@ class Evaluator:
                 )  # fmt: skip
 
     async def check_clock(self, now_ms: int | None = None) -> list[AlertEvent]:
-        """Evaluate time-driven conditions (staleness) against the wall clock, and commit.
+        """Step the driver's clock to the wall clock, and commit what it tells.
 
-        Only while the feed is live (event time within 15 minutes of the wall clock, or no
-        event yet): a replay of March data must not make every symbol look silent in November.
+        Reminders are due on the wall clock always. Staleness, silence and bar closes only
+        while the feed is live: when ticks last arrived, their event time was within 15
+        minutes of the wall clock (or none came yet). A replay of March data must not make
+        every symbol look silent in November, and its bars close on its own event time; a live
+        feed that has gone silent for an hour is still live, and its silence is what counts.
         """
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        last = self.stats.last_event_ms
-        timed = self.plan.clock_instances or self.plan.silence_watch
-        if not timed or (last and now_ms - last > 15 * 60_000):
+        now_ms = self.clock() if now_ms is None else now_ms
+        if not self.driver.timed:
             return []
-        alerts = self.engine.on_clock(now_ms)
-        await self._commit(alerts, {})
+        replaying = self._lag_ms > 15 * 60_000
+        alerts = self.driver.clock(now_ms, reminders_only=replaying)
+        if alerts or not replaying:
+            await self._commit(alerts, {})
+        for a in alerts:
+            if a.comparison == "reminder":
+                log.info("reminder due: %s", a.summary)
         return alerts
 
     async def _commit(self, alerts: list[AlertEvent], acks: dict[str, list[str]]) -> None:
@@ -308,7 +369,7 @@ class Evaluator:
         dirty = engine.take_dirty()
         if dirty:
             pipe.hset(k.alert_state, mapping={key: st.to_json() for key, st in dirty.items()})
-        checkpoint = _checkpoint_fields(engine.market)
+        checkpoint = _checkpoint_fields(engine)
         if checkpoint:
             pipe.hset(k.eval_checkpoint, mapping=checkpoint)
         for a in alerts:
@@ -328,22 +389,43 @@ def _event_time(entry: Entry) -> int:
         return 0
 
 
-def _checkpoint_fields(m: Market) -> dict[str, str]:
-    """Last price of each symbol touched since the last call, and every anchor price."""
-    out = {f"q:{sym}": f"{m.quotes[sym].price!r} {m.quotes[sym].ts_ms}" for sym in m.dirty}
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _checkpoint_fields(engine: Engine) -> dict[str, str]:
+    """Last price of each symbol touched since the last call (with its kind and feed), every
+    anchor price, and the bars of `evaluate: bar_close` rules still to be judged."""
+    m = engine.market
+    out = {}
+    for sym in m.dirty:
+        q = m.quotes[sym]
+        out[f"q:{sym}"] = f"{q.price!r} {q.ts_ms} {q.kind} {q.source}".rstrip()
     m.dirty.clear()
     if out:
         for (sym, day), price in m.anchors.prices.items():
             out[f"a:{sym}:{day.isoformat()}"] = repr(price)
+    if engine.open_bars or engine.judged_bars:
+        out["bars"] = json.dumps({"open": engine.open_bars, "judged": engine.judged_bars})
     return out
 
 
-def _load_checkpoint(m: Market, fields: dict[str, str]) -> None:
+def _load_checkpoint(engine: Engine, fields: dict[str, str]) -> None:
+    m = engine.market
     for name, value in fields.items():
         kind, _, rest = name.partition(":")
         if kind == "q":
-            price, ts = value.split()
-            m.quotes[rest] = Quote(float(price), int(ts))
+            price, ts, *more = value.split(" ", 3)
+            q = m.quotes[rest] = Quote(float(price), int(ts))
+            if more:
+                q.kind = more[0]
+                q.source = more[1] if len(more) > 1 else ""
         elif kind == "a":
             sym, _, day = rest.rpartition(":")
             m.anchors.prices[(sym, dt.date.fromisoformat(day))] = float(value)
+        elif kind == "bars":
+            bars = json.loads(value)
+            engine.judged_bars.update(bars.get("judged", {}))
+            for key, end in bars.get("open", {}).items():
+                with contextlib.suppress(KeyError):  # a rule since removed
+                    engine.open_bar(key, int(end))

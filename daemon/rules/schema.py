@@ -229,13 +229,56 @@ class HeadlineCond(_Model):
         return self
 
 
-class CrossesCond(_Model):
-    """A price crossing a level: an event on the tick that crosses, like TradingView's Crossing."""
+class SeriesSpread(_Model):
+    """A spread as a series to cross (no level of its own): `a` against `b`."""
 
-    symbols: Symbols
+    a: str
+    b: str
+    as_: Literal["difference", "ratio", "return"] = Field("difference", alias="as")
+    since: Literal["ytd"] | dt.date | None = Field(
+        None, description="Anchor for `as: return`: 'ytd' or a date (YYYY-MM-DD)"
+    )
+
+    @model_validator(mode="after")
+    def _anchor(self) -> Self:
+        if self.as_ == "return" and self.since is None:
+            raise ValueError("'as: return' needs 'since': write since: ytd or since: 2026-01-02")
+        if self.as_ != "return" and self.since is not None:
+            raise ValueError(f"'since' only applies to 'as: return' (this spread is {self.as_})")
+        if self.a == self.b:
+            raise ValueError(f"a and b are both {self.a}; a spread needs two symbols")
+        return self
+
+    def anchor_date(self, today: dt.date) -> dt.date | None:
+        if self.since == "ytd":
+            return dt.date(today.year, 1, 1)
+        return self.since if isinstance(self.since, dt.date) else None
+
+
+class CrossesCond(_Model):
+    """A series crossing a level: an event on the step that crosses, like TradingView's Crossing.
+
+    The series is a symbol's price (`symbols`), a spread or ratio (`spread`), or an expression's
+    value (`expr`); the edge is between two consecutive judged steps.
+    """
+
+    symbols: Symbols | None = None
+    spread: SeriesSpread | None = None
+    expr: str | None = Field(None, max_length=1000, description="A safe expression's value")
     level: float
     direction: Literal["up", "down", "any"] = "any"
     price: Literal["last", "mid", "bid", "ask"] = "last"
+
+    @model_validator(mode="after")
+    def _one_series(self) -> Self:
+        given = [k for k in ("symbols", "spread", "expr") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "cross one series: give exactly one of symbols (a price), spread "
+                "({a: XMAG, b: MAGS, as: ratio}) or expr"
+                + (f"; found {', '.join(given)}" if given else "")
+            )
+        return self
 
 
 class BandCond(_Model):
@@ -517,7 +560,26 @@ class Rule(_Model):
         description="change: on state changes (default); TradingView's once, once_per_bar, "
         "once_per_bar_close, every_time (each bounded by cooldown)",
     )
-    bar: Duration = Field(default=dt.timedelta(minutes=1), description="Bar length for triggers")
+    bar: Duration = Field(
+        default=dt.timedelta(minutes=1),
+        description="Bar length for evaluate: bar_close and the per-bar triggers",
+    )
+    evaluate: Literal["tick", "bar_close"] = Field(
+        "tick",
+        description="tick: judged on every event time (default); bar_close: once per `bar`, "
+        "at its end, on the prices as they stood then",
+    )
+    max_skew: Duration | None = Field(
+        None,
+        description="Rules over several symbols: judged only while each leg's last price is "
+        "at most this much older than the newest (default: the same bar for bars, 5m for "
+        "trades and quotes)",
+    )
+    stale_after: Duration = Field(
+        default=dt.timedelta(minutes=15),
+        description="Rules over several symbols: a leg silent this long during the regular "
+        "session is no data (on_no_data decides)",
+    )
     expires: dt.datetime | None = Field(None, description="Stop evaluating after this time")
     active: ActiveWindow | None = Field(
         None, description="When the rule is evaluated: sessions, weekdays, from/until dates"

@@ -10,7 +10,14 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-__all__ = ["DEFAULT_MESSAGES", "DEFAULT_RESOLVED", "PLACEHOLDERS", "check_template", "render"]
+__all__ = [
+    "DEFAULT_MESSAGES",
+    "DEFAULT_RESOLVED",
+    "PLACEHOLDERS",
+    "SERIES_CROSS_MESSAGE",
+    "check_template",
+    "render",
+]
 
 _COMMON = {
     "rule": "",
@@ -20,6 +27,7 @@ _COMMON = {
     "value": 0.0,
     "threshold": 0.0,
     "comparison": "",
+    "clear_text": "",
 }
 PLACEHOLDERS: dict[str, dict[str, object]] = {
     "threshold": {**_COMMON, "symbol": "", "price": 0.0},
@@ -35,7 +43,18 @@ PLACEHOLDERS: dict[str, dict[str, object]] = {
         "since": "",
     },
     "pct_move": {**_COMMON, "symbol": "", "price": 0.0, "from_price": 0.0, "window": ""},
-    "crosses": {**_COMMON, "symbol": "", "price": 0.0, "from_price": 0.0},
+    "crosses": {
+        **_COMMON,
+        "symbol": "",
+        "price": 0.0,
+        "from_price": 0.0,
+        "from_value": 0.0,
+        "a": "",
+        "b": "",
+        "a_price": 0.0,
+        "b_price": 0.0,
+        "mode": "",
+    },
     "band": {**_COMMON, "symbol": "", "price": 0.0, "lower": 0.0, "upper": 0.0},
     "stale": {**_COMMON, "symbol": "", "silent_for": ""},
     "breadth": {**_COMMON, "count": 0.0, "of": 0.0, "symbols": ""},
@@ -78,7 +97,9 @@ DEFAULT_MESSAGES = {
     "any": "{rule}: {value:.2f}",
     "not": "{rule}: {value:.2f}",
 }
-DEFAULT_RESOLVED = "{rule} resolved: value {value:.2f} is back past the clear level"
+DEFAULT_RESOLVED = "{rule} resolved: value {value:.2f} is {clear_text}"
+#: A crossing of a spread, a ratio or an expression has no symbol or price of its own.
+SERIES_CROSS_MESSAGE = "{rule}: {value:.4g} {comparison} {threshold:g}"
 
 
 def placeholders(kinds: list[str]) -> dict[str, object]:

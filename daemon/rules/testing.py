@@ -2,10 +2,11 @@
 
 A trader must be able to prove that a rule does what they think before it goes live, and the
 proof is only worth something if it runs the code the daemon runs. So a test here loads the
-real `alerts.yaml` with `load_config`, compiles it with `compile_rules`, and feeds synthetic
-ticks and headlines to the daemon's own `Engine`: there is no second evaluator to drift from
-the first (ElastAlert's `test-rule` re-implemented its matching and so could disagree with the
-daemon it was meant to vouch for).
+real `alerts.yaml` with `load_config`, compiles it with `Config.compile`, and feeds synthetic
+ticks and headlines through the daemon's own `Driver`, with the clock stepping every 5 s of
+simulated time as the daemon's does (so no-data, stale, bar-close rules and reminders behave as
+they do live): there is no second evaluator to drift from the first (ElastAlert's `test-rule`
+re-implemented its matching and so could disagree with the daemon it was meant to vouch for).
 
 Test file format
 ----------------
@@ -35,10 +36,12 @@ no tick at that step and `_xN` N steps without a tick (a gap: a feed outage, a n
 are prices and must be positive, as the daemon's edge refuses others. A bare number
 (`MAGS: 60.0`) is a one-value series.
 
-Feed order: the value at index i of every series is a tick at `start + i*interval`; within one
-step, symbols tick in the order `input_series` lists them (this matters: a spread is evaluated
-on each leg's tick, with the other leg's last price). Headlines are fed at their `at`; at the
-same instant ticks come first, as in the daemon's evaluator, and headlines keep file order.
+Feed order: the value at index i of every series is a tick at `start + i*interval`; the ticks
+of one step carry one event time and are applied together before any rule reads them, as in
+the daemon (a spread sees both legs of the step). Headlines are fed at their `at`; at the same
+instant ticks come first, as in the daemon's evaluator, and headlines keep file order. Ticks
+are trades (`kind: trade`), so legs of a spread are judged together while each one's last
+price is at most the rule's `max_skew` older than the other's (5m unless the rule says).
 
 Symbols in `input_series` and `headlines` must be ones the config knows: the daemon's edge
 drops ticks of other symbols, and a typo in a test that expects silence would pass unnoticed.
@@ -70,7 +73,6 @@ pass, 1 when a test failed, 2 when a test file (or its config) is invalid.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import difflib
 import re
@@ -94,10 +96,9 @@ from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.config import Config, ConfigError, load_config, translate
 from daemon.durations import Duration, format_duration, parse_duration
 from daemon.events import EarningsEvent, Headline, Tick, dt_to_ms
-from daemon.rules.compile import Plan, compile_rules
-from daemon.rules.evaluate import Engine
+from daemon.rules.compile import Plan
+from daemon.rules.driver import Driver, simulate
 from daemon.rules.market import anchor_start_ms
-from daemon.rules.timers import timers_after
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
 
 __all__ = [
@@ -425,18 +426,13 @@ def build_events(
 
 
 def run_case(plan: Plan, case: Case) -> list[AlertEvent]:
-    """Feed one test's events to a fresh `Engine` over `plan`; every transition it tells,
-    including the reminders of time-driven rules due between the start and the end."""
+    """Run one test's events through a fresh `Driver` over `plan` on simulated time, from the
+    start to the end: every transition it tells, reminders and clock-driven ones included."""
     plan = case.plan or plan
-    engine = Engine(plan)
-    engine.market.anchors.prices.update(case.anchors)
-    out: list[AlertEvent] = []
-    for ev in case.events:
-        out += engine.on_tick(ev) if isinstance(ev, Tick) else engine.on_headline(ev)
-    for timer in timers_after(plan.reminder_rules, case.earnings, case.start_ms - 1):
-        if timer.fire_ms <= case.end_ms:
-            out.append(timer.alert())
-    out.sort(key=lambda a: a.ts_ms)  # stable: same-instant order from the engine is kept
+    driver = Driver(plan, reminders_after_ms=case.start_ms - 1)
+    driver.engine.market.anchors.prices.update(case.anchors)
+    out = simulate(driver, case.events, start_ms=case.start_ms, until_ms=case.end_ms)
+    out.sort(key=lambda a: a.ts_ms)  # stable: same-instant order from the driver is kept
     return out
 
 
@@ -715,7 +711,7 @@ def _resolve(
                     )
                 )
         rules = [lr for lr in cfg.rules if lr.file in keep]
-    plan = compile_rules(dataclasses.replace(cfg, rules=rules))
+    plan = cfg.compile(lr.rule for lr in rules)
     by_name = {lr.rule.name: lr for lr in cfg.rules}
     selected = {lr.rule.name: lr for lr in rules}
     universe = cfg.universe
@@ -814,7 +810,7 @@ def _resolve(
         case_plan, earnings = None, cfg.earnings
         if case.earnings is not None:
             earnings = [EarningsEvent(e.symbol, e.date, e.when) for e in case.earnings]
-            case_plan = compile_rules(dataclasses.replace(cfg, rules=rules, earnings=earnings))
+            case_plan = cfg.compile((lr.rule for lr in rules), earnings)
         end_ms = (
             _at_ms(case.until, start_ms)
             if case.until is not None

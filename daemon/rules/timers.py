@@ -29,6 +29,7 @@ class ReminderRule:
     template: str
     channels: tuple[str, ...]
     templates: dict[str, str] = field(default_factory=dict)
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class Timer:
             values=values,
             templates=self.rule.templates,
             resolves=False,
+            rule_version=self.rule.version,
         )
 
 

@@ -6,7 +6,9 @@ minute bars, in time order, through the same edge as live data; it starts after 
 price Redis already holds per symbol, so a quick restart does not write the same minutes twice.
 
 Bars become ticks at the bar's *end*, priced at the close (as replayed bars are): a bar stamped
-13:30 covers 13:30-13:31 and is only known at 13:31. `limit` is the total across all symbols
+13:30 covers 13:30-13:31 and is only known at 13:31. They are history (`Tick.history`): they
+warm prices, windows and anchors and are never judged, so a bar from an hour ago cannot fire an
+alert now; the first live tick tells the current state. `limit` is the total across all symbols
 per page, and pages come ordered by symbol then time, so all pages are read, then sorted.
 """
 
@@ -192,7 +194,15 @@ async def fetch_bars(
     if bad:
         log.warning("Alpaca bars: %d malformed bar(s) skipped", bad)
     ticks = [
-        Tick(b.symbol, b.start_ms + length, b.close, b.volume, kind="bar", source=source)
+        Tick(
+            b.symbol,
+            b.start_ms + length,
+            b.close,
+            b.volume,
+            kind="bar",
+            source=source,
+            history=True,
+        )
         for b in bars
     ]
     ticks.sort(key=lambda t: (t.ts_ms, t.symbol))

@@ -1,31 +1,72 @@
-"""Source kinds by their `type:` in alerts.yaml."""
+"""Source kinds by their `type:` in alerts.yaml.
+
+The kinds are named here as "module:Class" and imported on first use, so importing this module
+(as `daemon.config` does) costs nothing until a source class or config model is asked for; the
+feeds' websockets, aiohttp and APScheduler load with them.
+"""
 
 from __future__ import annotations
 
-from daemon.sources.alpaca import AlpacaNewsSource, AlpacaSource
-from daemon.sources.alpaca_rest import AlpacaBackfillSource
-from daemon.sources.alphavantage import AlphaVantageNewsSource
-from daemon.sources.base import Source, SourceConfig
-from daemon.sources.earnings import EarningsCalendarSource
-from daemon.sources.finnhub import FinnhubSource
-from daemon.sources.polygon import PolygonSource
-from daemon.sources.replay import ReplaySource
-from daemon.sources.synthetic import SyntheticSource
+import importlib
+from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["BUILTIN_SOURCES", "source_config_models"]
+if TYPE_CHECKING:
+    from daemon.sources.base import Source, SourceConfig
 
-BUILTIN_SOURCES: dict[str, type[Source]] = {
-    ReplaySource.kind: ReplaySource,
-    SyntheticSource.kind: SyntheticSource,
-    AlpacaSource.kind: AlpacaSource,
-    AlpacaNewsSource.kind: AlpacaNewsSource,
-    FinnhubSource.kind: FinnhubSource,
-    PolygonSource.kind: PolygonSource,
-    AlphaVantageNewsSource.kind: AlphaVantageNewsSource,
-    EarningsCalendarSource.kind: EarningsCalendarSource,
-    AlpacaBackfillSource.kind: AlpacaBackfillSource,
-}
+    #: The source classes by kind (a lazy module attribute: see `__getattr__`).
+    BUILTIN_SOURCES: dict[str, type[Source]]
+
+__all__ = [
+    "BUILTIN_PATHS",
+    "BUILTIN_SOURCES",
+    "builtin_sources",
+    "source_class",
+    "source_config_models",
+]
+
+#: Source `type:` → "module:Class" of the source reading it, imported on first use.
+BUILTIN_PATHS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "replay": "daemon.sources.replay:ReplaySource",
+        "synthetic": "daemon.sources.synthetic:SyntheticSource",
+        "alpaca": "daemon.sources.alpaca:AlpacaSource",
+        "alpaca_news": "daemon.sources.alpaca:AlpacaNewsSource",
+        "finnhub": "daemon.sources.finnhub:FinnhubSource",
+        "polygon": "daemon.sources.polygon:PolygonSource",
+        "alphavantage_news": "daemon.sources.alphavantage:AlphaVantageNewsSource",
+        "earnings_calendar": "daemon.sources.earnings:EarningsCalendarSource",
+        "alpaca_backfill": "daemon.sources.alpaca_rest:AlpacaBackfillSource",
+    }
+)
+
+
+@cache
+def builtin_sources() -> dict[str, type[Source]]:
+    """Every source class by kind, imported once."""
+    found: dict[str, type[Source]] = {}
+    for kind, path in BUILTIN_PATHS.items():
+        module, _, name = path.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        assert cls.kind == kind, f"{path}.kind is {cls.kind!r}, registered as {kind!r}"
+        found[kind] = cls
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    """`BUILTIN_SOURCES` resolves (and imports every source) only when first read."""
+    if name == "BUILTIN_SOURCES":
+        return builtin_sources()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def source_class(kind: str) -> type[Source]:
+    """The class for a source `type` (KeyError for an unknown one: config parsing rules it out)."""
+    return builtin_sources()[kind]
 
 
 def source_config_models() -> tuple[type[SourceConfig], ...]:
-    return tuple(s.config_model for s in BUILTIN_SOURCES.values())
+    """One config model per source kind, in `BUILTIN_PATHS` order, for the config union."""
+    return tuple(s.config_model for s in builtin_sources().values())

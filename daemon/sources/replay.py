@@ -15,8 +15,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +43,18 @@ class ReplayConfig(SourceConfig):
     max_gap: Duration = Field(default=timedelta(seconds=1), description="Longest wall-time wait")
     loop: bool = False
     batch: int = Field(500, ge=1, le=10_000)
+    start: datetime | None = Field(
+        None,
+        description="Ticks before this time only warm the rules (prices, windows, YTD "
+        "anchors) and never alert; headlines before it are skipped",
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("start needs a zone, e.g. 2026-02-02T09:30:00-05:00")
+        return v
 
     @field_validator("speed")
     @classmethod
@@ -211,6 +223,7 @@ class ReplaySource(Source):
         news: list[Headline] = []
         bad = 0
         ts_list = tl.ts_ms.tolist()
+        start_ms = int(cfg.start.timestamp() * 1000) if cfg.start is not None else None
         due = time.monotonic()
         prev_ts = ts_list[start] if start < len(ts_list) else 0
 
@@ -230,10 +243,14 @@ class ReplaySource(Source):
                     await flush(i)
                     await asyncio.sleep(wait)
             ev = tl.events[i]
+            past = start_ms is not None and 0 <= ts_list[i] < start_ms and not loop_n
             if isinstance(ev, Tick):
+                if past:
+                    ev = replace(ev, history=True)  # warms, never judged
                 ticks.append(_shift_tick(ev, shift_ms) if shift_ms else ev)
             elif isinstance(ev, Headline):
-                news.append(_shift_news(ev, shift_ms, loop_n) if shift_ms else ev)
+                if not past:
+                    news.append(_shift_news(ev, shift_ms, loop_n) if shift_ms else ev)
             else:
                 bad += 1
             if len(ticks) + len(news) + bad >= cfg.batch:
@@ -242,7 +259,7 @@ class ReplaySource(Source):
 
 
 def _shift_tick(t: Tick, shift_ms: int) -> Tick:
-    return Tick(t.symbol, t.ts_ms + shift_ms, t.price, t.size, t.bid, t.ask, t.kind, t.source)
+    return replace(t, ts_ms=t.ts_ms + shift_ms)
 
 
 def _shift_news(h: Headline, shift_ms: int, loop_n: int) -> Headline:
