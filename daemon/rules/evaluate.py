@@ -88,6 +88,13 @@ class Engine:
         self.judged_bars: dict[str, int] = {}
         self._bar_heap: list[tuple[int, int, str]] = []
         self._bar_inst = {inst.key: (i, inst) for i, inst in enumerate(plan.bar_instances)}
+        #: `plan.by_symbol` split into one-symbol instances and those over several (a step of
+        #: many ticks lists the latter once, however many of their legs it carries).
+        self._single: dict[str, list[Instance]] = {}
+        self._multi: dict[str, list[Instance]] = {}
+        for sym, insts in plan.by_symbol.items():
+            self._single[sym] = [i for i in insts if not i.legs]
+            self._multi[sym] = [i for i in insts if i.legs]
         #: Event time at which time-driven conditions were last evaluated.
         self._clock_ms = 0
         #: rule → (evaluations that raised, the last error): the runner reports them.
@@ -233,17 +240,26 @@ class Engine:
 
     def _instances_of(self, ticks: Sequence[Tick]) -> list[Instance]:
         """The tick-judged instances reading any of these ticks' symbols, each once, in a
-        fixed order (symbols sorted, then plan order) whatever the order of the ticks."""
-        by_symbol = self.plan.by_symbol
+        fixed order (symbols sorted, then plan order) whatever the order of the ticks.
+
+        Only an instance over several symbols can be listed twice (under each leg), so the
+        one-symbol ones are copied a list at a time and only the others are de-duplicated.
+        """
         if len(ticks) == 1:
-            return by_symbol.get(ticks[0].symbol, [])
-        seen: set[int] = set()
+            return self.plan.by_symbol.get(ticks[0].symbol, [])
+        single, multi = self._single, self._multi
         out: list[Instance] = []
+        legged: dict[str, Instance] = {}
         for sym in sorted({t.symbol for t in ticks}):
-            for inst in by_symbol.get(sym, ()):
-                if id(inst) not in seen:
-                    seen.add(id(inst))
-                    out.append(inst)
+            one = single.get(sym)
+            if one:
+                out.extend(one)
+            several = multi.get(sym)
+            if several:
+                for inst in several:
+                    legged[inst.key] = inst
+        if legged:
+            out.extend(legged.values())
         return out
 
     def _judge_legs(self, inst: Instance, now: int, out: list[AlertEvent]) -> None:
