@@ -115,15 +115,17 @@ def expected(df: pd.DataFrame, leaf: Leaf, for_ms: int, cooldown_ms: int) -> Tra
 
 def rules_yaml(when: dict[str, Any], for_ms: int = 0, cooldown_ms: int = 0) -> str:
     """One rule. Its legs (if it reads several symbols) are judged on each other's last price
-    however far apart they ticked (`max_skew: 3650d`): these properties are about what each
-    condition computes, against pandas forward-filling each leg; alignment of legs has its own
-    tests (tests/test_aligned_legs.py, tests/test_alignment.py)."""
+    however far apart and however long ago they ticked (`max_skew` and `stale_after` of ten
+    years): these properties are about what each condition computes, against pandas
+    forward-filling each leg; alignment of legs has its own tests (tests/test_aligned_legs.py,
+    tests/test_driver.py)."""
     rule = {
         "name": "prop",
         "when": when,
         "for": f"{for_ms}ms",
         "cooldown": f"{cooldown_ms}ms",
         "max_skew": "3650d",
+        "stale_after": "3650d",
         "channels": ["console"],
     }
     return yaml.safe_dump({"rules": [rule]}, sort_keys=False)
