@@ -58,6 +58,8 @@ __all__ = ["Daemon", "StartupError"]
 log = logging.getLogger("tickwatch")
 MIN_REDIS = (6, 2)
 HEARTBEAT_S = 10
+#: Headlines accepted this long ago are remembered across a restart (the title window is 24 h).
+EDGE_MEMORY_MS = 25 * 3_600_000
 
 
 class StartupError(Exception):
@@ -150,6 +152,11 @@ class Daemon:
             out_of_order_ms=int(s.edge.out_of_order_tolerance.total_seconds() * 1000),
         )
         self.source_redis = dedicated(self.redis)
+        # what the edge accepted before a restart: replayed ticks and headlines stay refused
+        clocks, seen = await StreamStore(self.redis, self.keys).edge_memory(
+            int(time.time() * 1000) - EDGE_MEMORY_MS
+        )
+        edge.prime(clocks, seen)
         ctx = SourceContext(
             StreamStore(self.source_redis, self.keys, maxlen),
             edge,

@@ -200,11 +200,29 @@ class Engine:
 
         The caller groups ticks by event time (`Driver` does); the result does not depend on
         their order inside the step, except between two ticks of one symbol (the later wins,
-        as the feed sent them).
+        as the feed sent them). A tick older than its symbol's latest (a feed that replays
+        what came before a restart, or out of order) warms windows but is never judged: a
+        restart neither re-tells nor invents a transition from data it already judged.
         """
         market = self.market
         plan = self.plan
         out: list[AlertEvent] = []
+        quotes = market.quotes
+        if len(ticks) == 1:
+            q = quotes.get(ticks[0].symbol)
+            if q is not None and ticks[0].ts_ms < q.ts_ms:
+                market.record(ticks[0])  # older than what was judged: it warms, no more
+                return out
+        else:
+            late = [
+                t for t in ticks if (q := quotes.get(t.symbol)) is not None and t.ts_ms < q.ts_ms
+            ]
+            if late:
+                for t in late:
+                    market.record(t)
+                ticks = [t for t in ticks if t not in late]
+                if not ticks:
+                    return out
         if self._bar_heap:  # bars that ended by this step: judged on the state before it
             bars = all(t.kind == "bar" for t in ticks)  # a bar tick at E still belongs to E's
             self._close_bars(max(t.ts_ms for t in ticks), out, inclusive=not bars)
@@ -213,7 +231,7 @@ class Engine:
         symbols: Collection[str]
         if len(ticks) == 1:
             sym = ticks[0].symbol
-            now = market.quotes[sym].ts_ms  # a late tick counts as now, not the past
+            now = ticks[0].ts_ms
             symbols = (sym,)
             instances = plan.by_symbol.get(sym)
         else:

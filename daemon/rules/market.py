@@ -219,8 +219,10 @@ class Market:
     def record(self, t: Tick) -> None:
         sym = t.symbol
         prev = self.quotes.get(sym)
-        # a late tick (within tolerance) updates the price but never moves the clock back
-        ts = prev.ts_ms if prev is not None and t.ts_ms < prev.ts_ms else t.ts_ms
+        if prev is not None and t.ts_ms < prev.ts_ms:
+            self._record_late(t, prev)
+            return
+        ts = t.ts_ms
         if prev is None:
             if not self.first_ms:
                 self.first_ms = t.ts_ms
@@ -250,6 +252,18 @@ class Market:
             if vol is not None and t.size > 0:
                 vol.add(ts, t.size)
         self.dirty.add(t.symbol)
+
+    def _record_late(self, t: Tick, q: Quote) -> None:
+        """A tick older than the symbol's latest (a feed replaying after a restart, or one
+        out of order within the edge's tolerance): it is not the price now, but windows and
+        volumes keep it, counted at the latest time (the clock never runs back)."""
+        w = self.windows.get(t.symbol)
+        if w is not None:
+            w.add(q.ts_ms, t.price)
+        if self.volumes:
+            vol = self.volumes.get(t.symbol)
+            if vol is not None and t.size > 0:
+                vol.add(t.ts_ms, t.size)
 
     def _anchored(self, sym: str) -> bool:
         return sym in self.ytd_symbols or sym in self.daily_symbols or sym in self.anchor_days

@@ -116,6 +116,24 @@ class EdgeFilter:
             if len(self._seen_titles) > 50_000:
                 self._seen_titles.popitem(last=False)
 
+    def prime(self, clocks: dict[str, int], headlines: list[Headline]) -> None:
+        """Remember what was accepted before a restart (see `StreamStore.edge_memory`): a feed
+        that replays its last minutes on reconnect has those ticks refused as out of order,
+        and a headline seen before is a duplicate, exactly as if the daemon had never stopped."""
+        for sym, ts in clocks.items():
+            if ts > self._last_ts.get(sym, 0):
+                self._last_ts[sym] = ts
+        for h in headlines:
+            if h.id not in self._seen_news:
+                self._seen_news[h.id] = None
+                if len(self._seen_news) > 50_000:
+                    self._seen_news.popitem(last=False)
+            key = title_key(h.title)
+            if key and not self._title_seen(key, h.ts_ms):
+                self._seen_titles[key] = h.ts_ms
+                if len(self._seen_titles) > 50_000:
+                    self._seen_titles.popitem(last=False)
+
     def snapshot(self) -> tuple[dict[str, int], int]:
         """What `restore` needs to undo accepting a batch that then failed to be written."""
         return dict(self._last_ts), self._news_added

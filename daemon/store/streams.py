@@ -99,6 +99,30 @@ class StreamStore:
             await self.redis.script_load(_WRITE)
             await self.redis.evalsha(_WRITE_SHA, len(keys), *keys, *args)  # type: ignore[misc]
 
+    async def edge_memory(
+        self, since_ms: int, max_headlines: int = 50_000
+    ) -> tuple[dict[str, int], list[Headline]]:
+        """What the edge had accepted before a restart, read back from what it wrote: each
+        symbol's latest event time (the `latest` hash) and the headlines that arrived since
+        `since_ms` (the news stream). Written by the same script as the events themselves, so
+        it can never disagree with them."""
+        raw: dict[str, str] = await self.redis.hgetall(self.keys.latest)  # type: ignore[misc]
+        clocks: dict[str, int] = {}
+        for sym, value in raw.items():
+            parts = value.split()
+            if len(parts) >= 2 and parts[1].lstrip("-").isdigit():
+                clocks[sym] = int(parts[1])
+        rows: Any = await self.redis.xrevrange(
+            self.keys.news, "+", str(max(since_ms, 0)), count=max_headlines
+        )
+        news = []
+        for _, fields in reversed(rows or []):
+            try:
+                news.append(Headline.from_fields(fields))
+            except (KeyError, ValueError):
+                continue
+        return clocks, news
+
     async def cursor(self, source: str) -> dict[str, str]:
         res: dict[str, str] = await self.redis.hgetall(self.keys.source_cursor(source))  # type: ignore[misc]
         return res
