@@ -31,7 +31,7 @@ from pydantic import (
 from daemon.durations import Duration
 from daemon.events import EarningsEvent
 from daemon.notify.base import ChannelConfig
-from daemon.notify.delivery import DeliverySettings
+from daemon.notify.delivery import DeliveryOptions, DeliverySettings
 from daemon.notify.inhibit import InhibitRule
 from daemon.notify.registry import channel_config_models
 from daemon.notify.routing import RouteConfig
@@ -159,6 +159,10 @@ class Settings(_Model):
     inhibit_rules: list[InhibitRule] = Field(
         default_factory=list, description="A firing alert mutes lesser ones with equal labels"
     )
+    delivery: DeliveryOptions = Field(
+        default_factory=lambda: DeliveryOptions(),
+        description="How long a notification may keep failing before it is dead-lettered",
+    )
     max_alert_age: Duration = Field(
         default=timedelta(minutes=15),
         description="After downtime, older transitions are recorded, not sent (one summary "
@@ -283,6 +287,7 @@ class Config:
             max_alert_age_ms=int(s.max_alert_age.total_seconds() * 1000),
             channels=dict(s.channels),
             data_clock=all(src.type == "replay" for src in s.sources),
+            give_up_after=s.delivery.give_up_after,
         )
 
     def dump(self) -> dict[str, Any]:

@@ -109,11 +109,28 @@ class DaemonCollector(Collector):
         dead = CounterMetricFamily(
             "tickwatch_notifications_dead", "Notifications dead-lettered", labels=["channel"]
         )
+        retries = CounterMetricFamily(
+            "tickwatch_delivery_retries",
+            "Waits before trying a failed send again (Retry-After or backoff)",
+            labels=["channel"],
+        )
+        retry_after = CounterMetricFamily(
+            "tickwatch_delivery_retry_after_waits",
+            "Waits a channel's service asked for with Retry-After (429, 503), honoured in full",
+            labels=["channel"],
+        )
+        next_try = GaugeMetricFamily(
+            "tickwatch_delivery_next_attempt_seconds",
+            "Seconds until the channel's next try of a failed send; 0 when it is not waiting",
+            labels=["channel"],
+        )
         for name, w in sorted(delivery.workers.items()):
             sent.add_metric([name], w.stats.sent)
             dead.add_metric([name], w.stats.dead)
-        yield sent
-        yield dead
+            retries.add_metric([name], w.stats.retries)
+            retry_after.add_metric([name], w.stats.retry_after_waits)
+            next_try.add_metric([name], w.next_attempt_in())
+        yield from (sent, dead, retries, retry_after, next_try)
         yield GaugeMetricFamily(
             "tickwatch_notifications_in_flight", "Sends under way", value=delivery.in_flight
         )

@@ -1,8 +1,9 @@
 """`tickwatch status`: what the on-call engineer looks at first, read from Redis.
 
 Liveness (the heartbeat), each live feed (state, last message age, messages/s, rejects), each
-channel's delivery queue (waiting, in flight, dead letters, what was held back and why), and the
-active silences. Read-only: safe to run against a production daemon.
+channel's delivery queue (waiting, in flight, dead letters, what was held back and why, and a
+channel waiting to retry: "slack_desk: rate limited by Slack, next try in 42 s"), and the active
+silences. Read-only: safe to run against a production daemon.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from datetime import timedelta
+from typing import Any
 
 from redis.asyncio import Redis
 
 from daemon.config import Config
+from daemon.durations import format_duration
 from daemon.notify.admin import open_redis
 from daemon.notify.silences import SilenceStore
 from daemon.store.keys import Keys
@@ -49,6 +53,28 @@ async def _feeds(redis: Redis, keys: Keys) -> list[str]:
     return lines or ["  (no live feeds have reported)"]
 
 
+def _seconds(s: float) -> str:
+    """`42 s` under two minutes, else `59m30s`."""
+    return f"{s:.0f} s" if s < 120 else format_duration(timedelta(seconds=round(s)))
+
+
+def _wait_line(ch: str, w: dict[str, Any], now_ms: int) -> str:
+    """`slack_desk: rate limited by Slack, next try in 42 s (Retry-After 45 s, attempt 1, ...)`."""
+    left = (int(w.get("until_ms", 0)) - now_ms) / 1000
+    # overdue: the try is under way (a slow answer), or the daemon stopped mid-wait
+    if left > -5:
+        when = f"next try in {_seconds(max(0.0, left))}"
+    else:
+        when = f"next try was due {_seconds(-left)} ago"
+    asked = w.get("retry_after")
+    why = f"Retry-After {_seconds(float(asked))}" if asked is not None else "backoff"
+    detail = [why, f"attempt {w.get('attempt', '?')}"]
+    if w.get("give_up_at_ms"):
+        give_up = (int(w["give_up_at_ms"]) - now_ms) / 1000
+        detail.append(f"dead-lettered if still failing in {_seconds(max(0.0, give_up))}")
+    return f"    {ch}: {w.get('reason') or 'retrying'}, {when} ({', '.join(detail)})"
+
+
 async def _channels(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
     suppressed: dict[str, str] = await redis.hgetall(keys.suppressed)  # type: ignore[misc]
     held: dict[str, list[str]] = defaultdict(list)
@@ -58,6 +84,14 @@ async def _channels(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
     dead: dict[str, int] = defaultdict(int)
     for _, f in await redis.xrange(keys.deadletter):
         dead[f.get("channel", "-")] += 1
+    waits: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    raw: dict[str, str] = await redis.hgetall(keys.delivery_waits)  # type: ignore[misc]
+    for field, text in sorted(raw.items()):  # "channel|consumer" → JSON
+        try:
+            waits[field.rpartition("|")[0]].append(json.loads(text))
+        except ValueError:
+            continue
+    now_ms = int(time.time() * 1000)
     lines = []
     for ch in channels:
         stream = keys.deliver(ch)
@@ -72,6 +106,7 @@ async def _channels(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
         extra = f"  held back: {', '.join(held[ch])}" if held.get(ch) else ""
         lines.append(f"  {ch:<16} waiting {waiting:<5} in flight {pending:<3} "
                      f"dead letters {dead.get(ch, 0)}{extra}")  # fmt: skip
+        lines += [_wait_line(ch, w, now_ms) for w in waits.get(ch, [])]
     return lines or ["  (no channels)"]
 
 

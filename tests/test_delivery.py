@@ -31,7 +31,7 @@ from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
 
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+FAST = RetryPolicy(base_delay=0.01, max_delay=0.05)
 
 
 def alert(

@@ -358,3 +358,17 @@ rules:
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path / "alerts.yaml", env={})
     assert "r.yaml:3" in str(e.value) and "cross one series" in str(e.value)
+
+
+def test_a_tick_older_than_its_symbols_latest_is_never_judged(plan_of) -> None:  # type: ignore[no-untyped-def]
+    # a restart with a feed replaying its last minutes: the engine restored 10:05's prices
+    # (firing: 24/52 below 0.5) gets XMAG's 10:02 trade (27: would resolve) again
+    d = Driver(plan_of(RATIO))
+    assert told(d.feed([Tick("XMAG", ny(10, 5), 24.0), Tick("MAGS", ny(10, 5), 52.0)])) == [
+        ("ratio", "firing", ny(10, 5))
+    ]
+    assert d.feed([Tick("XMAG", ny(10, 2), 27.0), Tick("MAGS", ny(10, 2), 52.0)]) == []
+    assert d.engine.market.quotes["XMAG"].price == 24.0  # the older price is not the price now
+    # the same instant again is judged, and tells nothing new
+    assert d.feed([Tick("XMAG", ny(10, 5), 24.0)]) == []
+    assert told(d.feed([Tick("XMAG", ny(10, 6), 27.0)])) == [("ratio", "resolved", ny(10, 6))]

@@ -161,7 +161,7 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("12") == 12.0
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
-    assert parse_retry_after("-3") is None
+    assert parse_retry_after("-3") == 0.0  # a negative wait is no wait
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 + 60) == 0.0
 

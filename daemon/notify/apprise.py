@@ -8,7 +8,12 @@ Apprise is an optional extra (`pip install 'tickwatch[apprise]'`). Without it, o
 Apprise cannot parse, the channel is switched off with the reason, never a crash. Each URL is its
 own Apprise object, so a retry after a partial failure notifies only the services still owed
 (as SMS does per recipient). Apprise cannot tell a bad credential from an outage, so a failed
-service is retryable; the worker's attempt limit and dead letters bound it.
+service is retryable; the worker's time budget (`give_up_after`) and dead letters bound it.
+
+No `Retry-After` here: Apprise reports only whether each service took the message (a bool and
+its log lines), never the HTTP status or headers, so a service's rate limit cannot reach the
+worker. (A few of its plugins, Discord and Matrix among them, wait out their own service's rate
+limit inside the notify call.) A failure is retried with the worker's backoff and jitter.
 """
 
 from __future__ import annotations

@@ -1,24 +1,44 @@
 """Delivery as a whole: the router and one worker per channel, built from the config.
 
-The daemon runs each of these as its own task (`stages`), so one channel's trouble stays its own;
-a reload swaps the route tree and the channel set without losing a queued message.
+The daemon runs each of these as its own task (`stages`), so one channel's trouble stays its own
+(a channel waiting out a long `Retry-After` holds only its own queue); a reload swaps the route
+tree and the channel set without losing a queued message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
+from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
+from daemon.durations import Duration
 from daemon.notify.base import ChannelConfig, Notifier
 from daemon.notify.inhibit import Inhibitor, InhibitRule
 from daemon.notify.router import Router
 from daemon.notify.routing import RouteConfig, compile_routes
-from daemon.notify.worker import ChannelWorker, OpsAlert, RetryPolicy
+from daemon.notify.worker import ChannelWorker, Clock, OpsAlert, RetryPolicy
 from daemon.store.keys import Keys
 
-__all__ = ["Delivery", "DeliverySettings"]
+__all__ = ["GIVE_UP_AFTER", "Delivery", "DeliveryOptions", "DeliverySettings"]
+
+#: How long a message may keep failing (from when it was queued) before it is dead-lettered.
+GIVE_UP_AFTER = timedelta(hours=1)
+
+
+class DeliveryOptions(BaseModel):
+    """`delivery:` in alerts.yaml: how long delivery keeps trying."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    give_up_after: Duration = Field(
+        default=GIVE_UP_AFTER,
+        description="A message still failing this long after it was queued goes to the dead "
+        "letters (with an ops alert); until then it is retried, waiting out any Retry-After "
+        "in full and backing off up to 60s otherwise. Permanent errors dead-letter at once",
+    )
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,9 @@ class DeliverySettings:
     channels: Mapping[str, ChannelConfig]
     #: Only replays feed the daemon: alert ages count against the newest event time.
     data_clock: bool = False
+    #: `delivery: {give_up_after: ...}`: a message failing this long after it was queued is
+    #: dead-lettered (permanent errors at once).
+    give_up_after: timedelta = GIVE_UP_AFTER
 
 
 class Delivery:
@@ -46,13 +69,17 @@ class Delivery:
         ops: Callable[[str, str, Mapping[str, str]], Awaitable[None]] | None = None,
         maxlen: int = 1_000_000,
         claim_idle_ms: int = 60_000,
+        clock: Clock | None = None,
     ):
         self.redis = redis
         self.keys = keys
         self.instance = instance
-        self.policy = policy or RetryPolicy()
+        #: a policy passed in (tests, benches) is kept as is; else it follows the settings
+        self._own_policy = policy is None
+        self.policy = policy or RetryPolicy(give_up_after=settings.give_up_after.total_seconds())
         self.ops = ops
         self.claim_idle_ms = claim_idle_ms
+        self.clock = clock
         self.router = Router(
             redis,
             keys,
@@ -91,12 +118,16 @@ class Delivery:
             w = self.workers[name] = ChannelWorker(
                 self.redis, self.keys, name, notifier,
                 consumer=f"worker-{self.instance}", policy=self.policy, daily_cap=cap,
-                ops=self._ops_for(name), claim_idle_ms=self.claim_idle_ms,
+                ops=self._ops_for(name), claim_idle_ms=self.claim_idle_ms, clock=self.clock,
             )  # fmt: skip
             new.append(w)
         return new
 
     def reconfigure(self, settings: DeliverySettings) -> None:
+        if self._own_policy:
+            self.policy = replace(self.policy, give_up_after=settings.give_up_after.total_seconds())
+            for w in self.workers.values():
+                w.policy = self.policy
         self.router.configure(
             compile_routes(settings.route),
             Inhibitor(settings.inhibit_rules),

@@ -7,7 +7,9 @@ the resolve also edits the first message (`chat.update`) to show RESOLVED.
 
 Retrying is the delivery worker's job, so the client does not retry 429s itself (Slack disables
 apps that hammer it, alertmanager#2111): a 429 becomes a retryable `DeliveryError` carrying
-`Retry-After`, and the base class paces sends to Slack's one message per second per channel.
+`Retry-After` (read from `SlackApiError.response.headers`, seconds or an HTTP-date), which the
+worker waits out in full before the next call, and the base class paces sends to Slack's one
+message per second per channel.
 Errors a retry cannot fix (bad token, wrong channel) are not retryable and say what to change in
 `alerts.yaml`.
 """
@@ -28,7 +30,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
+from daemon.notify.base import (
+    ChannelConfig,
+    DeliveryError,
+    Notification,
+    Notifier,
+    Receipt,
+    retry_after_from,
+)
 from daemon.notify.slack_blocks import (
     SlackMessage,
     build_group,
@@ -173,6 +182,7 @@ class SlackNotifier(Notifier):
             raise DeliveryError(
                 f"Slack channel {self.name!r}: could not reach Slack ({detail}); will retry",
                 retryable=True,
+                reason=f"could not reach Slack ({type(e).__name__})",
             ) from e
 
     def preview(self, n: Notification) -> str:
@@ -196,18 +206,22 @@ class SlackNotifier(Notifier):
         data = e.response.data
         error = str(data.get("error", "")) if isinstance(data, dict) else ""
         where = f"Slack channel {self.name!r}"
+        retry_after = retry_after_from(e.response.headers)
         if status == 429 or error in {"ratelimited", "rate_limited"}:
-            retry_after = _parse_retry_after(e.response.headers.get("Retry-After"))
             wait = f"; Slack asks to wait {retry_after:g}s" if retry_after is not None else ""
             return DeliveryError(
                 f"{where}: rate limited by Slack (HTTP {status}){wait}",
                 retryable=True,
                 retry_after=retry_after,
+                reason="rate limited by Slack",
             )
         if status >= 500 or error in _TRANSIENT:
             code = f" ({error})" if error else ""
             return DeliveryError(
-                f"{where}: Slack server error HTTP {status}{code}; will retry", retryable=True
+                f"{where}: Slack server error HTTP {status}{code}; will retry",
+                retryable=True,
+                retry_after=retry_after,  # a 503 may say when to come back
+                reason=f"Slack server error (HTTP {status}{code})",
             )
         if error:
             return DeliveryError(f"Slack says {error}: {self._fix_for(error)}", retryable=False)
@@ -274,14 +288,3 @@ def _block_text(block: dict[str, Any]) -> list[str]:
     if kind == "context":
         return [str(e.get("text", "")) for e in block.get("elements", [])]
     return []
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` in seconds (Slack sends an integer); None when absent or unreadable."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -16,6 +16,11 @@ A recipient who cannot be reached (unsubscribed, not a mobile) never stops the o
 collected and raised once, after every recipient was tried. Recipients that got a notification,
 or failed for good, are remembered per notification key for a while, so a retry after a partial
 failure (say a 429 for the third number) texts only the numbers still owed, not everyone again.
+
+Twilio's `Retry-After` (on a 429, or a 503) is honoured: `TwilioRestException` carries only the
+status, code and message, so the headers come from the response our HTTP client saw last (sends
+on one channel go one at a time, and the status is checked to match). The wait goes to the
+delivery worker as `DeliveryError.retry_after`; the numbers not yet texted wait with it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import asyncio
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -32,10 +37,18 @@ import aiohttp
 from pydantic import Field, SecretStr, field_validator
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from daemon.alerts import AlertEvent, Input
-from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
+from daemon.notify.base import (
+    ChannelConfig,
+    DeliveryError,
+    Notification,
+    Notifier,
+    Receipt,
+    retry_after_from,
+)
 from daemon.notify.slack_blocks import compare_text, format_number, order_alerts
 
 __all__ = [
@@ -401,7 +414,12 @@ class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     twilio 9.13 passes `auth=BasicAuth(...)`, which aiohttp 3.14 deprecates (gone in 4.0); the
     header is the replacement aiohttp names. Same request on the wire; twilio's request log
     already leaves out `Authorization` headers.
+
+    It also keeps the last response (`last_response`): twilio's exceptions drop the headers, and
+    a 429's `Retry-After` is in them.
     """
+
+    last_response: Response | None = None
 
     async def request(
         self,
@@ -416,9 +434,12 @@ class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     ) -> Any:
         if auth is not None:
             headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
-        return await super().request(
+        self.last_response = None
+        response = await super().request(
             method, url, params, data, headers, None, timeout, allow_redirects
         )
+        self.last_response = response
+        return response
 
 
 @dataclass(slots=True)
@@ -428,6 +449,10 @@ class _Failure:
     retryable: bool
     #: The next number would hit the same wall (bad credentials, rate limit, network down).
     stop: bool = False
+    #: Seconds Twilio asked us to wait (`Retry-After`), None when it did not say.
+    retry_after: float | None = None
+    #: Short, for `tickwatch status`.
+    reason: str = ""
 
 
 class SmsNotifier(Notifier):
@@ -506,7 +531,13 @@ class SmsNotifier(Notifier):
                 failure = self._rest_failure(to, e)
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 reason = f"{type(e).__name__}: {e}".rstrip(": ")
-                failure = _Failure(to, f"could not reach Twilio ({reason})", True, stop=True)
+                failure = _Failure(
+                    to,
+                    f"could not reach Twilio ({reason})",
+                    True,
+                    stop=True,
+                    reason=f"could not reach Twilio ({type(e).__name__})",
+                )
             else:
                 done.add(to)
                 continue
@@ -524,14 +555,29 @@ class SmsNotifier(Notifier):
             raise self._summarize(failures, len(self.config.to))
         return None
 
+    def _answer_headers(self, status: int) -> Mapping[str, str] | None:
+        """The headers of the answer that raised (twilio's exceptions do not keep them)."""
+        last = self._http.last_response if self._http is not None else None
+        if last is None or last.status_code != status:
+            return None
+        return last.headers  # type: ignore[no-any-return]
+
     def _rest_failure(self, to: str, e: TwilioRestException | TwilioServiceException) -> _Failure:
         status = int(e.status)
         code = e.code if isinstance(e.code, int) else None
+        retry_after = retry_after_from(self._answer_headers(status))
+        wait = f"; Twilio asks to wait {retry_after:g}s" if retry_after is not None else ""
         if status == 429 or code == 20429:
-            message = f"rate limited by Twilio (HTTP 429, code {code})"
-            return _Failure(to, message, retryable=True, stop=True)
+            message = f"rate limited by Twilio (HTTP 429, code {code}){wait}"
+            return _Failure(
+                to, message, True, stop=True, retry_after=retry_after,
+                reason="rate limited by Twilio",
+            )  # fmt: skip
         if status >= 500:  # often one request's bad luck: still try the other numbers
-            return _Failure(to, f"Twilio server error (HTTP {status}, code {code})", True)
+            return _Failure(
+                to, f"Twilio server error (HTTP {status}, code {code}){wait}", True,
+                retry_after=retry_after, reason=f"Twilio server error (HTTP {status})",
+            )  # fmt: skip
         if code == _AUTH_FAILED or status == 401:
             return _Failure(
                 to,
@@ -550,10 +596,16 @@ class SmsNotifier(Notifier):
     def _summarize(self, failures: list[_Failure], total: int) -> DeliveryError:
         retryable = any(f.retryable for f in failures)
         lines = "; ".join(f"{f.to}: {f.message}" for f in failures)
+        waits = [f.retry_after for f in failures if f.retry_after is not None]
+        reason = next((f.reason for f in failures if f.retry_after is not None), "") or next(
+            (f.reason or f.message for f in failures if f.retryable), ""
+        )
         return DeliveryError(
             f"SMS channel {self.name!r}: {len(failures)} of {total} recipient(s) not texted: "
             f"{lines}",
             retryable=retryable,
+            retry_after=max(waits) if waits else None,
+            reason=reason or None,
         )
 
     async def aclose(self) -> None:

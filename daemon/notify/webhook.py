@@ -7,8 +7,9 @@ redelivery after a crash can be recognised. `verify_signature` is the receiver's
 receivers and for our tests.
 
 Status codes follow Alertmanager's retrier: 2xx delivered; 408, 429 and 5xx (and timeouts and
-connection errors) worth retrying, honouring `Retry-After`; any other 4xx or a redirect is a
-mistake in the config or the receiver that a retry cannot fix.
+connection errors) worth retrying, honouring `Retry-After` on any of them (delta-seconds or an
+HTTP-date, as RFC 9110 allows; the worker waits it out however long it is); any other 4xx or a
+redirect is a mistake in the config or the receiver that a retry cannot fix.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Final, Literal
 
 import aiohttp
@@ -26,7 +25,14 @@ from pydantic import Field, SecretStr, field_validator
 
 from daemon.alerts import AlertEvent, Input
 from daemon.events import ms_to_dt
-from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
+from daemon.notify.base import (
+    ChannelConfig,
+    DeliveryError,
+    Notification,
+    Notifier,
+    Receipt,
+    parse_retry_after,
+)
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
@@ -154,23 +160,6 @@ def payload(n: Notification) -> dict[str, Any]:
     }
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-        return max(0.0, seconds)
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
 class WebhookNotifier(Notifier):
     """POSTs each notification as signed JSON to one URL."""
 
@@ -221,7 +210,9 @@ class WebhookNotifier(Notifier):
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             reason = f"{type(e).__name__}: {e}".rstrip(": ")
             raise DeliveryError(
-                f"{where}: could not reach the receiver ({reason}); will retry", retryable=True
+                f"{where}: could not reach the receiver ({reason}); will retry",
+                retryable=True,
+                reason=f"could not reach the receiver ({type(e).__name__})",
             ) from e
         raise self._status_error(status, retry_after, location, " ".join(text.split()))
 
@@ -232,10 +223,12 @@ class WebhookNotifier(Notifier):
         key = f"channels.{self.name}"
         if status in _RETRYABLE_4XX or status >= 500:
             wait = f"; it asks to wait {retry_after:g}s" if retry_after is not None else ""
+            why = "rate limited by the receiver" if status == 429 else "the receiver answered"
             return DeliveryError(
                 f"{where}: the receiver answered HTTP {status}{wait}; will retry",
                 retryable=True,
                 retry_after=retry_after,
+                reason=f"{why} (HTTP {status})",
             )
         if 300 <= status < 400:
             fix = f"point {key}.url at the final address" + (f" ({location})" if location else "")

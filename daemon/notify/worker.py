@@ -7,10 +7,16 @@ consumer group, so a Slack outage or a slow Twilio never delays another channel.
   and "done" after; a redelivered message whose marker is "done" is acknowledged unsent. The
   only duplicate window is a process dying between the channel's answer and the "done" write.
 - cap: past the channel's daily cap one notice goes out, then messages are recorded, not sent.
-- send: `Notifier.deliver`, retried with exponential backoff and jitter, honouring Retry-After.
+- send: `Notifier.deliver`. A failure the service dated (`Retry-After`: Slack, Twilio, webhooks)
+  waits exactly that long, however long, holding this channel's queue (and only this one's);
+  one without waits out exponential backoff with jitter, at most `RetryPolicy.max_delay`. While
+  it waits, the worker says so (`waiting`, and the `delivery_waits` hash `tickwatch status`
+  reads): "slack_desk: rate limited by Slack, next try in 42 s".
 - record: marker, daily count, the thread receipt and the acknowledgement in one MULTI/EXEC.
-  A permanent failure or exhausted retries moves the message to the dead-letter stream and
-  raises an ops alert on the other ops channels.
+  A permanent failure, or one still failing `give_up_after` after the message was queued (the
+  time budget, `delivery: {give_up_after: 1h}`), moves the message to the dead-letter stream and
+  raises an ops alert on the other ops channels. The budget counts from the stream entry's id,
+  so it survives a restart and a backlog behind a long outage is not retried for an hour each.
 
 Entries left pending by a consumer that died are reclaimed with XAUTOCLAIM once idle for
 `claim_idle_ms`, so a crashed replica's in-flight messages are still delivered.
@@ -19,21 +25,24 @@ Entries left pending by a consumer that died are reclaimed with XAUTOCLAIM once 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from daemon.alerts import NEW_YORK
+from daemon.durations import format_duration
 from daemon.notify.base import DeliveryError, Notification, Notifier, Receipt
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
 
-__all__ = ["ChannelWorker", "RetryPolicy", "WorkerStats"]
+__all__ = ["ChannelWorker", "Clock", "RetryPolicy", "Wait", "WorkerStats"]
 
 log = logging.getLogger("tickwatch.notify")
 MARKER_TTL_S = 30 * 86400
@@ -58,15 +67,65 @@ return out
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 4
+    """When to try a failed send again, and when to give up on the message.
+
+    A service's `Retry-After` is taken at its word, however long (Slack disables apps that call
+    again too soon). Without one the wait is exponential backoff with equal jitter: `base_delay`
+    doubling per attempt, at most `max_delay`. A message is dead-lettered on a permanent error,
+    or once `give_up_after` seconds have passed since it was queued, never after a number of
+    tries.
+    """
+
     base_delay: float = 0.5
-    max_delay: float = 30.0
+    max_delay: float = 60.0
+    give_up_after: float = 3600.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds after failed attempt `attempt` (1-based): 0.25-0.5 s, 0.5-1 s, ... to the cap."""
+        full = min(self.base_delay * 2.0 ** min(attempt - 1, 60), self.max_delay)
+        return full * (0.5 + random.random() / 2)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        """The service's `Retry-After` when it gave one (never less than 0), else `backoff`."""
         if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        backoff = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
-        return backoff * (0.5 + random.random() / 2)
+            return max(0.0, retry_after)
+        return self.backoff(attempt)
+
+
+class Clock:
+    """Wall time and waiting as the worker sees them. Tests pass one whose `sleep` moves its
+    `now` on at once, to show a 45 s Retry-After honoured without spending 45 s."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A channel worker between a failed send and its next try."""
+
+    #: Short: "rate limited by Slack", "Twilio server error (HTTP 500)".
+    reason: str
+    #: When the next try is due (epoch seconds, the worker's clock).
+    until: float
+    #: What the service asked for; None: backoff of our own.
+    retry_after: float | None
+    #: The attempt that failed (1 = the first).
+    attempt: int
+    key: str
+    #: When the message is dead-lettered if still failing (epoch seconds).
+    give_up_at: float
+
+    def to_json(self, channel: str, consumer: str) -> str:
+        return json.dumps({
+            "channel": channel, "consumer": consumer, "reason": self.reason,
+            "until_ms": int(self.until * 1000), "retry_after": self.retry_after,
+            "attempt": self.attempt, "key": self.key,
+            "give_up_at_ms": int(self.give_up_at * 1000),
+        }, separators=(",", ":"))  # fmt: skip
 
 
 @dataclass
@@ -76,6 +135,10 @@ class WorkerStats:
     dead: int = 0
     capped: int = 0
     reclaimed: int = 0
+    #: waits before trying a failed send again (Retry-After or backoff)
+    retries: int = 0
+    #: of those, the waits a service asked for (`Retry-After`)
+    retry_after_waits: int = 0
     #: send latency: seconds from the alert's event time to the channel's answer, last 1,000
     latencies: list[float] = field(default_factory=list)
 
@@ -93,6 +156,7 @@ class ChannelWorker:
         daily_cap: int | None = None,
         ops: OpsAlert | None = None,
         claim_idle_ms: int = 60_000,
+        clock: Clock | None = None,
     ):
         self.redis = redis
         self.keys = keys
@@ -105,18 +169,31 @@ class ChannelWorker:
         self.daily_cap = daily_cap
         self.ops = ops
         self.claim_idle_ms = claim_idle_ms
+        self.clock = clock or Clock()
         self.stats = WorkerStats()
         self.idle = asyncio.Event()
         #: 1 between reading a message's marker and writing "done": a kill now may repeat it
         self.in_flight = 0
+        #: set while waiting to try a failed send again
+        self.waiting: Wait | None = None
+        self._wait_field = f"{channel}|{consumer}"
+        self._wait_written = False  # our field in `delivery_waits` may be set
         self._stopping = False
+        self._stop = asyncio.Event()
         self._delivering = asyncio.Lock()
         self._claim = redis.register_script(_CLAIM)
 
     # --- loop -------------------------------------------------------------------------------
+    def next_attempt_in(self) -> float:
+        """Seconds until this channel's next try of a failed send; 0 when it is not waiting."""
+        w = self.waiting
+        return 0.0 if w is None else max(0.0, w.until - self.clock.now())
+
     async def run(self) -> None:
         g = self.keys.DELIVER_GROUP
         await self.store.ensure_group(self.stream, g)
+        # a wait a previous run left behind (killed mid-wait) is over
+        await self.redis.hdel(self.keys.delivery_waits, self._wait_field)  # type: ignore[misc]
         while True:  # first, what this consumer read before a crash and never acknowledged
             entries = await self.store.read_group(
                 (self.stream,), g, self.consumer, count=50, block_ms=None, pending=True
@@ -168,8 +245,11 @@ class ChannelWorker:
                 await self.deliver_entry(entry_id, fields)
 
     async def finish(self, timeout: float = 10.0) -> None:
-        """Stop taking messages, letting the one under way complete (no duplicate on restart)."""
+        """Stop taking messages, letting the one under way complete (no duplicate on restart).
+
+        A wait before a retry is cut short: that message stays pending, for the next start."""
         self._stopping = True
+        self._stop.set()
         try:
             await asyncio.wait_for(self._delivering.acquire(), timeout)
         except TimeoutError:
@@ -242,27 +322,116 @@ class ChannelWorker:
                 log.error("%s: could not send the cap notice: %s", self.channel, e)
 
     async def _send_with_retry(self, n: Notification, entry_id: str, marker: str) -> None:
+        queued = _queued_at(entry_id, self.clock.now())
+        give_up_at = queued + self.policy.give_up_after
         attempt = 0
+        last = False  # this try comes as the budget ends: if it fails, that is the end
         while True:
             attempt += 1
             try:
                 receipt = await self.notifier.deliver(n)
             except DeliveryError as e:
-                if not e.retryable or attempt >= self.policy.attempts:
-                    why = "not retryable" if not e.retryable else f"{attempt} attempts"
+                now = self.clock.now()
+                delay = self.policy.delay(attempt, e.retry_after)
+                why = self._give_up_why(e, now, delay, queued, give_up_at, last)
+                if why is not None:
                     log.warning("%s: %s failed (%s): %s", self.channel, n.key, why, e)
-                    await self._dead(entry_id, n.to_json(), str(e), attempt)
+                    await self._dead(entry_id, n.to_json(), f"{e} ({why})", attempt)
                     await self._ops_alert(n, str(e))
                     return
-                delay = self.policy.delay(attempt, e.retry_after)
-                log.warning(
-                    "%s: %s failed (attempt %d/%d), retrying in %.1fs: %s",
-                    self.channel, n.key, attempt, self.policy.attempts, delay, e,
-                )  # fmt: skip
-                await asyncio.sleep(delay)
+                if now + delay >= give_up_at:  # backoff past the budget: one last try at its end
+                    delay, last = max(0.0, give_up_at - now), True
+                w = Wait(e.reason, now + delay, e.retry_after, attempt, n.key, give_up_at)
+                if not await self._wait(w, e, entry_id):  # stopping: left for the next start
+                    pipe = self.redis.pipeline(transaction=False)
+                    self._clear_wait(pipe)
+                    await pipe.execute()
+                    return
             else:
                 await self._record(n, entry_id, marker, receipt)
                 return
+
+    def _give_up_why(
+        self,
+        e: DeliveryError,
+        now: float,
+        delay: float,
+        queued: float,
+        give_up_at: float,
+        last: bool,
+    ) -> str | None:
+        """Why the message goes to the dead letters now, or None to try it again."""
+        if not e.retryable:
+            return "not retryable"
+        budget = f"delivery.give_up_after is {_dur(self.policy.give_up_after)}"
+        if last or now >= give_up_at:
+            return f"still failing {_dur(now - queued)} after it was queued; {budget}"
+        if e.retry_after is not None and now + delay > give_up_at:
+            return (
+                f"asked to wait {_dur(delay)}, past the time left for it "
+                f"({_dur(give_up_at - now)}); {budget}"
+            )
+        return None
+
+    async def _wait(self, w: Wait, e: DeliveryError, entry_id: str) -> bool:
+        """Wait until `w.until`, shown in status and metrics; False if `finish()` cut it short."""
+        delay = max(0.0, w.until - self.clock.now())
+        self.stats.retries += 1
+        if w.retry_after is not None:
+            self.stats.retry_after_waits += 1
+            log.warning(
+                "%s: %s (attempt %d): %s; waiting %s as asked (Retry-After), then trying again",
+                self.channel, w.key, w.attempt, e, _dur(delay),
+            )  # fmt: skip
+        else:
+            log.warning(
+                "%s: %s failed (attempt %d), retrying in %.1fs: %s",
+                self.channel, w.key, w.attempt, delay, e,
+            )  # fmt: skip
+        self.waiting = w
+        try:
+            await self.redis.hset(
+                self.keys.delivery_waits, self._wait_field, w.to_json(self.channel, self.consumer)
+            )  # type: ignore[misc]
+            self._wait_written = True
+            keep = asyncio.ensure_future(self._keep_claimed(entry_id))
+            try:
+                return await self._pause(delay)
+            finally:
+                keep.cancel()
+                await asyncio.gather(keep, return_exceptions=True)
+        finally:
+            self.waiting = None
+
+    async def _keep_claimed(self, entry_id: str) -> None:
+        """While waiting, keep the entry this consumer's: reset its idle time (XCLAIM JUSTID)
+        so another replica's XAUTOCLAIM does not take, and send early, a message held here."""
+        every = max(0.05, self.claim_idle_ms / 3000)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.redis.xclaim(
+                    self.stream, self.keys.DELIVER_GROUP, self.consumer,
+                    min_idle_time=0, message_ids=[entry_id], justid=True,
+                )  # fmt: skip
+            except Exception as e:  # Redis away for a moment: the next round tries again
+                log.debug("%s: could not refresh the claim on %s: %r", self.channel, entry_id, e)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep on the worker's clock unless told to stop; False when stopping."""
+        if self._stopping:
+            return False
+        if seconds <= 0:
+            return True
+        sleeping = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((sleeping, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (sleeping, stopping):
+                t.cancel()
+            await asyncio.gather(sleeping, stopping, return_exceptions=True)
+        return not self._stopping
 
     async def _record(
         self, n: Notification, entry_id: str, marker: str, receipt: Receipt | None
@@ -281,6 +450,7 @@ class ChannelWorker:
                 pipe.hset(rkey, mapping=dict(receipt))
                 pipe.expire(rkey, MARKER_TTL_S)
         pipe.xack(self.stream, k.DELIVER_GROUP, entry_id)
+        self._clear_wait(pipe)
         await pipe.execute()
         self.stats.sent += 1
         if n.alerts:
@@ -293,11 +463,18 @@ class ChannelWorker:
         self.stats.dead += 1
         k = self.keys
         fields = {"n": body, "channel": self.channel, "reason": reason, "entry": entry_id,
-                  "attempts": str(attempts), "ts": str(int(time.time() * 1000))}  # fmt: skip
+                  "attempts": str(attempts), "ts": str(int(self.clock.now() * 1000))}  # fmt: skip
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(k.deadletter, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
         pipe.xack(self.stream, k.DELIVER_GROUP, entry_id)
+        self._clear_wait(pipe)
         await pipe.execute()
+
+    def _clear_wait(self, pipe: Pipeline) -> None:
+        """Drop our `delivery_waits` field with the outcome's writes (only if one was set)."""
+        if self._wait_written:
+            pipe.hdel(self.keys.delivery_waits, self._wait_field)
+            self._wait_written = False
 
     async def _ops_alert(self, n: Notification, reason: str) -> None:
         """Tell the ops channels (never this one, never about an ops alert: no loops)."""
@@ -313,3 +490,17 @@ class ChannelWorker:
 
 def _ny_day() -> str:
     return datetime.now(NEW_YORK).strftime("%Y-%m-%d")
+
+
+def _queued_at(entry_id: str, default: float) -> float:
+    """When a stream entry was added (epoch seconds): the ms part of its id."""
+    try:
+        return int(str(entry_id).split("-", 1)[0]) / 1000
+    except ValueError:
+        return default
+
+
+def _dur(seconds: float) -> str:
+    """`45s`, `1h`, `2m30s`; under a second in ms (`300ms`)."""
+    s = max(0.0, seconds)
+    return format_duration(timedelta(seconds=round(s) if s >= 1 else round(s, 3)))

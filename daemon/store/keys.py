@@ -115,6 +115,11 @@ class Keys:
         """Hash "outcome:channel" → count of transitions recorded but not sent (and why)."""
         return self._k("notify", "suppressed")
 
+    @property
+    def delivery_waits(self) -> str:
+        """Hash "channel|consumer" → JSON of a channel worker waiting to retry (why, until when)."""
+        return self._k("notify", "waits")
+
     def sent_today(self, channel: str, day: str) -> str:
         """Counter of messages a channel sent on a New York day (its daily cap)."""
         return self._k("notify", "sent", channel, day)

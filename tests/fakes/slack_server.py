@@ -62,8 +62,9 @@ class FakeSlackServer(FakeHTTPServer):
         """The next `times` calls answer HTTP 200 `{"ok": false, "error": <error>}`."""
         self.inject(Injection(200, {"ok": False, "error": error}, times))
 
-    def rate_limit(self, retry_after: int = 30, times: int = 1) -> None:
-        """The next `times` calls answer HTTP 429 with `Retry-After: <retry_after>`."""
+    def rate_limit(self, retry_after: int | str = 30, times: int = 1) -> None:
+        """The next `times` calls answer HTTP 429 with `Retry-After: <retry_after>` (seconds,
+        or an HTTP-date when given as a string)."""
         self.inject(
             Injection(
                 429,

@@ -3,7 +3,8 @@
 Answers as PROTOCOLS.md §7 describes, with the field *types* the twilio client relies on: HTTP 201,
 string `num_segments`/`num_media`, RFC 2822 dates, `SM` + 32 hex sids; errors as
 `{"code", "message", "more_info", "status"}`. HTTP Basic auth is checked (401 / 20003) and `To`
-must be E.164 (400 / 21211). Failures can be injected: 429 / 20429, 500, and 21610 per recipient.
+must be E.164 (400 / 21211). Failures can be injected: 429 / 20429 (with `Retry-After` if asked),
+500, and 21610 per recipient.
 Point a client at it with `client.api.base_url = server.base_url`.
 """
 
@@ -72,9 +73,12 @@ class FakeTwilioServer(FakeHTTPServer):
         return app
 
     # -- failure injection ------------------------------------------------------------------
-    def rate_limit(self, times: int = 1) -> None:
-        """The next `times` messages get 429 / 20429."""
-        self.inject(Injection(429, twilio_error(429, 20429, "Too Many Requests"), times))
+    def rate_limit(self, times: int = 1, retry_after: str | float | None = None) -> None:
+        """The next `times` messages get 429 / 20429 (with `Retry-After`, when given)."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        self.inject(
+            Injection(429, twilio_error(429, 20429, "Too Many Requests"), times, headers=headers)
+        )
 
     def server_error(self, times: int = 1, to: str | None = None) -> None:
         """The next `times` messages (to `to`, if given) get 500 / 20500."""
