@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= alerts.yaml
 
-.PHONY: run test test-fast lint format bench check sample clean
+.PHONY: run test test-fast lint format bench chaos check sample clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ check: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -m chaos -q
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow'

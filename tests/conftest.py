@@ -20,6 +20,7 @@ from daemon.rules.evaluate import Engine
 from daemon.store.connect import connect
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
+from tests.chaos import ROWS, ChaosTable, render
 from tests.fakes.fixtures import *  # noqa: F403  (slack_server, twilio_server)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,3 +81,17 @@ def make_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeEngine:
         return Engine(load_config(tmp_path / "alerts.yaml", env={}).compile())
 
     return make
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest) -> ChaosTable:
+    """Record this chaos scenario's row (printed in the table at the end of the run)."""
+    return ChaosTable(request.config.stash.setdefault(ROWS, []))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    rows = terminalreporter.config.stash.get(ROWS, [])
+    if rows:
+        terminalreporter.write_line("")
+        for line in render(rows):
+            terminalreporter.write_line(line)

@@ -13,15 +13,30 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
+from daemon.alerts import AlertEvent
 from daemon.app import Daemon
 from daemon.store.embedded import EmbeddedRedis
+from daemon.store.keys import Keys
+from tests.chaos import ChaosTable
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
 from tests.test_e2e import SPREAD_RULE, shipped_config, slack_alert_ids
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+
+
+async def slack_bound(redis_url: str, prefix: str) -> set[str]:
+    """Every alert the evaluator told that is routed to Slack (read from the outbox)."""
+    r = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        rows = await r.xrange(Keys(prefix).outbox)
+    finally:
+        await r.aclose()
+    alerts = [AlertEvent.from_json(f["alert"]) for _, f in rows]
+    return {a.id for a in alerts if "slack_desk" in a.channels}
 
 
 async def test_redis_restart_mid_scenario_loses_and_duplicates_nothing(
@@ -30,6 +45,7 @@ async def test_redis_restart_mid_scenario_loses_and_duplicates_nothing(
     slack_server: FakeSlackServer,
     twilio_server: FakeTwilioServer,
     caplog: pytest.LogCaptureFixture,
+    chaos: ChaosTable,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="tickwatch")
     server = EmbeddedRedis(tmp_path / "redis", persist=True).start()
@@ -64,10 +80,17 @@ async def test_redis_restart_mid_scenario_loses_and_duplicates_nothing(
                 what="the spread alert to fire and resolve after the outage",
             )
             assert not daemon.failed.is_set()
+            expected = await slack_bound(server.url, cfg.settings.redis.prefix)
         finally:
             await daemon.stop()
     finally:
         server.stop()
+    chaos.record(
+        "Redis (external) stopped 1 s mid-replay and restarted",
+        expected,
+        slack_alert_ids(slack_server),
+        up=not daemon.failed.is_set(),
+    )
     lost = {r.message.split(" lost Redis")[0] for r in caplog.records if "lost Redis" in r.message}
     assert {"evaluator", "router", "deliver slack_desk", "source sample"} <= lost, lost
     delivered = Counter(slack_alert_ids(slack_server))

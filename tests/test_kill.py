@@ -18,11 +18,12 @@ from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
 from daemon.store.keys import Keys
+from tests.chaos import ChaosTable
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 N = 300
 ID = re.compile(r"kill-(\d+)\b")
 
@@ -65,7 +66,7 @@ def ids(texts: list[str]) -> Counter[int]:
 
 async def test_sigkill_mid_burst_then_restart_delivers_everything(
     tmp_path: Path, redis: Redis, redis_url: str, keys: Keys,
-    slack_server: FakeSlackServer, twilio_server: FakeTwilioServer,
+    slack_server: FakeSlackServer, twilio_server: FakeTwilioServer, chaos: ChaosTable,
 ) -> None:  # fmt: skip
     slack_server.delay = twilio_server.delay = 0.01  # a burst that takes a few seconds
     now = int(time.time() * 1000)
@@ -110,6 +111,15 @@ async def test_sigkill_mid_burst_then_restart_delivers_everything(
             raise
     stderr = second.stderr.read() if second.stderr else ""
     assert rc == 0, stderr[-2000:]
+    for name, texts in (("Slack", slack_texts()), ("SMS", sms_texts())):
+        chaos.record(
+            f"daemon SIGKILLed mid-burst of {N}, restarted ({name})",
+            range(N),
+            [n for t in texts for n in {int(m.group(1)) for m in ID.finditer(t)}],
+            up=rc == 0,
+            allowed_duplicates=1,
+            note="one send in flight may repeat",
+        )
     dupes_seen = {}
     for name, texts in (("slack", slack_texts()), ("sms", sms_texts())):
         got = ids(texts)

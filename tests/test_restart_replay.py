@@ -19,13 +19,14 @@ from redis.asyncio import Redis
 from daemon.app import Daemon
 from daemon.config import load_config
 from daemon.store.keys import Keys
+from tests.chaos import ChaosTable
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.fakes.ws_feeds import FakeAlpacaServer
 from tests.helpers import wait_until
 from tests.test_e2e_live import MIN, YEAR_END, alerts_yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 SPREAD, CAPEX = "xmag-mags-ytd-spread-compresses", "megacap-ai-capex-guidance"
 
 
@@ -36,7 +37,7 @@ def posted(slack: FakeSlackServer) -> list[str]:
 
 async def test_a_restart_with_a_replaying_feed_re_tells_nothing(
     tmp_path: Path, repo: Path, redis_url: str, keys: Keys, redis: Redis,
-    slack_server: FakeSlackServer, twilio_server: FakeTwilioServer,
+    slack_server: FakeSlackServer, twilio_server: FakeTwilioServer, chaos: ChaosTable,
 ) -> None:  # fmt: skip
     now = int(time.time() * 1000)
     async with FakeAlpacaServer(one_session=False) as alpaca:
@@ -99,6 +100,12 @@ async def test_a_restart_with_a_replaying_feed_re_tells_nothing(
         finally:
             await second.stop()
     after = posted(slack_server)
+    chaos.record(
+        "restart while the feed replays its last minutes and news",
+        [SPREAD, CAPEX],
+        [rule for x in after for rule in (SPREAD, CAPEX) if rule in x],
+        up=not second.failed.is_set(),
+    )
     assert sum(SPREAD in x for x in after) == 1, after
     assert sum(CAPEX in x for x in after) == 1, after
     assert len(after) == len(before)
