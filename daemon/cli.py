@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import signal
 import sys
 from collections.abc import Sequence
@@ -38,6 +39,9 @@ def _load(path: str, *, starting: bool) -> Config | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    # file and symbol names come from the files: a terminal that cannot show them gets escapes
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     cfg = _load(args.config, starting=False)
     if cfg is None:
         return EXIT_CONFIG

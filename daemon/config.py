@@ -8,8 +8,10 @@ only, live in `SecretStr` fields, and `Config.dump()` redacts them.
 from __future__ import annotations
 
 import contextlib
+import csv
 import difflib
 import glob
+import logging
 import re
 import types
 import typing
@@ -46,6 +48,8 @@ from daemon.sources.registry import source_config_models
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
 
 __all__ = ["Config", "ConfigError", "RedisSettings", "Settings", "load_config", "mask_url"]
+
+log = logging.getLogger("tickwatch.config")
 
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
 GROUP = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -339,9 +343,38 @@ def rule_symbols(rule: Rule, cfg: Config) -> list[str]:
     return refs
 
 
+#: Starts the message of a problem that is tickwatch's fault, not the file's (see load_config).
+INTERNAL_ERROR = "internal error"
+
+
 def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -> Config:
-    """Parse, validate and cross-check alerts.yaml and its rule files."""
-    path = Path(path)
+    """Parse, validate and cross-check alerts.yaml and its rule files.
+
+    Returns a `Config` or raises `ConfigError`, whatever the files hold: a running daemon keeps
+    its rules on a `ConfigError`, and `tickwatch check` prints it. An exception no check turned
+    into a problem is a tickwatch bug; it too becomes a `ConfigError` (and its traceback is
+    logged) rather than stopping the daemon that was reloading.
+    """
+    try:
+        return _load_config(Path(path), env)
+    except ConfigError:
+        raise
+    except Exception as e:
+        log.error("checking %s failed unexpectedly", path, exc_info=e)
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    0,
+                    "",
+                    f"{INTERNAL_ERROR} while checking the config ({type(e).__name__}: {e}); "
+                    "nothing was loaded. Please report it as a tickwatch bug, with the files",
+                )
+            ]
+        ) from e
+
+
+def _load_config(path: Path, env: typing.Mapping[str, str] | None) -> Config:
     base = path.parent
     problems: list[Problem] = []
     src, found = load_yaml(path, _display(path, base), env)
@@ -368,7 +401,11 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
     files = [src.file]
     included = {src.file}
     for pattern_i, pattern in enumerate(includes):
-        matches = sorted(glob.glob(str(base / pattern)))
+        try:
+            matches = sorted(glob.glob(str(base / pattern)))
+        except (OSError, ValueError) as e:  # a NUL or an over-long pattern, an unreadable dir
+            problems.append(src.problem(("include", pattern_i), f"cannot list {pattern!r}: {e}"))
+            continue
         if not matches:
             problems.append(src.problem(("include", pattern_i), f"no file matches {pattern!r}"))
         for file in matches:
@@ -396,11 +433,17 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
 
     if settings.calendar.earnings is not None:
         cal = base / settings.calendar.earnings
-        cfg.earnings, found = load_earnings_csv(cal, _display(cal, base))
+        no_events: list[EarningsEvent] = []
+        cfg.earnings, found = _read_csv(
+            load_earnings_csv, cal, base, "the earnings calendar", no_events
+        )
         problems += found
     if settings.anchors_csv is not None:
         anchors_path = base / settings.anchors_csv
-        cfg.anchors, found = load_anchors_csv(anchors_path, _display(anchors_path, base))
+        no_anchors: dict[tuple[str, date], float] = {}
+        cfg.anchors, found = _read_csv(
+            load_anchors_csv, anchors_path, base, "the anchor prices", no_anchors
+        )
         problems += found
     for sym, by_day in settings.anchors.items():  # written in alerts.yaml: wins over the CSV
         for day, price in by_day.items():
@@ -420,8 +463,32 @@ def _display(path: Path, base: Path) -> str:
     """Paths in messages are relative to the working directory when possible."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # elsewhere; a gone cwd; a symlink loop
         return str(path)
+
+
+_T = typing.TypeVar("_T")
+
+
+def _read_csv(
+    loader: typing.Callable[[Path, str], tuple[_T, list[Problem]]],
+    path: Path,
+    base: Path,
+    what: str,
+    empty: _T,
+) -> tuple[_T, list[Problem]]:
+    """A calendar CSV named in alerts.yaml, with what its loader leaves uncaught as a problem."""
+    display = _display(path, base)
+    try:
+        return loader(path, display)
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1 if isinstance(e.object, bytes) else 0
+        msg = (
+            f"cannot read {what}: not UTF-8 text (byte 0x{e.object[e.start]:02X}): save it as UTF-8"
+        )
+        return empty, [Problem(display, line, "", msg)]
+    except (OSError, ValueError, csv.Error) as e:  # a NUL in the path, a NUL in the file
+        return empty, [Problem(display, 0, "", f"cannot read {what}: {e}")]
 
 
 def _cross_check(

@@ -4,26 +4,55 @@ PyYAML's composed node tree carries line numbers; the plain `safe_load` result d
 the Python objects ourselves from the node tree so that every error, ours or pydantic's, can be
 reported as `file:line: path: message`. Building from nodes also lets us cap the expansion of
 aliases (the "billion laughs" file) and refuse oversized files before parsing them.
+
+Whatever bytes a file holds, `load_yaml` returns problems and never raises: a file that is not
+UTF-8 text (binary, UTF-16), holds control characters, uses tags beyond plain YAML (`!!python/...`,
+`!!binary`, `!custom`), complex keys (`? [a, b]`), self-referencing aliases, or vanishes between
+being listed and being read, is one located problem saying what to do about it. Only plain data
+is ever constructed: mappings, lists, text, numbers, booleans, null and dates.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 
 __all__ = ["Located", "Problem", "YamlSource", "expand_env", "load_yaml"]
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
+#: Characters of text the built data may hold, counting each alias expansion again: an alias
+#: repeats a value for free in the file but not in what is validated and logged.
+MAX_CHARS = 8 * MAX_FILE_BYTES
+#: Nesting of mappings and lists (rule files need under ten levels).
+MAX_DEPTH = 64
 
 Path_ = tuple[str | int, ...]
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+#: What YAML (and so PyYAML's reader) refuses in a stream: C0/C1 controls but tab, LF, CR and NEL,
+#: and the non-characters U+FFFE/U+FFFF (surrogates cannot survive strict UTF-8 decoding).
+_NOT_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Characters escaped when a problem is printed: a key written `"\e[2J"` must not drive the
+#: terminal of whoever runs `tickwatch check`, nor break the one-problem-per-line output.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_RESOLVER = yaml.resolver.Resolver()
+_KIND = {"int": "a number", "float": "a number", "bool": "true or false", "timestamp": "a date"}
+
+
+def _escape(text: str) -> str:
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group(0))[1:-1], text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +66,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return _escape(text)
 
 
 @dataclass(slots=True)
@@ -71,6 +101,14 @@ def format_path(path: Path_) -> str:
 
 class _TooBig(Exception):
     pass
+
+
+class _Unbuildable(Exception):
+    """The node tree cannot become plain data (a cycle, or nesting past MAX_DEPTH)."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(problem.message)
+        self.problem = problem
 
 
 class Located(Exception):
@@ -111,102 +149,327 @@ def load_yaml(
     """Parse one YAML file into a `YamlSource`; problems are returned, never raised."""
     env = os.environ if env is None else env
     name = display or str(path)
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        return YamlSource(name, None), [Problem(name, 0, "", f"cannot read file: {e.strerror}")]
-    if size > MAX_FILE_BYTES:
-        return YamlSource(name, None), [
-            Problem(
-                name,
-                0,
-                "",
-                f"file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB "
-                "(split it into several rule files)",
-            )
-        ]
-    text = path.read_text(encoding="utf-8", errors="replace")
+    raw, problem = _read(path, name)
+    if problem is not None:
+        return YamlSource(name, None), [problem]
+    assert raw is not None
+    text, problem = _decode(raw, name)
+    if problem is not None:
+        return YamlSource(name, None), [problem]
+    assert text is not None
     try:
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
         what = e.problem or str(e)
+        if "another document" in what:  # `---` then more
+            what = "a file holds one YAML document; remove this `---` or split the file"
         return YamlSource(name, None), [Problem(name, line, "", f"YAML syntax error: {what}")]
+    except RecursionError:  # the pure-Python composer, on very deep nesting
+        return YamlSource(name, None), [
+            Problem(name, 0, "", f"nested more than {MAX_DEPTH} levels deep; flatten it")
+        ]
+    except (yaml.YAMLError, ValueError) as e:  # the reader's own checks, should ours miss one
+        return YamlSource(name, None), [Problem(name, 0, "", f"cannot parse as YAML: {e}")]
     src = YamlSource(name, None)
-    problems: list[Problem] = []
     if node is None:
         src.data = {}
-        return src, problems
-    counter = [0]
+        return src, []
+    builder = _Builder(src, env)
     try:
-        src.data = _build(node, (), src, env, problems, counter)
-    except _TooBig:
-        return YamlSource(name, None), [
-            Problem(name, 0, "", f"refused: the file expands to more than {MAX_NODES} values "
-                    "(YAML aliases nested too deeply?)")
-        ]  # fmt: skip
-    return src, problems
+        src.data = builder.build(node, (), 0)
+    except _TooBig as e:
+        return YamlSource(name, None), [Problem(name, 0, "", f"refused: the file expands to {e}")]
+    except _Unbuildable as e:
+        return YamlSource(name, None), [e.problem]
+    if builder.fatal:  # tags, complex keys, bad scalars: the data is not what the file says
+        return YamlSource(name, None), builder.problems
+    if src.data is None:  # a document that is only `~` or `null`: as empty as an empty file
+        src.data = {}
+    return src, builder.problems
 
 
-def _build(
-    node: yaml.Node,
-    path: Path_,
-    src: YamlSource,
-    env: Mapping[str, str],
-    problems: list[Problem],
-    counter: list[int],
-) -> Any:
-    counter[0] += 1
-    if counter[0] > MAX_NODES:
-        raise _TooBig
-    src.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
+def _read(path: Path, name: str) -> tuple[bytes | None, Problem | None]:
+    """The file's bytes (at most MAX_FILE_BYTES), or why not: never raises."""
+
+    def cannot(message: str) -> tuple[None, Problem]:
+        return None, Problem(name, 0, "", message)
+
+    try:
+        # O_NONBLOCK: a FIFO named like a rule file must not hang the reload
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except IsADirectoryError:
+        return cannot(_IS_DIR)
+    except FileNotFoundError:
+        return cannot("cannot read file: No such file or directory (deleted or renamed?)")
+    except PermissionError:
+        return cannot("cannot read file: Permission denied (make it readable by tickwatch)")
+    except OSError as e:
+        return cannot(f"cannot read file: {e.strerror or e}")
+    except ValueError:  # a NUL in the path
+        return cannot("cannot read file: the path contains a NUL character")
+    try:
+        with open(fd, "rb", closefd=True) as f:
+            info = os.fstat(f.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                return cannot(_IS_DIR)
+            if not stat.S_ISREG(info.st_mode):
+                return cannot("is not a regular file (a pipe, socket or device?): "
+                              "rule files and alerts.yaml must be plain text files")  # fmt: skip
+            if info.st_size > MAX_FILE_BYTES:
+                return cannot(_too_big(info.st_size))
+            raw = f.read(MAX_FILE_BYTES + 1)  # it may grow between fstat and read
+    except IsADirectoryError:
+        return cannot(_IS_DIR)
+    except OSError as e:
+        return cannot(f"cannot read file: {e.strerror or e}")
+    if len(raw) > MAX_FILE_BYTES:
+        return cannot(_too_big(len(raw)))
+    return raw, None
+
+
+_IS_DIR = "is a directory, not a file: name a YAML file (include patterns too: rules/*.yaml)"
+
+
+def _too_big(size: int) -> str:
+    return (f"file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB "
+            "(split it into several rule files)")  # fmt: skip
+
+
+def _decode(raw: bytes, name: str) -> tuple[str | None, Problem | None]:
+    """UTF-8 text (a UTF-8 BOM is fine), or a problem naming what the bytes look like instead."""
+    wide = _wide_encoding(raw)
+    if wide is not None:
+        return None, Problem(
+            name, 0, "", f"is not UTF-8 text (looks like {wide}): save it as UTF-8"
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        line_start = raw.rfind(b"\n", 0, start) + 1
+        column = len(raw[line_start:start].decode("utf-8", "replace")) + 1
+        at = f"byte 0x{raw[start]:02X} at line {line} column {column}"
+        if _looks_binary(raw):
+            msg = f"is not text ({at} is not UTF-8): a binary file? Remove it, or save it as YAML"
+        else:
+            msg = f"is not UTF-8 text ({at}; saved as Latin-1 or Windows-1252?): save it as UTF-8"
+        return None, Problem(name, line, "", msg)
+    bad = _NOT_YAML.search(text)
+    if bad is not None:
+        pos = bad.start()
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        more = len(_NOT_YAML.findall(text)) - 1
+        also = f" (and {more} more)" if more else ""
+        kind = "control character" if ord(bad.group(0)) < 0xA0 else "non-character"
+        return None, Problem(
+            name,
+            line,
+            "",
+            f"contains a {kind} U+{ord(bad.group(0)):04X} at line {line} column {column}{also}: "
+            "delete it (YAML text allows tabs and line breaks only)",
+        )
+    return text, None
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """'UTF-16' or 'UTF-32' (with the byte order, and whether a BOM says so) or None."""
+    for bom, what in (
+        (b"\xff\xfe\x00\x00", "UTF-32 LE, with a BOM"),
+        (b"\x00\x00\xfe\xff", "UTF-32 BE, with a BOM"),
+        (b"\xff\xfe", "UTF-16 LE, with a BOM"),
+        (b"\xfe\xff", "UTF-16 BE, with a BOM"),
+    ):
+        if raw.startswith(bom):
+            return what
+    head = raw[:4096]
+    if len(head) < 2 or b"\x00" not in head:
+        return None
+    # mostly-ASCII text in a wide encoding: NUL bytes in fixed places of each code unit
+    if len(head) >= 4:
+        quads = len(head) // 4
+        for offset, what in ((0, "UTF-32 LE"), (3, "UTF-32 BE")):
+            units = [head[i * 4 : i * 4 + 4] for i in range(quads)]
+            zeros = [u for u in units if u[offset] != 0 and u.count(0) == 3]
+            if len(zeros) >= 0.6 * quads:
+                return f"{what}, without a BOM"
+    pairs = len(head) // 2
+    odd = sum(1 for i in range(1, 2 * pairs, 2) if head[i] == 0)
+    even = sum(1 for i in range(0, 2 * pairs, 2) if head[i] == 0)
+    if odd >= 0.6 * pairs and even <= 0.1 * pairs:
+        return "UTF-16 LE, without a BOM"
+    if even >= 0.6 * pairs and odd <= 0.1 * pairs:
+        return "UTF-16 BE, without a BOM"
+    return None
+
+
+def _looks_binary(raw: bytes) -> bool:
+    head = raw[:4096]
+    if b"\x00" in head:
+        return True
+    text = head.decode("utf-8", "replace")
+    return text.count("\ufffd") > max(2, len(text) // 20)
+
+
+class _Builder:
+    """Plain Python data from a node tree: only the YAML core types, every alias counted."""
+
+    def __init__(self, src: YamlSource, env: Mapping[str, str]):
+        self.src = src
+        self.env = env
+        self.problems: list[Problem] = []
+        #: a problem that makes the built data differ from the file (the data is not returned)
+        self.fatal = False
+        self.nodes = 0
+        self.chars = 0
+        self._open: set[int] = set()  # ids of the collections being built: an alias cycle
+        # one constructor per file: it caches by node, and loads may run in several threads
+        self._constructor = SafeConstructor()
+
+    def _fail(self, node: yaml.Node, path: Path_, message: str) -> None:
+        self.fatal = True
+        self.problems.append(Problem(self.src.file, _line(node), _fmt(path), message))
+
+    def _tag_ok(self, node: yaml.Node, path: Path_) -> bool:
+        if isinstance(node, yaml.ScalarNode):
+            ok = node.tag in _SCALAR_TAGS
+        elif isinstance(node, yaml.SequenceNode):
+            ok = node.tag == _CORE + "seq"
+        else:
+            ok = node.tag == _CORE + "map"
+        if not ok:
+            tag = node.tag.replace(_CORE, "!!")
+            self._fail(
+                node,
+                path,
+                f"YAML tag {tag} is not supported: tickwatch reads plain YAML (mappings, "
+                "lists, text, numbers, true/false, dates); remove the tag",
+            )
+        return ok
+
+    def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooBig(f"more than {MAX_NODES} values (YAML aliases nested too deeply?)")
+        src = self.src
+        src.lines.setdefault(path, _line(node))
+        if not self._tag_ok(node, path):
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if depth >= MAX_DEPTH:  # named by the top-level entry: deep aliases make the rest noise
+            raise _Unbuildable(
+                src.problem(path[:1], f"nested more than {MAX_DEPTH} levels deep; flatten it")
+            )
+        if id(node) in self._open:
+            raise _Unbuildable(
+                src.problem(
+                    path,
+                    "an alias (*name) refers to a value that contains it, which "
+                    "would never end: copy the value instead",
+                )
+            )
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [
+                    self.build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)
+                ]
+            assert isinstance(node, yaml.MappingNode)
+            return self._mapping(node, path, depth)
+        finally:
+            self._open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                problems.append(src.problem(path, "YAML merge keys (<<) are not supported"))
+            if key_node.tag == _CORE + "merge":
+                self.problems.append(
+                    self.src.problem(path, "YAML merge keys (<<) are not supported")
+                )
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                self._fail(key_node, path, f"a key must be a plain name, not a {kind} "
+                           "(`? [a, b]: ...` is a complex key): write it as text")  # fmt: skip
+                continue
+            if not self._tag_ok(key_node, path):
                 continue
             # keys are names, always text: YAML 1.1 would read `on:` or `yes:` as a boolean
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else _scalar(key_node)
-            kpath = (*path, str(key))
+            key = str(key_node.value)
+            self._count(key)
+            kpath = (*path, key)
             if key in out:
-                problems.append(
-                    Problem(src.file, key_node.start_mark.line + 1, _fmt(kpath), "duplicate key")
+                self.problems.append(
+                    Problem(self.src.file, _line(key_node), _fmt(kpath), "duplicate key")
                 )
-            src.lines[kpath] = key_node.start_mark.line + 1
-            out[str(key)] = _build(value_node, kpath, src, env, problems, counter)
+            self.src.lines[kpath] = _line(key_node)
+            out[key] = self.build(value_node, kpath, depth + 1)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(child, (*path, i), src, env, problems, counter)
-            for i, child in enumerate(node.value)
-        ]
-    value = _scalar(node)
-    if isinstance(value, str) and "$" in value:
-        expanded, missing = expand_env(value, env)
+
+    def _count(self, text: str) -> None:
+        self.chars += len(text)
+        if self.chars > MAX_CHARS:
+            raise _TooBig(f"more than {MAX_CHARS // 2**20} MB of text "
+                          "(a long value repeated through YAML aliases?)")  # fmt: skip
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
+        self._count(node.value)
+        try:
+            value = self._constructor.construct_object(node, deep=True)
+        except Exception as e:  # !!int abc, 2020-13-45, an int of 5000 digits, ...
+            kind = node.tag.removeprefix(_CORE)
+            if "digits" in str(e):
+                reason = f" ({sum(c.isdigit() for c in node.value)} digits is too many)"
+            elif kind == "timestamp" and str(e):
+                reason = f" ({str(e).splitlines()[0]})"  # "month must be in 1..12"
+            else:
+                reason = ""
+            implicit = (
+                not node.style  # plain: None in PyYAML, "" in libyaml
+                and _implicit_tag(node.value) == node.tag
+            )
+            hint = "; quote it if it is text" if implicit else "; remove the tag"
+            what = _KIND.get(kind, kind)
+            self._fail(node, path, f"{_short(node.value)} is not {what}{reason}{hint}")
+            return None
+        if isinstance(value, str) and "$" in value:
+            return self._expand(value, path)
+        return value
+
+    def _expand(self, value: str, path: Path_) -> str:
+        expanded, missing = expand_env(value, self.env)
+        self._count(expanded)
         names = [m.group(1) for m in _ENV.finditer(value) if m.group(1)]
         if names:
-            src.env_vars[path] = names
+            self.src.env_vars[path] = names
         for var in missing:
-            problems.append(
-                src.problem(
+            self.problems.append(
+                self.src.problem(
                     path,
                     f"environment variable {var} is not set; "
                     f"export it or write ${{{var}:-default}}",
                 )
             )
         return expanded
-    return value
+
+
+def _implicit_tag(value: str) -> str:
+    """The tag YAML gives `value` written plain (untagged, unquoted)."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    return tag
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 def _fmt(path: Path_) -> str:
     return format_path(path)
-
-
-_constructor = yaml.SafeLoader("")
-
-
-def _scalar(node: yaml.Node) -> Any:
-    """Resolve a scalar with PyYAML's own safe rules (ints, floats, bools, dates, null)."""
-    return _constructor.construct_object(node, deep=True)

@@ -623,8 +623,18 @@ def render_result(r: CaseResult, *, context: int = 3) -> list[str]:
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # elsewhere; a gone cwd; a symlink loop
         return str(path)
+
+
+def _resolved(path: Path) -> Path | str:
+    """The absolute path, or why there is none (a NUL in it, a symlink loop)."""
+    try:
+        return path.resolve()
+    except ValueError:
+        return "the path contains a NUL character"
+    except (OSError, RuntimeError) as e:
+        return str(e)
 
 
 def _did_you_mean(word: str, options: Iterable[str]) -> str:
@@ -663,7 +673,9 @@ def load_suite(
     except ValidationError as e:
         return None, [str(p) for p in translate(e, src, SuiteSpec)]
 
-    cfg_path = (path.parent / spec.config).resolve()
+    cfg_path = _resolved(path.parent / spec.config)
+    if isinstance(cfg_path, str):
+        return None, [str(src.problem(("config",), f"cannot use {spec.config!r}: {cfg_path}"))]
     if not cfg_path.is_file():
         return None, [
             str(
@@ -699,8 +711,10 @@ def _resolve(
         loaded = {Path(f).resolve(): f for f in cfg.files}
         keep: set[str] = set()
         for i, rf in enumerate(spec.rule_files):
-            target = (path.parent / rf).resolve()
-            if target in loaded:
+            target = _resolved(path.parent / rf)
+            if isinstance(target, str):
+                problems.append(src.problem(("rule_files", i), f"cannot use {rf!r}: {target}"))
+            elif target in loaded:
                 keep.add(loaded[target])
             else:
                 problems.append(
@@ -849,10 +863,13 @@ def _test_files(paths: Iterable[str]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir():
-            out += sorted(q for q in path.iterdir() if q.suffix in (".yaml", ".yml"))
-        else:
-            out.append(path)
+        try:
+            if path.is_dir():
+                out += sorted(q for q in path.iterdir() if q.suffix in (".yaml", ".yml"))
+                continue
+        except OSError:  # an unreadable directory: load_suite says why
+            pass
+        out.append(path)
     return out
 
 
@@ -878,7 +895,16 @@ def main(
     reported: set[Path] = set()
     passed = failed = invalid = 0
     for path in files:
-        suite, problems = load_suite(path, env=env, configs=configs, reported=reported)
+        try:
+            suite, problems = load_suite(path, env=env, configs=configs, reported=reported)
+        except Exception as e:  # a tickwatch bug: still exit 2 with the file named, not a traceback
+            suite, problems = (
+                None,
+                [
+                    f"{_display(path)}: internal error while reading this test file "
+                    f"({type(e).__name__}: {e}); please report it as a tickwatch bug, with the file"
+                ],
+            )
         if suite is None:
             invalid += 1
             for line in problems:
