@@ -48,9 +48,9 @@ from daemon.sources.earnings import (
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import source_class
 from daemon.store.connect import connect, dedicated
-from daemon.store.embedded import EmbeddedRedis
+from daemon.store.embedded import EmbeddedRedis, describe_exit
 from daemon.store.keys import Keys
-from daemon.store.retry import REDIS_DOWN, run_resilient
+from daemon.store.retry import REDIS_DOWN, Reconnect, run_resilient
 from daemon.store.streams import StreamStore
 
 __all__ = ["Daemon", "StartupError"]
@@ -58,12 +58,30 @@ __all__ = ["Daemon", "StartupError"]
 log = logging.getLogger("tickwatch")
 MIN_REDIS = (6, 2)
 HEARTBEAT_S = 10
+#: The embedded Redis is restarted when it exits, at most this many times in this many seconds.
+REDIS_RESTART_LIMIT = 5
+REDIS_RESTART_WINDOW_S = 300.0
 #: Headlines accepted this long ago are remembered across a restart (the title window is 24 h).
 EDGE_MEMORY_MS = 25 * 3_600_000
 
 
 class StartupError(Exception):
     """The daemon cannot start; the message says what to do."""
+
+
+class _CancelledJobFilter(logging.Filter):
+    """APScheduler logs a job cancelled by its shutdown as an error, with a traceback. The
+    daemon stops its scheduler with jobs still running (a poll under way), so that is expected
+    at stop, not an error: drop those records; any other failure of a job is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, asyncio.CancelledError)
+
+
+_JOB_LOG = logging.getLogger("apscheduler.executors.default")
+if not any(isinstance(f, _CancelledJobFilter) for f in _JOB_LOG.filters):
+    _JOB_LOG.addFilter(_CancelledJobFilter())
 
 
 class Daemon:
@@ -75,6 +93,8 @@ class Daemon:
         retry: RetryPolicy | None = None,
         instance: str = "1",
         watch: bool = True,
+        redis_restart_limit: int = REDIS_RESTART_LIMIT,
+        redis_restart_window_s: float = REDIS_RESTART_WINDOW_S,
     ):
         self.cfg = cfg
         self.keys = Keys(cfg.settings.redis.prefix)
@@ -102,12 +122,21 @@ class Daemon:
         self.reloads: list[ReloadResult] = []
         self.fatal_reasons: list[str] = []
         self._offline_earnings: list[EarningsEvent] = []
+        #: Wakes the stages waiting to retry Redis once the embedded server is back.
+        self.reconnect = Reconnect()
+        self.redis_restart_limit = redis_restart_limit
+        self.redis_restart_window_s = redis_restart_window_s
+        self._redis_exits: list[float] = []  # monotonic times, within the window
+        self._stopping = False
+        self._stop_requested: asyncio.Event | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         self.started_at = time.monotonic()
         s = self.cfg.settings
         self.redis = await self._connect()
+        if self.embedded is not None:
+            self._spawn(self._supervise_redis(self.embedded), "embedded redis")
         if s.http.listen is not None:
             self.http = HttpServer(self, *s.http.address)
             try:
@@ -143,9 +172,9 @@ class Daemon:
             ops=self._delivery_ops_alert,
             maxlen=maxlen,
         )
-        self._spawn(run_resilient("evaluator", self.evaluator.run, log), "evaluator")
+        self._spawn(self._resilient("evaluator", self.evaluator.run), "evaluator")
         for name, loop in self.delivery.stages():
-            self._spawn(run_resilient(name, loop, log), name)
+            self._spawn(self._resilient(name, loop), name)
         edge = self.edge = EdgeFilter(
             self.cfg.universe,
             future_tolerance_ms=int(s.edge.future_tolerance.total_seconds() * 1000),
@@ -165,6 +194,7 @@ class Daemon:
             ops=self._source_ops_alert,
             on_fatal=self._source_fatal,
             arbiter=FeedArbiter(),
+            reconnect=self.reconnect,
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.sources = [source_class(sc.type)(sc, ctx) for sc in s.sources if sc.enabled]
@@ -221,6 +251,76 @@ class Daemon:
             await redis.aclose()
             raise StartupError(f"Redis {version} is too old; tickwatch needs 6.2 or newer")
         return redis
+
+    def _resilient(self, name: str, run: Callable[[], Any]) -> Any:
+        return run_resilient(name, run, log, reconnect=self.reconnect)
+
+    def _stop_pending(self) -> bool:
+        return self._stopping or (
+            self._stop_requested is not None and self._stop_requested.is_set()
+        )
+
+    async def _supervise_redis(self, server: EmbeddedRedis) -> None:
+        """Restart the embedded server when it exits under us, on the same port and data.
+
+        The stages retry on their own (`run_resilient`) and resume from their consumer groups;
+        this brings the server back, wakes them, and raises one ops alert. Exits too frequent
+        (more than `redis_restart_limit` within `redis_restart_window_s`) stop the daemon
+        (exit 3): something is wrong with the machine or the data, a restart loop won't fix it.
+        """
+        where = f"127.0.0.1:{server.port}, data in {server.data_dir}"
+        while True:
+            cause = describe_exit(await server.wait_exit())
+            if self._stop_pending():
+                return
+            self.reconnect.restarting = True
+            down_at = time.monotonic()
+            while True:  # restart attempts, until one works or there were too many
+                now = time.monotonic()
+                window = self.redis_restart_window_s
+                self._redis_exits = [t for t in self._redis_exits if now - t < window]
+                self._redis_exits.append(now)
+                n = len(self._redis_exits)
+                if n > self.redis_restart_limit:
+                    reason = (
+                        f"the embedded Redis exited {n} times within {window / 60:g} min (the "
+                        f"last time it {cause}); not restarting it again: see "
+                        f"{server.data_dir / 'redis.log'}"
+                    )
+                    log.error("tickwatch stops: %s", reason)
+                    self.fatal_reasons.append(reason)
+                    self.failed.set()
+                    return
+                delay = 0.0 if n == 1 else min(0.5 * 2 ** (n - 2), 8.0)
+                log.error(
+                    "embedded Redis %s; restarting it on %s (restart %d of at most %d in "
+                    "%g min)%s",
+                    cause, where, n, self.redis_restart_limit, window / 60,
+                    f" in {delay:.1f}s" if delay else "",
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                if self._stop_pending():
+                    return
+                try:
+                    await asyncio.to_thread(server.start)
+                    break
+                except (OSError, RuntimeError, TimeoutError) as e:
+                    cause = f"could not be restarted ({e})"
+            took = time.monotonic() - down_at
+            log.info("embedded Redis is back after %.2fs; the stages resume", took)
+            self.reconnect.back()
+            summary = (
+                f"the embedded Redis {cause}; tickwatch restarted it on the same data after "
+                f"{took:.2f}s ({n} restart(s) in {self.redis_restart_window_s / 60:g} min); "
+                "every stage resumes where it was"
+            )
+            await self._redis_ops_alert(summary, {"cause": cause})
+
+    async def _redis_ops_alert(self, summary: str, labels: Mapping[str, str]) -> None:
+        log.warning("ops alert: %s", summary)
+        await self._ops(
+            lambda seq, channels: component_alert("redis", summary, labels, seq, channels)
+        )
 
     def _build_notifiers(self, cfg: Config | None = None) -> dict[str, Notifier]:
         cfg = cfg or self.cfg
@@ -327,7 +427,7 @@ class Daemon:
             self.notifiers = self._build_notifiers(new)
             for w in self.delivery.set_notifiers(self.notifiers, new.settings.channels):
                 name = f"deliver {w.channel}"
-                self._spawn(run_resilient(name, w.run, log), name)
+                self._spawn(self._resilient(name, w.run), name)
             asyncio.get_running_loop().call_later(
                 30, lambda: [asyncio.ensure_future(n.aclose()) for n in old.values()]
             )
@@ -377,7 +477,7 @@ class Daemon:
         self.failed.set()
 
     async def _heartbeat(self) -> None:
-        with contextlib.suppress(*REDIS_DOWN):
+        with contextlib.suppress(*REDIS_DOWN, asyncio.CancelledError):  # cancelled: at stop
             await self._beat()
 
     async def _beat(self) -> None:
@@ -396,6 +496,7 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop sources and the evaluator, let the delivery under way finish, then close."""
+        self._stopping = True
         self._stop_watch.set()
         if self.http is not None:
             await self.http.stop()
@@ -435,6 +536,7 @@ class Daemon:
 
     async def run_forever(self, stop: asyncio.Event) -> int:
         """Run until `stop` is set (SIGINT/SIGTERM) or a stage dies; returns the exit code."""
+        self._stop_requested = stop
         try:
             await self.start()
         except BaseException:

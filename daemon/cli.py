@@ -64,6 +64,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Until the event loop's handlers take over, SIGTERM stops us as Ctrl-C does: quietly,
+    # nothing having started yet (not a KeyboardInterrupt traceback, not death by signal).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     cfg = _load(args.config, starting=True)
     if cfg is None:
         return EXIT_CONFIG

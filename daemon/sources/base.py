@@ -25,7 +25,7 @@ from daemon.events import Headline, Tick
 from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.normalize import REASONS, EdgeFilter
 from daemon.sources.sentiment import with_local_score
-from daemon.store.retry import run_resilient
+from daemon.store.retry import Reconnect, run_resilient
 from daemon.store.streams import StreamStore
 
 __all__ = ["FatalSourceError", "Source", "SourceConfig", "SourceContext"]
@@ -74,6 +74,8 @@ class SourceContext:
     on_fatal: Callable[[Source, FatalSourceError], None] = field(default=_no_fatal)
     #: Shared by every live feed of the daemon: picks which feed speaks for a symbol.
     arbiter: FeedArbiter | None = None
+    #: The daemon's word that Redis is back (it restarted its embedded server): retry now.
+    reconnect: Reconnect | None = None
 
 
 class Source(ABC):
@@ -101,10 +103,14 @@ class Source(ABC):
         )
 
     async def _run_guarded(self) -> None:
+        """The scheduler's job: `run` through Redis outages; a fatal error stops the daemon."""
         try:
-            await run_resilient(f"source {self.name}", self.run, log)
+            await run_resilient(f"source {self.name}", self.run, log,
+                                reconnect=self.ctx.reconnect)  # fmt: skip
         except asyncio.CancelledError:
-            raise
+            # The daemon is stopping (the scheduler cancels the jobs still running when it
+            # shuts down): the job ends here as finished, so APScheduler logs no traceback.
+            log.debug("source %s stopped", self.name)
         except FatalSourceError as e:
             self.ctx.on_fatal(self, e)
         except Exception:
