@@ -1,8 +1,8 @@
 """`/healthz`, `/metrics` and `/status` over HTTP, for the on-call engineer and Prometheus.
 
 Off unless `http: {listen: "127.0.0.1:9464"}` is set in alerts.yaml. `/healthz` answers 200
-while Redis answers and nothing fatal happened (with each feed's state, so "degraded" shows a
-feed that is down while the rest runs), 503 otherwise, with the reasons. `/metrics` is the
+while nothing fatal happened ("degraded", with the reasons, while a feed is down or Redis is
+away and every stage retries), 503 "failing" otherwise. `/metrics` is the
 Prometheus text format, read from the running daemon at scrape time by one collector on a
 registry of its own: no prometheus_client globals, so several daemons (tests) share a process.
 `/status` is `tickwatch status` as text. Served by aiohttp, already a dependency (slack-sdk's
@@ -39,8 +39,10 @@ REDIS_TIMEOUT_S = 1.0
 
 
 async def health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body): 503 when Redis is away or the daemon failed; else 200, "ok" or
-    "degraded" (a live feed not connected)."""
+    """(HTTP status, body): 503 "failing" when the daemon failed (a restart is what helps);
+    else 200, "ok" or "degraded": a live feed not connected, or Redis away while every stage
+    keeps retrying (restarting the daemon would not bring an external Redis back; the
+    embedded one the daemon restarts itself)."""
     problems: list[str] = []
     redis_ok = False
     if daemon.redis is not None:
@@ -51,11 +53,12 @@ async def health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
             problems.append(f"redis: {type(e).__name__}: {e}"[:200])
     if not redis_ok and not problems:
         problems.append("redis: not connected")
-    if daemon.failed.is_set():
+    failing = daemon.failed.is_set()
+    if failing:
         problems.append("daemon: " + ("; ".join(daemon.fatal_reasons) or "a stage failed"))
     feeds = {s.name: s.state for s in daemon.sources if isinstance(s, FeedSource)}
     down = sorted(name for name, state in feeds.items() if state != "connected")
-    status = "failing" if problems else "degraded" if down else "ok"
+    status = "failing" if failing else "degraded" if problems or down else "ok"
     body = {
         "status": status,
         "redis": "ok" if redis_ok else "down",
@@ -63,7 +66,7 @@ async def health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
         "problems": problems + [f"feed {name}: {feeds[name]}" for name in down],
         "uptime_s": round(time.monotonic() - daemon.started_at, 1) if daemon.started_at else 0,
     }
-    return (503 if problems else 200), body
+    return (503 if failing else 200), body
 
 
 class DaemonCollector(Collector):
