@@ -7,9 +7,9 @@ only, live in `SecretStr` fields, and `Config.dump()` redacts them.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import difflib
+import functools
 import glob
 import logging
 import re
@@ -43,6 +43,7 @@ from daemon.rules.expr import ExprError, compile_expr
 from daemon.rules.groups import expand
 from daemon.rules.schema import CrossesCond, Rule, RuleFile
 from daemon.rules.template import check_template
+from daemon.rules.version import rule_version
 from daemon.sources.calendar import load_anchors_csv, load_earnings_csv
 from daemon.sources.registry import source_config_models
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
@@ -191,6 +192,51 @@ class LoadedRule:
 
 
 @dataclass
+class RuleFileCache:
+    """Rule files as last parsed, by file: reused while the file's size, mtime and inode are
+    unchanged (as Python's bytecode cache does), so a reload of 1,000 rules after an edit of one
+    file parses and validates that file only. `versions` holds each cached rule's version
+    (`rule_version`), by the rule object's id: the cache keeps the objects alive, so an id
+    always means the same rule."""
+
+    files: dict[str, tuple[tuple[int, int, int], YamlSource, RuleFile]] = field(
+        default_factory=dict
+    )
+    versions: dict[int, str] = field(default_factory=dict)
+
+    @staticmethod
+    def stamp(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def get(self, display: str, path: Path) -> tuple[YamlSource, RuleFile] | None:
+        hit = self.files.get(display)
+        stamp = self.stamp(path)
+        if hit is None or stamp is None or hit[0] != stamp:
+            return None
+        return hit[1], hit[2]
+
+    def put(self, display: str, stamp: tuple[int, int, int] | None, src: YamlSource,
+            rf: RuleFile) -> None:  # fmt: skip
+        old = self.files.pop(display, None)
+        if old is not None:
+            for rule in old[2].rules:
+                self.versions.pop(id(rule), None)
+        if stamp is not None:
+            self.files[display] = (stamp, src, rf)
+            for rule in rf.rules:
+                self.versions[id(rule)] = rule_version(rule)
+
+    def keep_only(self, displays: set[str]) -> None:
+        for display in set(self.files) - displays:
+            for rule in self.files.pop(display)[2].rules:
+                self.versions.pop(id(rule), None)
+
+
+@dataclass
 class Config:
     settings: Settings
     rules: list[LoadedRule]
@@ -205,10 +251,15 @@ class Config:
     #: The file this was loaded from, and the environment used: a reload reads them again.
     path: Path = Path("alerts.yaml")
     env: typing.Mapping[str, str] | None = None
+    #: Rule files as parsed, for the next reload (see `RuleFileCache`).
+    file_cache: RuleFileCache = field(default_factory=lambda: RuleFileCache())
 
     def reload(self) -> Config:
-        """Load the same files again (raises ConfigError, leaving this Config untouched)."""
-        return load_config(self.path, self.env)
+        """Load the same files again (raises ConfigError, leaving this Config untouched).
+
+        Rule files that did not change since this config read them are not parsed again
+        (`RuleFileCache`): a reload after an edit of one file costs that file."""
+        return load_config(self.path, self.env, cache=self.file_cache)
 
     @property
     def watched_globs(self) -> list[str]:
@@ -243,11 +294,13 @@ class Config:
             groups=self.settings.groups,
             earnings=self.earnings if earnings is None else earnings,
             anchors=self.anchors,
+            versions=self.file_cache.versions,
         )
 
-    @property
+    @functools.cached_property
     def universe(self) -> frozenset[str]:
-        """Every symbol the daemon accepts: listed, grouped, or named by a rule."""
+        """Every symbol the daemon accepts: listed, grouped, or named by a rule (computed once:
+        a loaded config does not change)."""
         syms = set(self.settings.symbols)
         for members in self.settings.groups.values():
             syms.update(members)
@@ -323,31 +376,20 @@ class ConfigError(Exception):
 
 
 def rule_symbols(rule: Rule, cfg: Config) -> list[str]:
-    refs: list[str] = []
-    for w in rule.when.walk():
-        if w.kind in ("all", "any", "not"):
-            continue
-        if w.kind == "expr":
-            with contextlib.suppress(ExprError):  # reported by the cross-check
-                refs.extend(sorted(compile_expr(w.expr or "").symbols))
-            continue
-        cond = w.condition
-        if isinstance(cond, CrossesCond) and cond.expr is not None:
-            with contextlib.suppress(ExprError):
-                refs.extend(sorted(compile_expr(cond.expr, condition=False).symbols))
-        for part in (cond, getattr(cond, "spread", None)):
-            for attr in ("symbols", "a", "b"):
-                v = getattr(part, attr, None)
-                if v is not None:
-                    refs.extend(cfg.expand(v))
-    return refs
+    """The symbols `rule` reads, its groups expanded with `cfg`'s."""
+    return [sym for ref in rule.symbol_refs for sym in cfg.expand(ref)]
 
 
 #: Starts the message of a problem that is tickwatch's fault, not the file's (see load_config).
 INTERNAL_ERROR = "internal error"
 
 
-def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path,
+    env: typing.Mapping[str, str] | None = None,
+    *,
+    cache: RuleFileCache | None = None,
+) -> Config:
     """Parse, validate and cross-check alerts.yaml and its rule files.
 
     Returns a `Config` or raises `ConfigError`, whatever the files hold: a running daemon keeps
@@ -356,7 +398,7 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
     logged) rather than stopping the daemon that was reloading.
     """
     try:
-        return _load_config(Path(path), env)
+        return _load_config(Path(path), env, cache if cache is not None else RuleFileCache())
     except ConfigError:
         raise
     except Exception as e:
@@ -374,7 +416,7 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
         ) from e
 
 
-def _load_config(path: Path, env: typing.Mapping[str, str] | None) -> Config:
+def _load_config(path: Path, env: typing.Mapping[str, str] | None, cache: RuleFileCache) -> Config:
     base = path.parent
     problems: list[Problem] = []
     src, found = load_yaml(path, _display(path, base), env)
@@ -413,23 +455,30 @@ def _load_config(path: Path, env: typing.Mapping[str, str] | None) -> Config:
             if display in included:
                 continue  # matched by an earlier pattern too: load each file once
             included.add(display)
-            fsrc, found = load_yaml(Path(file), display, env)
-            problems += found
-            if fsrc.data is None or found:
-                continue
+            hit = cache.get(display, Path(file))
+            if hit is not None:
+                fsrc, rf = hit
+            else:
+                stamp = cache.stamp(Path(file))
+                fsrc, found = load_yaml(Path(file), display, env)
+                problems += found
+                if fsrc.data is None or found:
+                    continue
+                try:
+                    rf = RuleFile.model_validate(fsrc.data)
+                except ValidationError as e:
+                    problems += translate(e, fsrc, RuleFile)
+                    continue
+                cache.put(display, stamp, fsrc, rf)
             sources[fsrc.file] = fsrc
-            try:
-                rf = RuleFile.model_validate(fsrc.data)
-            except ValidationError as e:
-                problems += translate(e, fsrc, RuleFile)
-                continue
             files.append(fsrc.file)
             for i, rule in enumerate(rf.rules):
                 loaded.append(LoadedRule(rule, fsrc.file, fsrc.line_of(("rules", i))))
                 rule_paths.append(("rules", i))
+    cache.keep_only(included)
     if settings is None:
         raise ConfigError(problems)
-    cfg = Config(settings, loaded, base, files, src.env_vars, path=path, env=env)
+    cfg = Config(settings, loaded, base, files, src.env_vars, path=path, env=env, file_cache=cache)
 
     if settings.calendar.earnings is not None:
         cal = base / settings.calendar.earnings

@@ -6,6 +6,7 @@ exactly what to write instead (`'5 minutes' is not a duration; write 5m`).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import timedelta
@@ -48,18 +49,26 @@ def parse_duration(value: Any) -> timedelta:
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{value!r} is not a duration; write e.g. 5m")
         raise ValueError(f"{value!r} is not a duration (no unit); write {value}s or {value}m")
-    text = str(value).strip()
+    return _parse_text(str(value).strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> timedelta:
+    """Cached: a config of 1,000 rules spells the same few durations thousands of times, and a
+    reload parses them all again (errors are raised, never cached)."""
     if not text:
         raise ValueError("empty duration; write e.g. 5m, or 0 for none")
     if text == "0":
         return timedelta(0)
     if not _WHOLE.match(text):
-        raise ValueError(f"{value!r} is not a duration; write {_suggest(text)}")
-    seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+        raise ValueError(f"{text!r} is not a duration; write {_suggest(text)}")
+    seconds = 0.0
+    for n, u in _PART.findall(text):
+        seconds += float(n) * _UNITS[u]
     try:
         return timedelta(seconds=seconds)
     except OverflowError:
-        raise ValueError(f"{value!r} is too long to be a duration") from None
+        raise ValueError(f"{text!r} is too long to be a duration") from None
 
 
 def format_duration(td: timedelta) -> str:

@@ -277,6 +277,7 @@ def compile_rules(
     groups: Mapping[str, Sequence[str]] | None = None,
     earnings: Sequence[EarningsEvent] = (),
     anchors: Mapping[tuple[str, dt.date], float] | None = None,
+    versions: Mapping[int, str] | None = None,
 ) -> Plan:
     """The plan for `rules` (disabled ones skipped), given the symbol groups and the calendar.
 
@@ -290,7 +291,7 @@ def compile_rules(
         if not rule.enabled:
             continue
         template = rule.message or DEFAULT_MESSAGES[rule.when.kind]
-        version = rule_version(rule)
+        version = (versions or {}).get(id(rule)) or rule_version(rule)
         templates = dict(rule.messages)
         channels = tuple(rule.channels)
         reminder = rule.when.earnings_reminder

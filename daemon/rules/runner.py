@@ -41,6 +41,9 @@ __all__ = ["Evaluator", "EvaluatorStats"]
 log = logging.getLogger("tickwatch.evaluator")
 #: How often time-driven conditions (staleness, bar closes) are checked against the wall clock.
 CLOCK_EVERY_S = CLOCK_EVERY_MS / 1000
+#: How long a read waits for new entries: also how long a reload waits for the batch
+#: boundary at which it takes effect, when no ticks are coming.
+BLOCK_MS = 20
 #: A reminder that fell due while the daemon was down is still told this late (its id is
 #: stable, so one told before the restart is not delivered twice).
 REMINDER_GRACE_MS = 300_000
@@ -267,7 +270,7 @@ class Evaluator:
                 next_clock = time.monotonic() + CLOCK_EVERY_S
                 await self.check_clock()
             entries = await self.store.read_group(
-                streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=200
+                streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=BLOCK_MS
             )
             if entries:
                 self.idle.clear()
