@@ -25,6 +25,7 @@ from daemon.events import Tick
 from daemon.reload import WatchStats, watch_files
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
+from tests.chaos import ChaosTable
 from tests.helpers import wait_until
 
 ALERTS = """\
@@ -57,8 +58,9 @@ def tree(tmp_path: Path, redis_url: str, keys: Keys, monkeypatch: pytest.MonkeyP
     return tmp_path
 
 
+@pytest.mark.chaos
 async def test_binary_rule_file_saved_mid_run_keeps_the_daemon_and_its_rules(
-    tree: Path, redis: Redis, keys: Keys
+    tree: Path, redis: Redis, keys: Keys, chaos: ChaosTable
 ) -> None:
     console = io.StringIO()
     daemon = Daemon(load_config(tree / "alerts.yaml", env={}), console=console, watch=True)
@@ -102,9 +104,16 @@ async def test_binary_rule_file_saved_mid_run_keeps_the_daemon_and_its_rules(
         await daemon.evaluator.plan_applied.wait()
         await store.write([Tick("NVDA", T0 + MIN, 160.0)])
         await wait_until(lambda: len(lines(console, "nvda-150")) == 1, 20, "nvda-150 to fire")
-        assert not daemon.failed.is_set()
+        up = not daemon.failed.is_set()
     finally:
         await daemon.stop()
+    told = [r for r in ("nvda-100", "nvda-150") for x in lines(console, r) if "FIRING" in x]
+    chaos.record(
+        "a binary, then a UTF-16 rule file saved mid-run, then a fixed one",
+        ["nvda-100", "nvda-150"],
+        told,
+        up=up,
+    )
 
 
 # --- the watcher on its own ------------------------------------------------------------------
