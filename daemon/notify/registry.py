@@ -20,7 +20,6 @@ Config parsing builds a discriminated union on `type` from `channel_config_model
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import re
@@ -31,6 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, get_args
 
 from daemon.notify.base import ChannelConfig, Notifier
+from daemon.plugins import import_builtins
 
 __all__ = [
     "BUILTIN_NOTIFIERS",
@@ -69,13 +69,7 @@ if TYPE_CHECKING:
 def builtin_notifiers() -> dict[str, type[Notifier]]:
     """The built-in notifier classes by channel type, imported once. A built-in that fails to
     import is our bug, not a plugin's: it raises rather than being skipped."""
-    found: dict[str, type[Notifier]] = {}
-    for kind, path in BUILTIN_PATHS.items():
-        module, _, name = path.partition(":")
-        cls = getattr(importlib.import_module(module), name)
-        assert cls.kind == kind, f"{path}.kind is {cls.kind!r}, registered as {kind!r}"
-        found[kind] = cls
-    return found
+    return import_builtins(BUILTIN_PATHS)
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ import logging
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import regex
 
@@ -391,28 +391,6 @@ class SeriesCross(_Slow):
         return Reading(now, crossed, not crossed, values, True, lvl, how)
 
 
-class ExprSeries:
-    """An expression's numeric value as a series (`crosses: {expr: ...}`)."""
-
-    kind: ClassVar[str] = "expr"
-
-    def __init__(self, expr: Expr):
-        self.expr = expr
-        self.state = expr.instance()
-        self.symbols: tuple[str, ...] = tuple(sorted(expr.symbols))
-        self.labels: dict[str, str] = {}
-
-    def fresh(self) -> ExprSeries:
-        return ExprSeries(self.expr)
-
-    def measure(self, m: Market, now_ms: int) -> Reading | None:
-        result = self.state.evaluate(m, now_ms)
-        if result is None or isinstance(result, bool):
-            return None
-        values: dict[str, float | str] = dict(self.state.values())
-        return Reading(float(result), False, True, values, False, None, "expr")
-
-
 class Band:
     """The price against a channel: held inside/outside, or the tick that enters/exits it."""
 
@@ -745,9 +723,9 @@ class ExprMeasure(_Slow):
         self.symbols: tuple[str, ...] = tuple(sorted(expr.symbols))
         self.labels: dict[str, str] = {}
 
-    def fresh(self) -> ExprMeasure:
+    def fresh(self) -> Self:
         """Same expression, its own rolling windows (one per alert instance)."""
-        return ExprMeasure(self.expr)
+        return type(self)(self.expr)
 
     def measure(self, m: Market, now_ms: int) -> Reading | None:
         result = self.state.evaluate(m, now_ms)
@@ -761,6 +739,18 @@ class ExprMeasure(_Slow):
             value, active, not active, values, False,
             float(threshold) if threshold is not None else None, "vs",
         )  # fmt: skip
+
+
+class ExprSeries(ExprMeasure):
+    """An expression's numeric value as a series (`crosses: {expr: ...}`): not a condition of
+    its own, so its reading is the value, never active."""
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        result = self.state.evaluate(m, now_ms)
+        if result is None or isinstance(result, bool):
+            return None
+        values: dict[str, float | str] = dict(self.state.values())
+        return Reading(float(result), False, True, values, False, None, "expr")
 
 
 Measure = (

@@ -96,8 +96,8 @@ class ThresholdCond(_Level):
     price: Literal["last", "mid", "bid", "ask"] = "last"
 
 
-class SpreadCond(_Level):
-    """`a` minus `b` as a price difference, a price ratio, or a return since an anchor date."""
+class _Legs(_Model):
+    """Two symbols' prices as one series: a difference, a ratio, or a return since a date."""
 
     a: str
     b: str
@@ -121,6 +121,10 @@ class SpreadCond(_Level):
         if self.since == "ytd":
             return dt.date(today.year, 1, 1)
         return self.since if isinstance(self.since, dt.date) else None
+
+
+class SpreadCond(_Legs, _Level):
+    """`a` minus `b` as a price difference, a price ratio, or a return since an anchor date."""
 
 
 class PctMoveCond(_Model):
@@ -231,30 +235,8 @@ class HeadlineCond(_Model):
         return self
 
 
-class SeriesSpread(_Model):
+class SeriesSpread(_Legs):
     """A spread as a series to cross (no level of its own): `a` against `b`."""
-
-    a: str
-    b: str
-    as_: Literal["difference", "ratio", "return"] = Field("difference", alias="as")
-    since: Literal["ytd"] | dt.date | None = Field(
-        None, description="Anchor for `as: return`: 'ytd' or a date (YYYY-MM-DD)"
-    )
-
-    @model_validator(mode="after")
-    def _anchor(self) -> Self:
-        if self.as_ == "return" and self.since is None:
-            raise ValueError("'as: return' needs 'since': write since: ytd or since: 2026-01-02")
-        if self.as_ != "return" and self.since is not None:
-            raise ValueError(f"'since' only applies to 'as: return' (this spread is {self.as_})")
-        if self.a == self.b:
-            raise ValueError(f"a and b are both {self.a}; a spread needs two symbols")
-        return self
-
-    def anchor_date(self, today: dt.date) -> dt.date | None:
-        if self.since == "ytd":
-            return dt.date(today.year, 1, 1)
-        return self.since if isinstance(self.since, dt.date) else None
 
 
 class CrossesCond(_Model):

@@ -7,11 +7,12 @@ feeds' websockets, aiohttp and APScheduler load with them.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from functools import cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
+
+from daemon.plugins import import_builtins
 
 if TYPE_CHECKING:
     from daemon.sources.base import Source, SourceConfig
@@ -46,13 +47,7 @@ BUILTIN_PATHS: Final[Mapping[str, str]] = MappingProxyType(
 @cache
 def builtin_sources() -> dict[str, type[Source]]:
     """Every source class by kind, imported once."""
-    found: dict[str, type[Source]] = {}
-    for kind, path in BUILTIN_PATHS.items():
-        module, _, name = path.partition(":")
-        cls = getattr(importlib.import_module(module), name)
-        assert cls.kind == kind, f"{path}.kind is {cls.kind!r}, registered as {kind!r}"
-        found[kind] = cls
-    return found
+    return import_builtins(BUILTIN_PATHS)
 
 
 def __getattr__(name: str) -> Any:
