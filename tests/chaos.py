@@ -62,11 +62,11 @@ class ChaosTable:
 
 
 def render(rows: list[ChaosRow]) -> list[str]:
-    head = f"{'scenario':<64}{'expected':>9}{'delivered':>10}{'lost':>6}{'dup':>5}  {'up':<4}"
+    head = f"{'scenario':<68}{'expected':>9}{'delivered':>10}{'lost':>6}{'dup':>5}  {'up':<4}"
     lines = ["chaos: what each scenario should have told, and what it did", head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r.scenario:<64}{r.expected:>9}{r.delivered:>10}{r.lost:>6}{r.duplicated:>5}  "
+            f"{r.scenario:<68}{r.expected:>9}{r.delivered:>10}{r.lost:>6}{r.duplicated:>5}  "
             f"{'yes' if r.up else 'NO':<4}" + (f"  {r.note}" if r.note else "")
         )
     return lines

@@ -40,6 +40,7 @@ from daemon.notify.webhook import WebhookConfig, WebhookNotifier
 from daemon.notify.worker import ChannelWorker, Clock, RetryPolicy
 from daemon.status import report
 from daemon.store.keys import Keys
+from tests.chaos import ChaosTable
 from tests.fakes import RecordedRequest
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
@@ -187,8 +188,9 @@ async def test_twilio_429_retry_after_1s_is_waited_out_in_real_time(
     assert d.workers["sms"].stats.retry_after_waits == 1 and d.dead == 0
 
 
+@pytest.mark.chaos
 async def test_slack_429_retry_after_45s_is_honoured_then_delivered_not_dead_lettered(
-    redis: Redis, keys: Keys, slack_server: FakeSlackServer
+    redis: Redis, keys: Keys, slack_server: FakeSlackServer, chaos: ChaosTable
 ) -> None:
     clock = FakeClock()
     clock.server = slack_server
@@ -207,6 +209,13 @@ async def test_slack_429_retry_after_45s_is_honoured_then_delivered_not_dead_let
     assert d.sent == {"slack": 1} and d.dead == 0
     assert await redis.xlen(keys.deadletter) == 0
     assert not await redis.exists(keys.delivery_waits)  # the wait is over, and not shown
+    chaos.record(
+        "Slack 429 with Retry-After 45 s (the worker's clock simulated)",
+        ["1"],
+        ["1"] * d.sent.get("slack", 0),
+        up=d.dead == 0,
+        note="waited 45.0 s, not dead-lettered",
+    )
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
