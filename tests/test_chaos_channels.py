@@ -7,6 +7,7 @@ after the fake had taken it: at-least-once may repeat that one).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import time
@@ -87,3 +88,45 @@ async def test_a_burst_survives_channels_that_misbehave(
     for name, texts in (("Slack", slack()), ("SMS", sms())):
         chaos.record(f"{scenario} ({name})", range(N), ids(texts), up=up,
                      allowed_duplicates=allowed)  # fmt: skip
+
+
+async def test_a_burst_survives_twilio_timing_out(
+    tmp_path: Path, redis: Redis, redis_url: str, keys: Keys,
+    slack_server: FakeSlackServer, twilio_server: FakeTwilioServer, chaos: ChaosTable,
+) -> None:  # fmt: skip
+    """Twilio stops answering for 2 s (the client gives up after 0.5 s and tries again): every
+    SMS arrives. A send that timed out may still have reached Twilio, so at-least-once may
+    repeat those few, and only those."""
+    await burst(redis, keys)
+    path = config(tmp_path, redis_url, keys, slack_server, twilio_server)
+    text = path.read_text().replace(
+        "    base_url: " + twilio_server.origin, "    base_url: " + twilio_server.origin
+        + "\n    timeout: 0.5"
+    )  # fmt: skip
+    path.write_text(text)
+    cfg = load_config(path, env={})
+    twilio_server.hold = asyncio.Event()  # requests hang until set
+    daemon = Daemon(cfg, console=io.StringIO(), retry=FAST, watch=False)
+    await daemon.start()
+    try:
+        await wait_until(lambda: len(twilio_server.requests) >= 3, 20, "sends timing out")
+        await asyncio.sleep(2.0)  # the outage: Twilio is silent for two seconds
+        timed_out = len(twilio_server.requests)
+        twilio_server.hold.set()
+        twilio_server.hold = None
+
+        def all_sms() -> bool:
+            return set(ids([m["body"] for m in twilio_server.sent])) == set(range(N))
+
+        await wait_until(all_sms, 60, "every SMS")
+        up = not daemon.failed.is_set()
+    finally:
+        await daemon.stop()
+    chaos.record(
+        "Twilio silent for 2 s mid-burst (client timeout 0.5 s)",
+        range(N),
+        ids([m["body"] for m in twilio_server.sent]),
+        up=up,
+        allowed_duplicates=timed_out,
+        note="a timed-out send may have arrived",
+    )
