@@ -39,11 +39,17 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# each bench prints its own tables and writes its headline figures to bench/results/; the last
+# step prints them as one table and writes bench/results.json and bench/latency.png
 bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py
-	$(BIN)/python bench/rules_scale.py
-	$(BIN)/python bench/feed.py
-	$(BIN)/python bench/delivery.py
+	@rm -f bench/results/*.json
+	$(BIN)/python bench/pipeline.py --json bench/results/pipeline.json
+	$(BIN)/python bench/rules_scale.py --json bench/results/rules_scale.json
+	$(BIN)/python bench/feed.py --json bench/results/feed.json
+	$(BIN)/python bench/delivery.py --json bench/results/delivery.json
+	$(BIN)/python bench/e2e.py --json bench/results/e2e.json
+	$(BIN)/python bench/reload.py
+	$(BIN)/python bench/report.py bench/results --out bench/results.json --png bench/latency.png
 
 sample: $(STAMP)
 	$(BIN)/python scripts/make_sample.py

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
+from bench._common import fig, latency_series, percentiles, write_json  # noqa: E402
 from daemon.alerts import AlertEvent  # noqa: E402
 from daemon.notify.base import Notifier  # noqa: E402
 from daemon.notify.delivery import Delivery, DeliverySettings  # noqa: E402
@@ -143,7 +144,7 @@ async def through_tickwatch(
     return lat, sms.stats.sent, caught_up, cpu_ms
 
 
-async def main(n: int, rate: float, stall_s: float) -> None:
+async def main(n: int, rate: float, stall_s: float, json_path: str | None = None) -> None:
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(target=serve_fakes, args=(child,), daemon=True)
     proc.start()
@@ -175,6 +176,24 @@ async def main(n: int, rate: float, stall_s: float) -> None:
     print(f"SMS sent:   {sms_ok}/{n}, and {sms_st}/{n} after the stall (all by {caught:.1f}s)")
     print(f"Slack p99, SMS stalled vs not: {pct(st, 0.99) / pct(ok, 0.99):.2f}x")
     print(f"daemon CPU per alert (router + both workers + Redis client): {cpu:.2f} ms")
+    if json_path:
+        rt = "slack-sdk chat_postMessage round trip"
+        figures = [
+            fig(f"alert → Slack p50 at {rate:g}/s", pct(ok, 0.5), "ms", baseline=rt,
+                baseline_value=b50),
+            fig(f"alert → Slack p99 at {rate:g}/s", pct(ok, 0.99), "ms", baseline=rt,
+                baseline_value=b99),
+            fig(f"same, SMS stalled {stall_s:g}s: p99", pct(st, 0.99), "ms",
+                baseline="p99, SMS not stalled", baseline_value=pct(ok, 0.99)),
+            fig("daemon CPU per alert", cpu, "ms"),
+        ]  # fmt: skip
+        latency = [
+            latency_series("slack-sdk round trip", percentiles(base), n=len(base), baseline=True),
+            latency_series("alert → outbox → router → Slack", percentiles(ok), n=len(ok)),
+            latency_series(f"same, SMS stalled {stall_s:g}s", percentiles(st), n=len(st)),
+        ]  # fmt: skip
+        write_json(json_path, "delivery", f"alert → Slack at {rate:g} alerts/s", figures,
+                   latency=latency)  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -182,5 +201,6 @@ if __name__ == "__main__":
     ap.add_argument("--alerts", type=int, default=1000)
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--stall", type=float, default=30.0)
+    ap.add_argument("--json", metavar="FILE", help="also write the headline figures here")
     a = ap.parse_args()
-    asyncio.run(main(a.alerts, a.rate, a.stall))
+    asyncio.run(main(a.alerts, a.rate, a.stall, a.json))

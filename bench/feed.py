@@ -48,6 +48,7 @@ from websockets.asyncio.client import connect as ws_connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import fig, latency_series, write_json  # noqa: E402
 from daemon.events import Tick  # noqa: E402
 from daemon.sources.alpaca import AlpacaConfig, AlpacaSource  # noqa: E402
 from daemon.sources.base import SourceContext  # noqa: E402
@@ -267,7 +268,9 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p * len(s)))] * 1000
 
 
-async def main(rounds: int, latency_rounds: int, profile: bool) -> None:
+async def main(
+    rounds: int, latency_rounds: int, profile: bool, json_path: str | None = None
+) -> None:
     now = int(time.time() * 1000)
     ticks = [Tick(SYMBOLS[n % len(SYMBOLS)], now, 100 + (n % 997) / 100, 100.0, source="raw")
              for n in range(THROUGHPUT_TICKS)]  # fmt: skip
@@ -287,14 +290,40 @@ async def main(rounds: int, latency_rounds: int, profile: bool) -> None:
                                  THROUGHPUT_FRAME, 0.0, 10 * r + 1, prof)  # fmt: skip
             rates["wall"].append(ours.wall_rate)
             rates["cpu"].append(ours.cpu_rate)
-        report_throughput(rates, rounds)
-        await latency(redis, server.url, latency_rounds)
+        m = report_throughput(rates, rounds)
+        med = await latency(redis, server.url, latency_rounds)
         await redis.aclose()
     if prof is not None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    if json_path:
+        write_figures(json_path, m, med)
 
 
-def report_throughput(rates: dict[str, list[float]], rounds: int) -> None:
+def write_figures(path: str, m: dict[str, float], med: dict[str, list[float]]) -> None:
+    """The headline figures for `make bench`'s table (bench/report.py)."""
+    xadd, ws = "raw redis-py pipelined XADD", "websocket + raw XADD per frame"
+    ad, base = med["ad"], med["ws"]
+    figures = [
+        fig("alpaca adapter, per CPU-second", m["cpu"], "ticks/s", baseline=xadd,
+            baseline_value=m["xadd"], goal=">= 50,000 ticks/s", ok=m["cpu"] >= 50_000),
+        fig("alpaca adapter, wall clock", m["wall"], "ticks/s", baseline=xadd,
+            baseline_value=m["xadd"]),
+        fig(ws, m["ws"], "ticks/s", baseline=xadd, baseline_value=m["xadd"]),
+        fig(f"frame in hand → XADD acked p99 at {PACED_RATE:,}/s", ad[1], "ms", baseline=ws,
+            baseline_value=base[1], goal="< 2 ms", ok=ad[1] < 2),
+        fig(f"frame sent → XADD acked p99 at {PACED_RATE:,}/s", ad[3], "ms", baseline=ws,
+            baseline_value=base[3]),
+    ]  # fmt: skip
+    latency = [
+        latency_series("websocket + raw XADD, wire", {"50": base[2], "99": base[3]}, baseline=True),
+        latency_series("alpaca adapter, wire", {"50": ad[2], "99": ad[3]}),
+        latency_series("alpaca adapter, in hand", {"50": ad[0], "99": ad[1]}),
+    ]
+    write_json(path, "feed", f"websocket frame → Redis at {PACED_RATE:,} ticks/s", figures,
+               latency=latency)  # fmt: skip
+
+
+def report_throughput(rates: dict[str, list[float]], rounds: int) -> dict[str, float]:
     m = {k: statistics.median(v) for k, v in rates.items()}
     row = "    {:<50} {:>9,.0f} ticks/s  {:5.2f}x"
     print(f"feed bench: {len(SYMBOLS)} symbols; medians of {rounds} round(s); ratios against "
@@ -306,9 +335,10 @@ def report_throughput(rates: dict[str, list[float]], rounds: int) -> None:
                      m["wall"] / m["xadd"]))  # fmt: skip
     print(row.format("alpaca adapter, per CPU-second of this process", m["cpu"],
                      m["cpu"] / m["xadd"]) + "   (target >= 50,000)")  # fmt: skip
+    return m
 
 
-async def latency(redis: Redis, url: str, rounds: int) -> None:
+async def latency(redis: Redis, url: str, rounds: int) -> dict[str, list[float]]:
     """Baseline and adapter alternate, `rounds` times each, at the paced rate.
 
     Two clocks per frame. "in hand": from when the client reads the frame to the write's
@@ -349,6 +379,7 @@ async def latency(redis: Redis, url: str, rounds: int) -> None:
               f"in hand {statistics.median(q[1] for q in quiet):.3f} ms")  # fmt: skip
     else:
         print(f"    no round had a baseline wire p99 <= {QUIET_P99_MS} ms: the host was busy")
+    return med
 
 
 if __name__ == "__main__":
@@ -356,5 +387,6 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds")
     ap.add_argument("--latency-rounds", type=int, default=8, help="paced latency rounds")
     ap.add_argument("--profile", action="store_true", help="cProfile the adapter's throughput runs")
+    ap.add_argument("--json", metavar="FILE", help="also write the headline figures here")
     args = ap.parse_args()
-    asyncio.run(main(args.rounds, args.latency_rounds, args.profile))
+    asyncio.run(main(args.rounds, args.latency_rounds, args.profile, args.json))

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import fig, write_json  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.events import Headline, Tick  # noqa: E402
 from daemon.rules.evaluate import Engine  # noqa: E402
@@ -81,7 +82,7 @@ def engine_only(ticks: list[Tick], news: list[Headline]) -> float:
     return len(ticks) / (time.perf_counter() - t0)
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int, json_path: str | None = None) -> None:
     tl = load_timeline(ROOT / "data/sample/ticks.csv.gz", ROOT / "data/sample/news.csv", "b")
     universe = load_config(ROOT / "alerts.yaml", env={}).universe
     edge = EdgeFilter(universe)
@@ -113,9 +114,15 @@ async def main(rounds: int) -> None:
     ]
     for name, rate in rows:
         print(f"  {name:<42} {rate:>10,.0f} ticks/s   {rate / raw_m:5.2f}x")
+    if json_path:
+        base = "raw redis-py pipelined XADD"
+        figures = [fig(n, r, "ticks/s", baseline=base, baseline_value=raw_m) for n, r in rows[1:]]
+        write_json(json_path, "pipeline", "sample replay → Redis → rules → outbox", figures)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=3)
-    asyncio.run(main(ap.parse_args().rounds))
+    ap.add_argument("--json", metavar="FILE", help="also write the headline figures here")
+    a = ap.parse_args()
+    asyncio.run(main(a.rounds, a.json))

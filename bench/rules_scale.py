@@ -53,6 +53,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import fig, write_json  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.events import Tick  # noqa: E402
 from daemon.rules.compile import Plan  # noqa: E402
@@ -456,6 +457,7 @@ def main() -> None:
         const="rules_scale.prof",
         help="also cProfile the main run's last round into FILE; print the top",
     )
+    ap.add_argument("--json", metavar="FILE", help="also write the headline figures here")
     args = ap.parse_args()
     VIA["how"] = args.via
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -487,8 +489,20 @@ def main() -> None:
     if args.profile:
         print(f"\ncProfile of the last round (written to {args.profile}), by own time:")
         pstats.Stats(args.profile).sort_stats("tottime").print_stats(12)
+    figures = [
+        fig(f"engine, {args.rules:,} rules x {args.symbols} symbols, one core", rate, "ticks/s",
+            baseline="bare loop (dict lookup + compare)", baseline_value=rate * r["x_bare"],
+            goal=f">= {args.target:,.0f} ticks/s", ok=rate >= args.target),
+        fig("same, against Market.record alone", rate, "ticks/s",
+            baseline="Market.record alone", baseline_value=rate * r["x_rec"]),
+    ]  # fmt: skip
+
+    def write() -> None:
+        if args.json:
+            write_json(args.json, "rules_scale", "rules engine at scale, Redis excluded", figures)
+
     if args.no_scaling:
-        return
+        return write()
 
     # 2a. Total rules x100, the rules on the ticked symbols unchanged. Rules come in blocks of
     # 50 symbols, each block generated from its own seed; every case gets the same ticks, on
@@ -513,6 +527,11 @@ def main() -> None:
         f"  -> {cases[-1].n_rules:,} vs {cases[0].n_rules:,} rules: {hi['us'] / lo['us']:.2f}x "
         f"the time per tick ({hi['x_bare'] / lo['x_bare']:.2f}x relative to the bare loop)"
     )
+    figures.append(
+        fig(f"time per tick, {cases[-1].n_rules:,} rules (same rules on the ticked symbols)",
+            hi["us"], "us", baseline=f"{cases[0].n_rules:,} rules", baseline_value=lo["us"],
+            goal="flat (about 1x)")
+    )  # fmt: skip
 
     # 2a'. The same three rule sets, now with ticks on all their symbols (x100 as well): the
     # rules per tick are the same, but more symbols' state competes for the CPU caches.
@@ -554,6 +573,11 @@ def main() -> None:
         f"{c1.refs:.0f} and {c16.refs:.0f} predicts {guess:.2f} us at {c4.refs:.0f}, measured "
         f"{r4['rules_us']:.2f}"
     )
+    figures.append(
+        fig(f"rules us/tick at {c4.refs:.0f} rules per symbol", r4["rules_us"], "us",
+            baseline="straight line through 1 and 16", baseline_value=guess, goal="linear")
+    )  # fmt: skip
+    write()
 
 
 def _rule_symbols(rule: dict[str, Any]) -> list[str]:
