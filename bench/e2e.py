@@ -65,7 +65,7 @@ from bench._common import fig, latency_series, percentiles, write_json  # noqa: 
 from bench.feed import KEY_ID, SECRET, _cpu_times  # noqa: E402
 from bench.pipeline import raw_xadd  # noqa: E402
 from bench.rules_scale import SEED, make_rules, start_prices, symbol_names, write_config  # noqa: E402
-from daemon.app import Daemon  # noqa: E402
+from daemon.app import Daemon, tune_gc_for_the_hot_path  # noqa: E402
 from daemon.config import load_config  # noqa: E402
 from daemon.events import Tick  # noqa: E402
 from daemon.store.connect import connect  # noqa: E402
@@ -542,6 +542,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 cfg = load_config(write_alerts(d, symbols, rules, server.url, port, slack), env={})
                 daemon = Daemon(cfg, console=io.StringIO(), watch=False)
                 await daemon.start()
+                if not args.default_gc:
+                    tune_gc_for_the_hot_path()  # as `tickwatch run` does once started
                 try:
                     loop = asyncio.get_running_loop()
                     await asyncio.wait_for(loop.run_in_executor(None, feed_pipe.recv), 60)
@@ -785,6 +787,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--peak-ticks", type=int, default=100_000, help="ticks per peak round")
     ap.add_argument("--peak-rounds", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=120.0, help="longest wait for a run to drain")
+    ap.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's default GC settings (tickwatch run freezes the start-up heap)",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the headline figures here")
     return ap.parse_args(argv)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -63,6 +64,22 @@ REDIS_RESTART_LIMIT = 5
 REDIS_RESTART_WINDOW_S = 300.0
 #: Headlines accepted this long ago are remembered across a restart (the title window is 24 h).
 EDGE_MEMORY_MS = 25 * 3_600_000
+
+
+def tune_gc_for_the_hot_path() -> None:
+    """Move everything alive after start-up (modules, functions, config, plans: ~170k objects)
+    out of the collector's reach, and collect the young generations less often.
+
+    Measured in bench/e2e.py at peak with 1,000 rules: with the defaults a full collection
+    (105-155 ms on a 2-core VM) ran every ~11k ticks, 29-31% of the daemon's CPU went to the
+    collector and its pauses set the 5,000 ticks/s tail (p99 102-123 ms); frozen, with
+    thresholds (10,000, 20, 20), 3-4% and pauses under 10 ms (p99 15-20 ms). For a process that
+    runs one daemon: frozen objects are never freed, so tests that start many daemons in one
+    process do not call it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 class StartupError(Exception):
@@ -534,14 +551,19 @@ class Daemon:
             self.embedded = None
         log.info("tickwatch stopped")
 
-    async def run_forever(self, stop: asyncio.Event) -> int:
-        """Run until `stop` is set (SIGINT/SIGTERM) or a stage dies; returns the exit code."""
+    async def run_forever(self, stop: asyncio.Event, *, tune_gc: bool = False) -> int:
+        """Run until `stop` is set (SIGINT/SIGTERM) or a stage dies; returns the exit code.
+
+        `tune_gc` (the `tickwatch run` process, which runs one daemon for its lifetime): see
+        `tune_gc`."""
         self._stop_requested = stop
         try:
             await self.start()
         except BaseException:
             await self.stop()  # whatever started before the failure (embedded Redis, tasks)
             raise
+        if tune_gc:
+            tune_gc_for_the_hot_path()
         try:
             stop_wait = asyncio.create_task(stop.wait())
             fail_wait = asyncio.create_task(self.failed.wait())

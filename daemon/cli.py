@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         daemon = Daemon(cfg)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(daemon.reload()))
         try:
-            return await daemon.run_forever(stop)
+            return await daemon.run_forever(stop, tune_gc=True)
         except StartupError as e:
             print(f"tickwatch: {e}", file=sys.stderr)
             return EXIT_STARTUP
