@@ -6,9 +6,8 @@ over several symbols never sees one leg's new price against another leg's old on
 is judged only while its legs are aligned (each leg's last price at most `max_skew` older than
 the newest: by default the same bar for bars, five minutes for trades and quotes); a leg silent
 for `stale_after` during the regular session makes it "no data". Rules with `evaluate:
-bar_close` are judged once per bar, at its end, on the prices as they stood then. A bar holds
-the trades and quotes stamped in [start, end); a provider's bar is stamped at its end (its
-close is the price as the bar ended), so a bar tick stamped E counts for the bar ending at E.
+bar_close` are judged once per bar, at its end, on the prices as they stood then (which bar
+is open and due is `daemon.rules.bars`).
 
 `daemon.rules.driver.Driver` feeds this engine from a stream of events and clock steps; the
 daemon's runner, `tickwatch test`, the backtest and `make bench` all go through it.
@@ -16,12 +15,12 @@ daemon's runner, `tickwatch test`, the backtest and `make bench` all go through 
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 
 from daemon.alerts import AlertEvent, Input, alert_key
 from daemon.events import Headline, Tick, sentiment_label
+from daemon.rules.bars import BarBook, bar_end
 from daemon.rules.compile import HeadlineRule, Instance, Plan
 from daemon.rules.conditions import NoDataGuard, Reading
 from daemon.rules.lifecycle import AlertState, Told, fire_event, step
@@ -46,14 +45,6 @@ DEFAULT_STALE_AFTER_MS = 15 * 60_000
 #: The clock closes a bar this long after its end, so that ticks of the bar still on their way
 #: (feed latency) are in it. The first tick after the end closes it at once.
 BAR_GRACE_MS = 2_000
-
-
-def bar_end(ts_ms: int, bar_ms: int, kind: str = "trade") -> int:
-    """End of the bar holding a price stamped `ts_ms`: bars hold [start, end), but a bar
-    tick is stamped at its own end, so it belongs to the bar ending there."""
-    if kind == "bar":
-        return -(-ts_ms // bar_ms) * bar_ms
-    return (ts_ms // bar_ms + 1) * bar_ms
 
 
 #: Trigger modes that tell each firing on its own, with no resolve after it.
@@ -82,12 +73,8 @@ class Engine:
         self.market = market if market is not None else plan.new_market()
         self._dirty: set[str] = set()
         self.evaluations = 0
-        #: `evaluate: bar_close` instances: the end of the bar their inputs ticked in and that
-        #: is not judged yet, a heap of those ends, and the last bar end judged.
-        self.open_bars: dict[str, int] = {}
-        self.judged_bars: dict[str, int] = {}
-        self._bar_heap: list[tuple[int, int, str]] = []
-        self._bar_inst = {inst.key: (i, inst) for i, inst in enumerate(plan.bar_instances)}
+        #: `evaluate: bar_close` instances: their open and judged bars.
+        self.bars = BarBook(plan.bar_instances)
         #: `plan.by_symbol` split into one-symbol instances and those over several (a step of
         #: many ticks lists the latter once, however many of their legs it carries).
         self._single: dict[str, list[Instance]] = {}
@@ -136,10 +123,7 @@ class Engine:
         engine = Engine(plan, states, market)
         engine.evaluations = self.evaluations
         engine._clock_ms = self._clock_ms
-        for key, end in self.open_bars.items():
-            if rule_of(key) in keep_rules and key in engine._bar_inst:
-                engine.open_bar(key, end)
-        engine.judged_bars = {k: v for k, v in self.judged_bars.items() if k in engine._bar_inst}
+        self.bars.carry_to(engine.bars, keep_rules, rule_of)
         return engine, dropped
 
     def retire(self, keys: Iterable[str], now_ms: int, rules_left: set[str]) -> list[AlertEvent]:
@@ -223,7 +207,7 @@ class Engine:
                 ticks = [t for t in ticks if t not in late]
                 if not ticks:
                     return out
-        if self._bar_heap:  # bars that ended by this step: judged on the state before it
+        if self.bars:  # bars that ended by this step: judged on the state before it
             bars = all(t.kind == "bar" for t in ticks)  # a bar tick at E still belongs to E's
             self._close_bars(max(t.ts_ms for t in ticks), out, inclusive=not bars)
         for t in ticks:
@@ -248,8 +232,11 @@ class Engine:
                 except Exception as e:  # one rule's failure must not stop the others
                     self._failed(inst, now, e, out)
         if plan.bar_by_symbol:
-            self._open_bars(ticks)
-            if self._bar_heap:
+            quotes = market.quotes
+            for t in ticks:
+                for inst in plan.bar_by_symbol.get(t.symbol, ()):
+                    self.bars.ticked(inst, quotes[t.symbol].ts_ms, t.kind)
+            if self.bars:
                 self._close_bars(now, out, inclusive=True)
         if (plan.clock_instances or plan.silence_watch) and now - self._clock_ms >= 1000:
             self._clock_ms = now  # event time moved on: time-driven conditions may have changed
@@ -332,34 +319,9 @@ class Engine:
         return any((q := quotes.get(s)) is not None and now - q.ts_ms > after for s in inst.legs)
 
     # --- evaluate: bar_close ----------------------------------------------------------------
-    def open_bar(self, key: str, end: int) -> None:
-        """Mark the bar ending at `end` as one to judge for the bar-close instance `key`."""
-        pos, _ = self._bar_inst[key]
-        if self.open_bars.get(key) != end:
-            self.open_bars[key] = end
-            heapq.heappush(self._bar_heap, (end, pos, key))
-
-    def _open_bars(self, ticks: Sequence[Tick]) -> None:
-        judged = self.judged_bars
-        quotes = self.market.quotes
-        bar_by_symbol = self.plan.bar_by_symbol
-        for t in ticks:
-            ts = quotes[t.symbol].ts_ms
-            for inst in bar_by_symbol.get(t.symbol, ()):
-                end = bar_end(ts, inst.bar_ms, t.kind)
-                if judged.get(inst.key, -1) < end:  # a late tick of a judged bar opens nothing
-                    self.open_bar(inst.key, end)
-
     def _close_bars(self, upto: int, out: list[AlertEvent], *, inclusive: bool) -> None:
         """Judge every open bar that ended before `upto` (or at it, when `inclusive`)."""
-        heap = self._bar_heap
-        while heap and (heap[0][0] < upto or (inclusive and heap[0][0] == upto)):
-            end, _, key = heapq.heappop(heap)
-            if self.open_bars.get(key) != end:
-                continue  # superseded
-            del self.open_bars[key]
-            self.judged_bars[key] = end
-            inst = self._bar_inst[key][1]
+        for end, inst in self.bars.due(upto, inclusive=inclusive):
             try:
                 if not (inst.legs and self._legs_stale(inst, end) and
                         self._no_data_if_stale(inst, end, out)):  # fmt: skip
@@ -373,7 +335,7 @@ class Engine:
         out: list[AlertEvent] = []
         if not self.market.first_ms:
             self.market.first_ms = now_ms  # "silent since" starts with the first event of any kind
-        if self._bar_heap:
+        if self.bars:
             self._close_bars(now_ms - BAR_GRACE_MS, out, inclusive=True)
         if now_ms > self._clock_ms:
             self._clock_ms = now_ms

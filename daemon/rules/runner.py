@@ -15,7 +15,6 @@ next earnings reminder is due.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -408,8 +407,8 @@ def _checkpoint_fields(engine: Engine) -> dict[str, str]:
     if out:
         for (sym, day), price in m.anchors.prices.items():
             out[f"a:{sym}:{day.isoformat()}"] = repr(price)
-    if engine.open_bars or engine.judged_bars:
-        out["bars"] = json.dumps({"open": engine.open_bars, "judged": engine.judged_bars})
+    if engine.bars.open or engine.bars.judged:
+        out["bars"] = json.dumps(engine.bars.to_dict())
     return out
 
 
@@ -427,8 +426,4 @@ def _load_checkpoint(engine: Engine, fields: dict[str, str]) -> None:
             sym, _, day = rest.rpartition(":")
             m.anchors.prices[(sym, dt.date.fromisoformat(day))] = float(value)
         elif kind == "bars":
-            bars = json.loads(value)
-            engine.judged_bars.update(bars.get("judged", {}))
-            for key, end in bars.get("open", {}).items():
-                with contextlib.suppress(KeyError):  # a rule since removed
-                    engine.open_bar(key, int(end))
+            engine.bars.load(json.loads(value))
