@@ -16,16 +16,21 @@ daemon's runner, `tickwatch test`, the backtest and `make bench` all go through 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import replace
 
-from daemon.alerts import AlertEvent, Input, alert_key
-from daemon.events import Headline, Tick, sentiment_label
+from daemon.alerts import AlertEvent, alert_key
+from daemon.events import Headline, Tick
 from daemon.rules.bars import BarBook, bar_end
-from daemon.rules.compile import HeadlineRule, Instance, Plan
+from daemon.rules.compile import Instance, Plan
 from daemon.rules.conditions import NoDataGuard, Reading
 from daemon.rules.lifecycle import AlertState, Told, fire_event, step
 from daemon.rules.market import Market
-from daemon.rules.template import render
+from daemon.rules.tell import (
+    ONE_SHOT_TRIGGERS,
+    headline_event,
+    resolves,
+    retired_event,
+    transition_event,
+)
 
 __all__ = [
     "BAR_GRACE_MS",
@@ -45,15 +50,6 @@ DEFAULT_STALE_AFTER_MS = 15 * 60_000
 #: The clock closes a bar this long after its end, so that ticks of the bar still on their way
 #: (feed latency) are in it. The first tick after the end closes it at once.
 BAR_GRACE_MS = 2_000
-
-
-#: Trigger modes that tell each firing on its own, with no resolve after it.
-_ONE_SHOT_TRIGGERS = frozenset({"every_time", "once_per_bar", "once_per_bar_close"})
-
-
-def _resolves(inst: Instance) -> bool:
-    """False for one-shot alerts (a crossing, a per-bar or every-time trigger): no resolve."""
-    return not (inst.cond.event or inst.trigger in _ONE_SHOT_TRIGGERS)
 
 
 def rule_of(key: str) -> str:
@@ -140,26 +136,10 @@ class Engine:
             st, inst = self.states.get(key), by_key.get(key)
             if st is None or inst is None or st.state != "firing" or not st.notified:
                 continue
-            if not inst.policy.notify_resolved or not _resolves(inst):
+            if not inst.policy.notify_resolved or not resolves(inst):
                 continue
             how = "changed" if inst.rule in rules_left else "removed"
-            labels = " ".join(f"{k}={v}" for k, v in sorted(inst.labels.items()))
-            name = f"{inst.rule} ({labels})" if labels else inst.rule
-            out.append(
-                AlertEvent(
-                    rule=inst.rule,
-                    key=key,
-                    state="resolved",
-                    seq=st.seq,
-                    ts_ms=now_ms,
-                    severity=inst.severity,
-                    summary=f"{name}: no longer watched, the rule was {how} by a reload "
-                    "while it was firing",
-                    channels=inst.channels,
-                    labels=inst.labels,
-                    values={"retired": how},
-                )
-            )
+            out.append(retired_event(inst, st, now_ms, how))
         return out
 
     def warm(self, ticks: Tick | Sequence[Tick]) -> None:
@@ -409,7 +389,7 @@ class Engine:
             if reading is None:
                 reading = cond.explain(self.market, now)  # the numbers behind the verdict
                 assert reading is not None
-            out.append(self._event(inst, st, told, reading, at))
+            out.append(transition_event(inst, st, told, reading, at, self.market))
         elif (
             st.state != state
             or st.seq != seq
@@ -425,7 +405,7 @@ class Engine:
     ) -> Told:
         """One verdict through the rule's trigger mode and lifecycle policy."""
         p = inst.policy
-        if event or inst.trigger in ("every_time", "once_per_bar", "once_per_bar_close"):
+        if event or inst.trigger in ONE_SHOT_TRIGGERS:
             if not active:
                 return None
             if inst.trigger == "once_per_bar":
@@ -451,7 +431,7 @@ class Engine:
                 told = fire_event(st, now_ms=h.ts_ms, cooldown_ms=hr.cooldown_ms)
                 self._dirty.add(key)
                 if told is not None:
-                    out.append(self._headline_event(hr, key, labels, st, h, score))
+                    out.append(headline_event(hr, key, labels, st, h, score))
         return out
 
     def take_dirty(self) -> dict[str, AlertState]:
@@ -459,104 +439,3 @@ class Engine:
         dirty = {k: self.states[k] for k in self._dirty}
         self._dirty.clear()
         return dirty
-
-    def _event(
-        self, inst: Instance, st: AlertState, told: Told, r: Reading, now: int
-    ) -> AlertEvent:
-        ev = AlertEvent(
-            rule=inst.rule,
-            key=inst.key,
-            state="resolved" if told == "resolved" else "firing",
-            seq=st.seq,
-            repeat=st.repeats if told == "repeat" else 0,
-            ts_ms=now,
-            severity=inst.severity,
-            summary="",
-            channels=inst.channels,
-            labels=inst.labels,
-            value=r.value,
-            threshold=r.threshold,
-            comparison=r.comparison,
-            values=_with_series(r.values, self.market, inst.labels.get("symbol")),
-            templates=inst.templates,
-            resolves=_resolves(inst),
-            inputs=_inputs(self.market, inst.cond.symbols),
-            rule_version=inst.version,
-        )
-        return _with_summary(ev, inst.resolved_template if told == "resolved" else inst.template)
-
-    def _headline_event(
-        self,
-        hr: HeadlineRule,
-        key: str,
-        labels: dict[str, str],
-        st: AlertState,
-        h: Headline,
-        score: float | None,
-    ) -> AlertEvent:
-        values: dict[str, float | str] = {
-            "symbol": labels.get("symbol", ""),
-            "symbols": " ".join(hr.matcher.watched(h)),
-            "title": h.title,
-            "source": h.source,
-            "url": h.url,
-            "headline_id": h.id,
-        }
-        if score is not None:
-            values["sentiment"] = score
-            values["sentiment_label"] = sentiment_label(score)
-            values["scored_by"] = h.scored_by or h.source
-        ev = AlertEvent(
-            rule=hr.rule,
-            key=key,
-            state="firing",
-            seq=st.seq,
-            ts_ms=h.ts_ms,
-            severity=hr.severity,
-            summary="",
-            channels=hr.channels,
-            labels={**hr.labels, **labels},
-            value=score,
-            threshold=None,
-            comparison="headline",
-            values=values,
-            templates=hr.templates,
-            resolves=False,
-            rule_version=hr.version,
-        )
-        return _with_summary(ev, hr.template)
-
-
-def _inputs(market: Market, symbols: Sequence[str]) -> tuple[Input, ...]:
-    """What a rule was judged on: each input's last price, its event time and its feed."""
-    quotes = market.quotes
-    return tuple(
-        Input(sym, q.price, q.ts_ms, q.source, q.kind)
-        for sym in symbols
-        if (q := quotes.get(sym)) is not None
-    )
-
-
-def _with_series(
-    values: dict[str, float | str], market: Market, symbol: str | None
-) -> dict[str, float | str]:
-    """The symbol's recent minute prices, for channels that draw a trend (Slack's sparkline)."""
-    q = market.quotes.get(symbol) if symbol else None
-    if q is None or not q.spark:
-        return values
-    return {**values, "series": " ".join(f"{p:.6g}" for p in (*q.spark, q.price))}
-
-
-def _with_summary(ev: AlertEvent, template: str) -> AlertEvent:
-    ctx: dict[str, object] = dict(ev.values)
-    ctx.update(
-        rule=ev.rule,
-        severity=ev.severity,
-        state=ev.state,
-        time=ev.time_ny.strftime("%Y-%m-%d %H:%M %Z"),
-        value=ev.value if ev.value is not None else float("nan"),
-        threshold=ev.threshold if ev.threshold is not None else float("nan"),
-        comparison=ev.comparison,
-    )
-    ctx.setdefault("clear_text", "back past the clear level")
-    return replace(ev, summary=render(template, ctx))
