@@ -49,10 +49,11 @@ from daemon.sources.earnings import (
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import source_class
 from daemon.store.connect import connect, dedicated
-from daemon.store.embedded import EmbeddedRedis, describe_exit
+from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
 from daemon.store.retry import REDIS_DOWN, Reconnect, run_resilient
 from daemon.store.streams import StreamStore
+from daemon.store.supervise import EmbeddedSupervisor
 
 __all__ = ["Daemon", "StartupError"]
 
@@ -143,7 +144,6 @@ class Daemon:
         self.reconnect = Reconnect()
         self.redis_restart_limit = redis_restart_limit
         self.redis_restart_window_s = redis_restart_window_s
-        self._redis_exits: list[float] = []  # monotonic times, within the window
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
 
@@ -153,7 +153,16 @@ class Daemon:
         s = self.cfg.settings
         self.redis = await self._connect()
         if self.embedded is not None:
-            self._spawn(self._supervise_redis(self.embedded), "embedded redis")
+            supervisor = EmbeddedSupervisor(
+                self.embedded,
+                self.reconnect,
+                limit=self.redis_restart_limit,
+                window_s=self.redis_restart_window_s,
+                stopping=self._stop_pending,
+                on_back=lambda summary, cause: self._redis_ops_alert(summary, {"cause": cause}),
+                on_give_up=self._redis_gave_up,
+            )
+            self._spawn(supervisor.run(), "embedded redis")
         if s.http.listen is not None:
             self.http = HttpServer(self, *s.http.address)
             try:
@@ -277,61 +286,10 @@ class Daemon:
             self._stop_requested is not None and self._stop_requested.is_set()
         )
 
-    async def _supervise_redis(self, server: EmbeddedRedis) -> None:
-        """Restart the embedded server when it exits under us, on the same port and data.
-
-        The stages retry on their own (`run_resilient`) and resume from their consumer groups;
-        this brings the server back, wakes them, and raises one ops alert. Exits too frequent
-        (more than `redis_restart_limit` within `redis_restart_window_s`) stop the daemon
-        (exit 3): something is wrong with the machine or the data, a restart loop won't fix it.
-        """
-        where = f"127.0.0.1:{server.port}, data in {server.data_dir}"
-        while True:
-            cause = describe_exit(await server.wait_exit())
-            if self._stop_pending():
-                return
-            self.reconnect.restarting = True
-            down_at = time.monotonic()
-            while True:  # restart attempts, until one works or there were too many
-                now = time.monotonic()
-                window = self.redis_restart_window_s
-                self._redis_exits = [t for t in self._redis_exits if now - t < window]
-                self._redis_exits.append(now)
-                n = len(self._redis_exits)
-                if n > self.redis_restart_limit:
-                    reason = (
-                        f"the embedded Redis exited {n} times within {window / 60:g} min (the "
-                        f"last time it {cause}); not restarting it again: see "
-                        f"{server.data_dir / 'redis.log'}"
-                    )
-                    log.error("tickwatch stops: %s", reason)
-                    self.fatal_reasons.append(reason)
-                    self.failed.set()
-                    return
-                delay = 0.0 if n == 1 else min(0.5 * 2 ** (n - 2), 8.0)
-                log.error(
-                    "embedded Redis %s; restarting it on %s (restart %d of at most %d in "
-                    "%g min)%s",
-                    cause, where, n, self.redis_restart_limit, window / 60,
-                    f" in {delay:.1f}s" if delay else "",
-                )  # fmt: skip
-                await asyncio.sleep(delay)
-                if self._stop_pending():
-                    return
-                try:
-                    await asyncio.to_thread(server.start)
-                    break
-                except (OSError, RuntimeError, TimeoutError) as e:
-                    cause = f"could not be restarted ({e})"
-            took = time.monotonic() - down_at
-            log.info("embedded Redis is back after %.2fs; the stages resume", took)
-            self.reconnect.back()
-            summary = (
-                f"the embedded Redis {cause}; tickwatch restarted it on the same data after "
-                f"{took:.2f}s ({n} restart(s) in {self.redis_restart_window_s / 60:g} min); "
-                "every stage resumes where it was"
-            )
-            await self._redis_ops_alert(summary, {"cause": cause})
+    def _redis_gave_up(self, reason: str) -> None:
+        log.error("tickwatch stops: %s", reason)
+        self.fatal_reasons.append(reason)
+        self.failed.set()
 
     async def _redis_ops_alert(self, summary: str, labels: Mapping[str, str]) -> None:
         log.warning("ops alert: %s", summary)
