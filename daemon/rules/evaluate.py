@@ -178,13 +178,12 @@ class Engine:
                 market.record(ticks[0])  # older than what was judged: it warms, no more
                 return out
         else:
-            late = [
-                t for t in ticks if (q := quotes.get(t.symbol)) is not None and t.ts_ms < q.ts_ms
-            ]
-            if late:
-                for t in late:
-                    market.record(t)
-                ticks = [t for t in ticks if t not in late]
+            is_late = [(q := quotes.get(t.symbol)) is not None and t.ts_ms < q.ts_ms for t in ticks]
+            if any(is_late):
+                for t, old in zip(ticks, is_late, strict=True):
+                    if old:
+                        market.record(t)
+                ticks = [t for t, old in zip(ticks, is_late, strict=True) if not old]
                 if not ticks:
                     return out
         if self.bars:  # bars that ended by this step: judged on the state before it

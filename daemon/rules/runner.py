@@ -273,7 +273,8 @@ class Evaluator:
             )
             if entries:
                 self.idle.clear()
-                full = sum(e[0] == k.ticks for e in entries) >= self.batch
+                ticks_stream = k.ticks
+                full = sum(e[0] == ticks_stream for e in entries) >= self.batch
                 await self.process(entries, hold_last=full)
             elif self._held:
                 await self.process([])  # the stream went quiet: the held time is complete
@@ -293,21 +294,22 @@ class Evaluator:
         k = self.keys
         driver = self.driver
         acks: dict[str, list[str]] = {}
-        # ticks and headlines come back per stream; judge them in event-time order
-        entries = sorted([*self._held, *entries], key=_event_time)
+        # the driver puts ticks and headlines in event-time order; here only the hold-back
+        entries = [*self._held, *entries]
         self._held = []
         if hold_last and entries:
-            last = _event_time(entries[-1])
-            cut = len(entries)
-            while cut > 0 and _event_time(entries[cut - 1]) == last:
-                cut -= 1
-            if cut > 0:  # never hold everything: one event time larger than a batch goes on
-                entries, self._held = entries[:cut], entries[cut:]
+            times = [_event_time(e) for e in entries]
+            last = max(times)
+            keep = [e for e, t in zip(entries, times, strict=True) if t != last]
+            if keep:  # never hold everything: one event time larger than a batch goes on
+                self._held = [e for e, t in zip(entries, times, strict=True) if t == last]
+                entries = keep
         events: list[Tick | Headline] = []
+        ticks_stream = k.ticks
         for stream, entry_id, fields in entries:
             acks.setdefault(stream, []).append(entry_id)
             try:
-                if stream == k.ticks:
+                if stream == ticks_stream:
                     tick = Tick.from_fields(fields)
                     events.append(tick)
                     self.stats.ticks += 1
