@@ -48,7 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/feed.py --json bench/results/feed.json
 	$(BIN)/python bench/delivery.py --json bench/results/delivery.json
 	$(BIN)/python bench/e2e.py --json bench/results/e2e.json
-	$(BIN)/python bench/reload.py
+	$(BIN)/python bench/reload.py --json bench/results/reload.json
 	$(BIN)/python bench/report.py bench/results --out bench/results.json --png bench/latency.png
 
 sample: $(STAMP)

@@ -420,7 +420,7 @@ def _load_config(path: Path, env: typing.Mapping[str, str] | None, cache: RuleFi
                 if fsrc.data is None or found:
                     continue
                 try:
-                    rf = RuleFile.model_validate(fsrc.data)
+                    rf = RuleFile.model_validate(cache.reusable(display, fsrc.data))
                 except ValidationError as e:
                     problems += translate(e, fsrc, RuleFile)
                     continue
@@ -530,6 +530,9 @@ def _cross_check(
     if s.route is not None:
         problems += _check_routes(main, s.route, ("route",), s.channels)
     seen: dict[str, str] = {}
+    channel_types = {name: ch.type for name, ch in s.channels.items()}
+    cache = cfg.file_cache
+    passed = cache.passed_under((s.groups, channel_types))
     for lr, rpath in zip(cfg.rules, rule_paths, strict=True):
         rsrc = sources[lr.file]
         rule = lr.rule
@@ -542,58 +545,71 @@ def _cross_check(
                 )
             )
         seen.setdefault(rule.name, f"{lr.file}:{lr.line}")
-        kinds: list[str] = []
-        for wpath, w in rule.when.walk_paths((*rpath, "when")):
-            kind = w.kind
-            kinds.append(kind)
-            if kind in ("all", "any", "not"):
-                continue
-            if kind == "expr":
-                try:
-                    compile_expr(w.expr or "")
-                except ExprError as e:
-                    col = f" (column {e.column})" if getattr(e, "column", None) else ""
-                    problems.append(rsrc.problem((*wpath, "expr"), f"{e}{col}"))
-                continue
-            cond = w.condition
-            if isinstance(cond, CrossesCond) and cond.expr is not None:
-                try:
-                    compile_expr(cond.expr, condition=False)
-                except ExprError as e:
-                    col = f" (column {e.column})" if getattr(e, "column", None) else ""
-                    problems.append(rsrc.problem((*wpath, kind, "expr"), f"{e}{col}"))
-            parts: list[tuple[Any, Path_]] = [(cond, (*wpath, kind))]
-            if getattr(cond, "spread", None) is not None:
-                parts.append((cond.spread, (*wpath, kind, "spread")))  # type: ignore[union-attr]
-            for part, at in parts:
-                for attr in ("symbols", "a", "b"):
-                    ref = getattr(part, attr, None)
-                    refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
-                    for r_i, r in enumerate(refs):
-                        where: Path_ = (*at, attr)
-                        if isinstance(ref, list):
-                            where = (*where, r_i)
-                        msg = _check_ref(r, s.groups, allow_group=attr == "symbols")
-                        if msg:
-                            problems.append(rsrc.problem(where, msg))
-        for c_i, ch in enumerate(rule.channels):
-            if ch not in s.channels:
-                known = ", ".join(sorted(s.channels)) or "(none configured)"
-                problems.append(
-                    rsrc.problem(
-                        (*rpath, "channels", c_i),
-                        f"unknown channel {ch!r}{_did_you_mean(ch, s.channels)}; "
-                        f"channels in alerts.yaml: {known}",
-                    )
+        if id(rule) in passed:  # a cached rule, unchanged, checked against these settings
+            continue
+        found = _check_rule(rule, rsrc, rpath, s, channel_types)
+        problems += found
+        if not found and id(rule) in cache.versions:
+            passed.add(id(rule))
+    return problems
+
+
+def _check_rule(
+    rule: Rule, rsrc: YamlSource, rpath: Path_, s: Settings, channel_types: dict[str, str]
+) -> list[Problem]:
+    """What one rule refers to that the settings do not have, or writes that cannot work."""
+    problems: list[Problem] = []
+    kinds: list[str] = []
+    for wpath, w in rule.when.walk_paths((*rpath, "when")):
+        kind = w.kind
+        kinds.append(kind)
+        if kind in ("all", "any", "not"):
+            continue
+        if kind == "expr":
+            try:
+                compile_expr(w.expr or "")
+            except ExprError as e:
+                col = f" (column {e.column})" if getattr(e, "column", None) else ""
+                problems.append(rsrc.problem((*wpath, "expr"), f"{e}{col}"))
+            continue
+        cond = w.condition
+        if isinstance(cond, CrossesCond) and cond.expr is not None:
+            try:
+                compile_expr(cond.expr, condition=False)
+            except ExprError as e:
+                col = f" (column {e.column})" if getattr(e, "column", None) else ""
+                problems.append(rsrc.problem((*wpath, kind, "expr"), f"{e}{col}"))
+        parts: list[tuple[Any, Path_]] = [(cond, (*wpath, kind))]
+        if getattr(cond, "spread", None) is not None:
+            parts.append((cond.spread, (*wpath, kind, "spread")))  # type: ignore[union-attr]
+        for part, at in parts:
+            for attr in ("symbols", "a", "b"):
+                ref = getattr(part, attr, None)
+                refs = [] if ref is None else [ref] if isinstance(ref, str) else ref
+                for r_i, r in enumerate(refs):
+                    where: Path_ = (*at, attr)
+                    if isinstance(ref, list):
+                        where = (*where, r_i)
+                    msg = _check_ref(r, s.groups, allow_group=attr == "symbols")
+                    if msg:
+                        problems.append(rsrc.problem(where, msg))
+    for c_i, ch in enumerate(rule.channels):
+        if ch not in s.channels:
+            known = ", ".join(sorted(s.channels)) or "(none configured)"
+            problems.append(
+                rsrc.problem(
+                    (*rpath, "channels", c_i),
+                    f"unknown channel {ch!r}{_did_you_mean(ch, s.channels)}; "
+                    f"channels in alerts.yaml: {known}",
                 )
-        for attr in ("message", "resolved_message"):
-            template = getattr(rule, attr)
-            msg = check_template(template, kinds) if template is not None else None
-            if msg:
-                problems.append(rsrc.problem((*rpath, attr), msg))
-        channel_types = {name: ch.type for name, ch in s.channels.items()}
-        for key, msg in check_messages(rule.messages, channel_types):
-            problems.append(rsrc.problem((*rpath, "messages", key), msg))
+            )
+    for attr in ("message", "resolved_message"):
+        template = getattr(rule, attr)
+        msg = check_template(template, kinds) if template is not None else None
+        if msg:
+            problems.append(rsrc.problem((*rpath, attr), msg))
+    for key, msg in check_messages(rule.messages, channel_types):
+        problems.append(rsrc.problem((*rpath, "messages", key), msg))
     return problems
 
 

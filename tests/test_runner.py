@@ -197,3 +197,44 @@ async def test_a_ytd_rule_without_its_year_start_price_is_reported_once(
         await drain(ev)
     said = [r.message for r in caplog.records if "year-start price" in r.message]
     assert len(said) == 1 and "no 2026 year-start price yet for MAGS, XMAG" in said[0]
+
+
+async def test_a_new_plan_takes_effect_while_the_loop_waits_for_ticks(
+    redis: Redis, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload on a quiet stream applies at once, not when the blocked read times out (with a
+    20 s block here, waiting for it would miss the 5 s deadline); the next tick is judged on
+    the new plan, and a state kept across the switch stays."""
+    import asyncio
+
+    import daemon.rules.runner as runner
+
+    monkeypatch.setattr(runner, "BLOCK_MS", 20_000)
+    store = StreamStore(redis, keys)
+    await store.write([Tick("NVDA", T0, 101.0)])
+    ev = Evaluator(redis, keys, plan_for(tmp_path))
+    task = asyncio.create_task(ev.run())
+    try:
+        await asyncio.wait_for(_until(lambda: ev.stats.alerts == 1), 10)
+        assert len(await outbox(redis, keys)) == 1  # committed; the loop now blocks in Redis
+        ev.use_plan(plan_for(tmp_path, for_="5m"), keep_rules={"fast-move", "capex"})
+        await asyncio.wait_for(ev.plan_applied.wait(), 5)
+        assert any(i.policy.for_ms == 5 * MIN for i in ev.plan.instances if i.rule == "nvda-high")
+        await store.write([Tick("NVDA", T0 + MIN, 90.0), Tick("NVDA", T0 + 2 * MIN, 102.0)])
+        await asyncio.wait_for(_until(lambda: ev.stats.ticks == 3), 10)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    # the changed rule started afresh: its firing was retired, the new one waits 5 m (pending)
+    states = [(a.key, a.state) for a in await outbox(redis, keys)]
+    assert states[0] == ("nvda-high{symbol=NVDA}", "firing")
+    assert ("nvda-high{symbol=NVDA}", "firing") not in states[1:]
+    assert ev.engine.states["nvda-high{symbol=NVDA}"].state == "pending"
+
+
+async def _until(cond) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    while not cond():
+        await asyncio.sleep(0.01)

@@ -88,6 +88,13 @@ class Evaluator:
         self._lag_ms = 0
         self.idle = asyncio.Event()
         self._next_plan: tuple[Plan, set[str]] | None = None
+        #: Held while a batch or a clock step is judged, or a plan is switched: a new plan can
+        #: then take effect while the loop waits in XREADGROUP, rather than when the wait ends
+        #: (Redis ends a blocked read's timeout only on its 100 ms cron tick, at `hz 10`).
+        self._turn = asyncio.Lock()
+        self._apply_task: asyncio.Task[None] | None = None
+        self._apply_error: BaseException | None = None
+        self._running = False
         #: Ticks between checks for YTD rules that lack their year-start price.
         self.anchor_check_every = 20_000
         self._next_anchor_check = self.anchor_check_every
@@ -168,6 +175,17 @@ class Evaluator:
             keep_rules = keep_rules & self._next_plan[1]
         self._next_plan = (plan, keep_rules)
         self.plan_applied.clear()
+        if self._running and (self._apply_task is None or self._apply_task.done()):
+            self._apply_task = asyncio.get_running_loop().create_task(self._apply_between_turns())
+
+    async def _apply_between_turns(self) -> None:
+        """Switch plans as soon as no batch is being judged; a failure ends the main loop."""
+        try:
+            async with self._turn:
+                while self._next_plan is not None:  # one more may come while this one applies
+                    await self._apply_next_plan()
+        except Exception as e:  # e.g. Redis went away: the loop raises it, as if it had failed
+            self._apply_error = e
 
     async def _apply_next_plan(self) -> None:
         if self._next_plan is None:
@@ -263,23 +281,39 @@ class Evaluator:
             log.info("evaluator re-processing %d unacknowledged entries", len(entries))
             await self.process(entries)
         next_clock = 0.0
-        while True:
-            await self._apply_next_plan()
-            if time.monotonic() >= next_clock or self._reminder_due():
-                next_clock = time.monotonic() + CLOCK_EVERY_S
-                await self.check_clock()
-            entries = await self.store.read_group(
-                streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=BLOCK_MS
-            )
-            if entries:
-                self.idle.clear()
-                ticks_stream = k.ticks
-                full = sum(e[0] == ticks_stream for e in entries) >= self.batch
-                await self.process(entries, hold_last=full)
-            elif self._held:
-                await self.process([])  # the stream went quiet: the held time is complete
-            else:
-                self.idle.set()
+        self._running = True
+        try:
+            while True:
+                async with self._turn:
+                    self._raise_apply_error()
+                    await self._apply_next_plan()
+                    if time.monotonic() >= next_clock or self._reminder_due():
+                        next_clock = time.monotonic() + CLOCK_EVERY_S
+                        await self.check_clock()
+                entries = await self.store.read_group(
+                    streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=BLOCK_MS
+                )
+                async with self._turn:  # a plan switched during the read judges this batch
+                    self._raise_apply_error()
+                    await self._apply_next_plan()
+                    if entries:
+                        self.idle.clear()
+                        ticks_stream = k.ticks
+                        full = sum(e[0] == ticks_stream for e in entries) >= self.batch
+                        await self.process(entries, hold_last=full)
+                    elif self._held:
+                        await self.process([])  # the stream went quiet: the held time is done
+                    else:
+                        self.idle.set()
+        finally:
+            self._running = False
+            if self._apply_task is not None and not self._apply_task.done():
+                self._apply_task.cancel()
+
+    def _raise_apply_error(self) -> None:
+        if self._apply_error is not None:
+            e, self._apply_error = self._apply_error, None
+            raise e
 
     def _reminder_due(self) -> bool:
         due = self.driver.next_due_ms()
