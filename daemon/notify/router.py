@@ -1,4 +1,4 @@
-"""The router: outbox → one delivery stream per channel, through `pipeline.decide`.
+"""The router: outbox → one delivery stream per channel, through `dispatch.Dispatcher`.
 
 It reads alert transitions through the outbox's consumer group and, for each, commits in one
 MULTI/EXEC everything the decision implies: notifications appended to the channels' delivery
@@ -23,10 +23,11 @@ from redis.asyncio.client import Pipeline
 from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.events import ms_to_dt
 from daemon.notify.base import ChannelConfig, Notification
+from daemon.notify.dispatch import Dispatcher
 from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor
-from daemon.notify.pipeline import Decision, decide
-from daemon.notify.routing import GroupOpts, Route, Target, routing_labels
+from daemon.notify.pipeline import Decision
+from daemon.notify.routing import GroupOpts, Route
 from daemon.notify.silences import Silence, SilenceStore
 from daemon.store.keys import Keys
 from daemon.store.streams import Entry, StreamStore
@@ -76,12 +77,11 @@ class Router:
         self.maxlen = maxlen
         self.stats = RouterStats()
         self.idle = asyncio.Event()
-        self.configure(root, inhibitor, channels, max_age_ms)
+        #: The pure part (firing set, where firings went, groups); this class persists it.
+        self.dispatch = Dispatcher(root, inhibitor, channels, max_age_ms)
         #: Replays run on their own clock: their alerts' event times are history by design, so
         #: an alert's age then counts only from when it was queued (`_born_ms`).
         self.data_clock = data_clock
-        self._groups: dict[str, Group] = {}
-        self._firing: dict[str, dict[str, str]] = {}
         self._catchup: dict[str, _CatchUp] = {}
         self._catchup_first = ""
 
@@ -93,25 +93,26 @@ class Router:
         max_age_ms: int,
     ) -> None:
         """Swap in a new route tree and channel set (a reload); groups keep their state."""
-        self.root = root
-        self.inhibitor = inhibitor
-        self.channels = dict(channels)
-        self.max_age_ms = max_age_ms
+        self.dispatch.configure(root, inhibitor, channels, max_age_ms)
+
+    @property
+    def max_age_ms(self) -> int:
+        return self.dispatch.max_age_ms
 
     # --- main loop ----------------------------------------------------------------------
     async def restore(self) -> None:
         k = self.keys
         await self.store.ensure_group(k.outbox, k.NOTIFY_GROUP)
-        self._groups = {}  # (the firing set is re-read for every batch: `route_entries`)
+        groups = self.dispatch.groups = {}  # (the firing set is re-read for every batch)
         for gkey, text in (await self.redis.hgetall(k.groups)).items():  # type: ignore[misc]
             group = self._load_group(gkey, text)
             if group is not None:
-                self._groups[gkey] = group
+                groups[gkey] = group
 
     def _load_group(self, gkey: str, text: str) -> Group | None:
         """A stored group with its route's current options (a reload may have changed them)."""
         _channel, path, _ = gkey.split("|", 2)
-        route = _find(self.root, path)
+        route = _find(self.dispatch.root, path)
         if route is None or not route.opts.grouped:
             route = None
         try:
@@ -146,7 +147,7 @@ class Router:
         silences = await self.silences.active(int(time.time() * 1000))
         # re-read the firing set: a reload drops the alerts of changed and removed rules there
         raw: dict[str, str] = await self.redis.hgetall(self.keys.firing)  # type: ignore[misc]
-        self._firing = {key: json.loads(v) for key, v in raw.items()}
+        self.dispatch.firing = {key: json.loads(v) for key, v in raw.items()}
         for entry_id, fields in ((e[1], e[2]) for e in entries):
             await self.route_entry(entry_id, fields, silences=silences)
 
@@ -173,55 +174,34 @@ class Router:
             return []
         if silences is None:
             silences = await self.silences.active(now)
+        dispatch = self.dispatch
         told_key = f"{alert.key}#{alert.seq}"
-        told = None
-        if alert.state == "resolved":
+        if alert.state == "resolved":  # where its firing went is in Redis (a restart between)
             raw = await self.redis.hget(k.told, told_key)  # type: ignore[misc]
-            told = raw.split(",") if raw else []
-        decisions = decide(
-            alert,
-            root=self.root,
-            now_ms=now,
-            max_age_ms=self.max_age_ms,
-            born_ms=self._born_ms(alert, entry_id),
-            inhibitor=self.inhibitor,
-            firing=self._firing,
-            silences=silences,
-            channels=self.channels,
-            told_channels=told,
-        )
-        # the firing set, for inhibition (a firing counts whether or not it was sent); one-shot
-        # alerts never resolve, so they would stay "firing" (and muting) forever: not counted
-        if alert.resolves and alert.state == "firing":
-            labels = routing_labels(alert)
-            self._firing[alert.key] = labels
-            pipe.hset(k.firing, alert.key, json.dumps(labels, sort_keys=True))
-        elif alert.resolves:
-            self._firing.pop(alert.key, None)
+            dispatch.told = {told_key: raw.split(",")} if raw else {}
+        r = dispatch.route(alert, now, silences=silences, born_ms=self._born_ms(alert, entry_id))
+        if r.firing_set is not None:
+            pipe.hset(k.firing, alert.key, json.dumps(r.firing_set, sort_keys=True))
+        if r.firing_cleared:
             pipe.hdel(k.firing, alert.key)
+        if r.told_cleared:
             pipe.hdel(k.told, told_key)
-        delivered_to = []
-        touched: list[Group] = []
-        for d in decisions:
+        if r.told_set is not None:
+            pipe.hset(k.told, told_key, ",".join(r.told_set))
+        dispatch.told = {}  # Redis holds it; memory would only grow
+        for d in r.decisions:
             self.stats.outcomes[d.outcome] += 1
-            if d.outcome == "send":
-                self._append(pipe, Notification.single(alert, d.channel))
-                delivered_to.append(d.channel)
-            elif d.outcome == "group" and d.target is not None:
-                group = self._group(d.target, alert)
-                group.add(alert, now)
-                touched.append(group)
-                delivered_to.append(d.channel)
+        for n in r.singles:
+            self._append(pipe, n)
+        for d in r.held:
+            pipe.hincrby(k.suppressed, f"{d.outcome}:{d.channel}", 1)
+            if d.outcome == "stale":
+                self._skipped(d.channel, alert, entry_id)
             else:
-                pipe.hincrby(k.suppressed, f"{d.outcome}:{d.channel}", 1)
-                if d.outcome == "stale":
-                    self._skipped(d.channel, alert, entry_id)
-                else:
-                    log.info("%s not sent to %s: %s", alert.id, d.channel, d.why)
-        if alert.resolves and alert.state == "firing" and alert.repeat == 0 and delivered_to:
-            pipe.hset(k.told, told_key, ",".join(delivered_to))
-        for group in touched:
+                log.info("%s not sent to %s: %s", alert.id, d.channel, d.why)
+        for group in r.touched:
             pipe.hset(k.groups, group.key, group.to_json())
+        decisions = r.decisions
         pipe.xack(k.outbox, k.NOTIFY_GROUP, entry_id)
         await pipe.execute()
         self.stats.routed += 1
@@ -243,35 +223,23 @@ class Router:
             self.keys.deliver(n.channel), {"n": n.to_json()}, maxlen=self.maxlen, approximate=True
         )
 
-    def _group(self, target: Target, alert: AlertEvent) -> Group:
-        gkey = target.group_key(routing_labels(alert))
-        group = self._groups.get(gkey)
-        if group is None:
-            group = self._groups[gkey] = Group(gkey, target.channel, target.route.opts)
-        return group
-
     async def flush_groups(self, now_ms: int | None = None) -> int:
         """Send every group whose time has come; returns how many messages were queued."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         sent = 0
-        for gkey, group in list(self._groups.items()):
-            n = group.flush(now)
-            if n is None:
-                continue
+        for group, n in self.dispatch.flush(now):
             pipe = self.redis.pipeline(transaction=True)
             self._append(pipe, n)
             if group.empty:
-                pipe.hdel(self.keys.groups, gkey)
-                del self._groups[gkey]
+                pipe.hdel(self.keys.groups, group.key)
             else:
-                pipe.hset(self.keys.groups, gkey, group.to_json())
+                pipe.hset(self.keys.groups, group.key, group.to_json())
             await pipe.execute()
             sent += 1
         return sent
 
     def next_due_ms(self) -> int | None:
-        due = [d for g in self._groups.values() if (d := g.due_ms()) is not None]
-        return min(due) if due else None
+        return self.dispatch.next_due_ms()
 
     # --- bounded catch-up -------------------------------------------------------------------
     def _skipped(self, channel: str, alert: AlertEvent, entry_id: str) -> None:

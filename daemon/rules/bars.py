@@ -40,6 +40,10 @@ class BarBook:
         """Whether any bar is open (the hot path's one check)."""
         return bool(self._heap)
 
+    def next_end(self) -> int:
+        """The end of the earliest open bar (or of one superseded since: never later)."""
+        return self._heap[0][0]
+
     def __contains__(self, key: str) -> bool:
         return key in self._by_key
 

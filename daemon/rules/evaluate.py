@@ -321,6 +321,21 @@ class Engine:
             self._tick_clock(now_ms, out)
         return out
 
+    def idle_until(self, now_ms: int) -> None:
+        """Clock steps up to `now_ms` were skipped as idle (`daemon.rules.wake`): the time
+        they would have judged to counts as judged."""
+        if not self.market.first_ms:
+            self.market.first_ms = now_ms
+        if now_ms > self._clock_ms:
+            self._clock_ms = now_ms
+
+    def clock_stepped_back(self, now_ms: int) -> None:
+        """The wall clock stepped back to `now_ms`: let `on_clock` judge time-driven conditions
+        from there on, instead of waiting until it passes the time already judged. Never below
+        the newest event time, which ticks have judged already."""
+        newest = max((q.ts_ms for q in self.market.quotes.values()), default=0)
+        self._clock_ms = min(self._clock_ms, max(now_ms, newest))
+
     def _tick_clock(self, now: int, out: list[AlertEvent], skip: Collection[str] = ()) -> None:
         for inst in self.plan.clock_instances:
             if not any(sym in skip for sym in inst.cond.symbols):
