@@ -344,6 +344,7 @@ def load_config(
     env: typing.Mapping[str, str] | None = None,
     *,
     cache: RuleFileCache | None = None,
+    include: typing.Sequence[str] | None = None,
 ) -> Config:
     """Parse, validate and cross-check alerts.yaml and its rule files.
 
@@ -351,9 +352,15 @@ def load_config(
     its rules on a `ConfigError`, and `tickwatch check` prints it. An exception no check turned
     into a problem is a tickwatch bug; it too becomes a `ConfigError` (and its traceback is
     logged) rather than stopping the daemon that was reloading.
+
+    `include` (rule files or globs, relative to alerts.yaml or absolute) stands for the
+    config's own `include:` and rules: `tickwatch backtest --rules` tries other rule files
+    with the same settings.
     """
     try:
-        return _load_config(Path(path), env, cache if cache is not None else RuleFileCache())
+        return _load_config(
+            Path(path), env, cache if cache is not None else RuleFileCache(), include
+        )
     except ConfigError:
         raise
     except Exception as e:
@@ -371,7 +378,12 @@ def load_config(
         ) from e
 
 
-def _load_config(path: Path, env: typing.Mapping[str, str] | None, cache: RuleFileCache) -> Config:
+def _load_config(
+    path: Path,
+    env: typing.Mapping[str, str] | None,
+    cache: RuleFileCache,
+    include: typing.Sequence[str] | None = None,
+) -> Config:
     base = path.parent
     problems: list[Problem] = []
     src, found = load_yaml(path, _display(path, base), env)
@@ -388,8 +400,10 @@ def _load_config(path: Path, env: typing.Mapping[str, str] | None, cache: RuleFi
 
     # Rule files are read even when alerts.yaml has problems, so one run reports everything.
     includes = settings.include if settings else _raw_includes(src.data)
+    if include is not None:
+        includes = list(include)
     loaded: list[LoadedRule] = []
-    if settings is not None:
+    if settings is not None and include is None:
         for i, rule in enumerate(settings.rules):
             loaded.append(LoadedRule(rule, src.file, src.line_of(("rules", i))))
     sources: dict[str, YamlSource] = {src.file: src}

@@ -207,8 +207,8 @@ def simulate(
     driver: Driver,
     events: Iterable[Event],
     *,
-    start_ms: int,
-    until_ms: int,
+    start_ms: int | None,
+    until_ms: int | None,
     clock_every_ms: int = CLOCK_EVERY_MS,
     ordered: bool = False,
     skip_idle: bool = True,
@@ -221,12 +221,14 @@ def simulate(
     `ordered`: the events are already in `steps` order and are read lazily. `skip_idle`: grid
     points before `Driver.quiet_until` are not stepped, which tells the same (see
     `daemon.rules.wake`) in a fraction of the time. `on_step(step, told)` is called after each
-    event step (a backtest samples what its rules judge there).
+    event step (a backtest samples what its rules judge there). `start_ms` None: the clock
+    starts at the first event; `until_ms` None: it stops at the last.
     """
     out: list[AlertEvent] = []
     timed = driver.timed
     every = clock_every_ms
-    tick = start_ms
+    tick = start_ms if start_ms is not None else -1
+    last_ts = start_ms
 
     def run_clock(upto: int, *, inclusive: bool) -> None:
         nonlocal tick
@@ -236,21 +238,28 @@ def simulate(
             if skip_idle and (tick < upto or (inclusive and tick == upto)):
                 wake = driver.quiet_until(tick - every)
                 if wake > tick:  # the grid points before `wake` would tell nothing
-                    first = start_ms + -(-(wake - start_ms) // every) * every
+                    first = tick + -(-(wake - tick) // every) * every  # on the grid
                     last = upto if inclusive else upto - 1  # the last grid point allowed
-                    stop = min(first, start_ms + ((last - start_ms) // every + 1) * every)
+                    stop = min(first, tick + ((last - tick) // every + 1) * every)
                     if stop > tick:
                         driver.idle_until(stop - every)
                         tick = stop
 
     for st in ordered_steps(events) if ordered else steps(events):
         ts = st.ts_ms if isinstance(st, Headline) else st[0].ts_ms
+        if start_ms is None:
+            start_ms = tick = ts
+        last_ts = ts
         if timed:
             run_clock(ts, inclusive=False)
         told = driver.feed([st] if isinstance(st, Headline) else st)
         out += told
         if on_step is not None:
             on_step(st, told)
+    if until_ms is None:
+        if last_ts is None:
+            return out  # no events, no time
+        until_ms = last_ts
     if timed:
         run_clock(until_ms, inclusive=True)
     out += driver.clock(until_ms)

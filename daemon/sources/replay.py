@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import math
 import time
@@ -21,18 +20,17 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, field_validator
 
 from daemon.durations import Duration
 from daemon.events import Headline, Tick
 from daemon.sources.base import Source, SourceConfig
+from daemon.sources.tables import headlines_from_frame, read_table, ticks_from_frame
 
 __all__ = ["ReplayConfig", "ReplaySource", "Timeline", "load_timeline"]
 
 log = logging.getLogger("tickwatch.sources.replay")
 DAY_MS = 86_400_000
-BAR_MS = 60_000
 
 
 class ReplayConfig(SourceConfig):
@@ -78,73 +76,6 @@ class Timeline:
         return len(self.ts_ms)
 
 
-def _read(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, keep_default_na=True, dtype={"symbol": str, "symbols": str})
-
-
-def _ts_ms(col: pd.Series) -> np.ndarray:
-    ts = pd.to_datetime(col, utc=True, errors="coerce", format="ISO8601")
-    ms = ts.dt.as_unit("ms").astype("int64").to_numpy()
-    return np.where(ts.notna().to_numpy(), ms, -1)
-
-
-def _ticks_from(df: pd.DataFrame, source: str) -> tuple[np.ndarray, list[Tick | None]]:
-    """Rows → ticks. Bars become one tick at the bar's end, priced at its close."""
-    ts = _ts_ms(df["ts"])
-    is_bar = "close" in df.columns
-    price = pd.to_numeric(df["close" if is_bar else "price"], errors="coerce").to_numpy(float)
-    size_col = "volume" if is_bar else "size"
-    size = (
-        pd.to_numeric(df[size_col], errors="coerce").fillna(0).to_numpy(float)
-        if size_col in df.columns
-        else np.zeros(len(df))
-    )
-    bid = df["bid"].to_numpy(float) if "bid" in df.columns else None
-    ask = df["ask"].to_numpy(float) if "ask" in df.columns else None
-    if is_bar:
-        ts = np.where(ts >= 0, ts + BAR_MS, ts)
-    kind = "bar" if is_bar else "trade"
-    symbols = df["symbol"].fillna("").astype(str).str.strip().tolist()
-    ticks: list[Tick | None] = []
-    ts_l, price_l, size_l = ts.tolist(), price.tolist(), size.tolist()
-    for i, sym in enumerate(symbols):
-        if ts_l[i] < 0 or not sym:
-            ticks.append(None)  # unparseable row: refused as bad_timestamp
-            continue
-        b = bid[i] if bid is not None and not math.isnan(bid[i]) else None
-        a = ask[i] if ask is not None and not math.isnan(ask[i]) else None
-        ticks.append(Tick(sym, ts_l[i], price_l[i], size_l[i], b, a, kind, source))  # type: ignore[arg-type]
-    return ts, ticks
-
-
-def _headlines_from(df: pd.DataFrame, source: str) -> tuple[np.ndarray, list[Headline]]:
-    ts = _ts_ms(df["ts"])
-    out: list[Headline] = []
-    keep = []
-    for i, row in enumerate(df.astype(object).where(df.notna(), "").to_dict("records")):
-        if ts[i] < 0:
-            continue
-        sent = row.get("sentiment", "")
-        tsent = row.get("ticker_sentiment", "") or "{}"
-        out.append(
-            Headline(
-                id=str(row.get("id") or f"{source}-{i}"),
-                ts_ms=int(ts[i]),
-                title=str(row.get("title", "")),
-                summary=str(row.get("summary", "")),
-                symbols=tuple(str(row.get("symbols", "")).replace(",", " ").split()),
-                source=str(row.get("source", "")) or source,
-                url=str(row.get("url", "")),
-                sentiment=float(sent) if sent != "" else None,
-                ticker_sentiment={k: float(v) for k, v in json.loads(str(tsent)).items()},
-            )
-        )
-        keep.append(i)
-    return ts[keep], out
-
-
 def load_timeline(ticks: Path | None, news: Path | None, source: str) -> Timeline:
     """Read the files and merge ticks and headlines into one stable, time-ordered timeline."""
     digest = hashlib.sha256()
@@ -152,10 +83,10 @@ def load_timeline(ticks: Path | None, news: Path | None, source: str) -> Timelin
     news_ts, news_objs = np.empty(0, np.int64), list[Headline]()
     if ticks is not None:
         digest.update(ticks.read_bytes())
-        tick_ts, tick_objs = _ticks_from(_read(ticks), source)
+        tick_ts, tick_objs = ticks_from_frame(read_table(ticks), source)
     if news is not None:
         digest.update(news.read_bytes())
-        news_ts, news_objs = _headlines_from(_read(news), source)
+        news_ts, news_objs = headlines_from_frame(read_table(news), source)
     all_ts = np.concatenate([tick_ts, news_ts])
     events: list[Tick | Headline | None] = [*tick_objs, *news_objs]
     order = np.argsort(all_ts, kind="stable")
