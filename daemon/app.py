@@ -28,7 +28,7 @@ from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.delivery import Delivery
 from daemon.notify.registry import notifier_class
-from daemon.notify.worker import RetryPolicy
+from daemon.notify.worker import STOP_GRACE_S, RetryPolicy
 from daemon.reload import (
     ReloadResult,
     component_alert,
@@ -470,8 +470,14 @@ class Daemon:
             log.info("heartbeat: %s", summary)
 
     async def stop(self) -> None:
-        """Stop sources and the evaluator, let the delivery under way finish, then close."""
+        """Stop sources and the evaluator, let the delivery under way finish, then close.
+
+        At once no channel begins another send; the sends under way (on the wire) get
+        `STOP_GRACE_S` in all to be answered and recorded, so none is repeated after a restart
+        and none is acknowledged unsent. What was not sent stays queued for the next start."""
         self._stopping = True
+        if self.delivery is not None:
+            self.delivery.stop_taking()  # before anything below waits (sources may take time)
         self._stop_watch.set()
         if self.http is not None:
             await self.http.stop()
@@ -487,7 +493,7 @@ class Daemon:
                 task.cancel()
         if self.delivery is not None:
             with contextlib.suppress(*REDIS_DOWN):
-                await self.delivery.finish()
+                await self.delivery.finish(STOP_GRACE_S)
         for task in delivering:
             task.cancel()
         for task in self._tasks:

@@ -65,6 +65,9 @@ class FakeClock(Clock):
     def now(self) -> float:
         return self.t
 
+    def monotonic(self) -> float:  # no wall-clock steps here: both move only when sleeping
+        return self.t
+
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         if self.server is not None:

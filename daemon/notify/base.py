@@ -14,6 +14,7 @@ HTTP `Retry-After` header in either of its forms), which the worker honours howe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -36,6 +37,7 @@ from daemon.notify.templates import render_for
 __all__ = [
     "ChannelConfig",
     "DeliveryError",
+    "NotSent",
     "Notification",
     "Notifier",
     "Receipt",
@@ -160,6 +162,11 @@ class DeliveryError(Exception):
         self.reason = reason or message
 
 
+class NotSent(Exception):
+    """`deliver(n, stop=...)` was told to stop before the send began (the daemon is stopping
+    while the message waited for its turn under the channel's rate limit): nothing went out."""
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """`Retry-After` as seconds to wait: delta-seconds (`120`) or an HTTP-date (RFC 9110 §10.2.3).
 
@@ -231,11 +238,15 @@ class TokenBucket:
         self._tokens -= cost
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
-    async def acquire(self, cost: float = 1) -> float:
-        """Wait for `cost` tokens; returns the seconds waited."""
+    async def acquire(self, cost: float = 1, stop: asyncio.Event | None = None) -> float:
+        """Wait for `cost` tokens, or until `stop` is set; returns the seconds waited for."""
         delay = self.reserve(cost)
         if delay > 0:
-            await asyncio.sleep(delay)
+            if stop is None:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
         return delay
 
 
@@ -381,21 +392,28 @@ class Notifier(ABC):
         """How many messages `send(n)` will send (SMS: one per recipient), for throttling."""
         return 1
 
-    async def throttle(self, n: Notification) -> None:
-        """Wait for this channel's rate limit; a no-op when it has none."""
+    async def throttle(self, n: Notification, stop: asyncio.Event | None = None) -> None:
+        """Wait for this channel's rate limit (cut short when `stop` is set); a no-op when it
+        has none."""
         if self._bucket is not None:
             cost = self.messages_for(n)
             if cost > 0:
-                await self._bucket.acquire(cost)
+                await self._bucket.acquire(cost, stop)
 
-    async def deliver(self, n: Notification) -> Receipt | None:
+    async def deliver(
+        self, n: Notification, *, stop: asyncio.Event | None = None
+    ) -> Receipt | None:
         """What the delivery worker calls: the shared policy around the channel's own `send`.
 
         Raises only `DeliveryError`, its message free of this channel's secrets; an unexpected
-        exception (a bug) becomes a non-retryable one, logged with its traceback.
+        exception (a bug) becomes a non-retryable one, logged with its traceback. With `stop`
+        (the worker's, set when the daemon stops) a send not yet begun is not begun: once `stop`
+        is set, waiting for the rate limit ends and `NotSent` is raised instead of sending.
         """
         n = self.prepare(n)
-        await self.throttle(n)
+        await self.throttle(n, stop)
+        if stop is not None and stop.is_set():
+            raise NotSent(f"{self.name}: stopping before {n.key} was sent")
         try:
             receipt = await self.send(n)
         except DeliveryError as e:

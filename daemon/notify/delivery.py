@@ -7,6 +7,8 @@ tree and the channel set without losing a queued message.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -19,10 +21,12 @@ from daemon.notify.base import ChannelConfig, Notifier
 from daemon.notify.inhibit import Inhibitor, InhibitRule
 from daemon.notify.router import Router
 from daemon.notify.routing import RouteConfig, compile_routes
-from daemon.notify.worker import ChannelWorker, Clock, OpsAlert, RetryPolicy
+from daemon.notify.worker import STOP_GRACE_S, ChannelWorker, Clock, OpsAlert, RetryPolicy
 from daemon.store.keys import Keys
 
 __all__ = ["GIVE_UP_AFTER", "Delivery", "DeliveryOptions", "DeliverySettings"]
+
+log = logging.getLogger("tickwatch.notify")
 
 #: How long a message may keep failing (from when it was queued) before it is dead-lettered.
 GIVE_UP_AFTER = timedelta(hours=1)
@@ -141,10 +145,25 @@ class Delivery:
         out += [(f"deliver {name}", w.run) for name, w in self.workers.items()]
         return out
 
-    async def finish(self, timeout: float = 10.0) -> None:
-        """Let every channel finish the message under way (no duplicate after a restart)."""
+    def stop_taking(self) -> None:
+        """No channel begins another send (the daemon is stopping); those under way go on."""
         for w in self.workers.values():
-            await w.finish(timeout)
+            w.stop_taking()
+
+    async def finish(self, timeout: float = STOP_GRACE_S) -> None:
+        """Let every channel finish the message under way (no duplicate after a restart).
+
+        All channels at once, so the grace is `timeout` in all (not per channel); none begins a
+        new send meanwhile. A send still under way after it is cut off when the daemon stops.
+        """
+        self.stop_taking()
+        busy = [w.channel for w in self.workers.values() if w.in_flight]
+        if busy:
+            log.info(
+                "stopping: %d send(s) under way (%s) get up to %gs to finish",
+                len(busy), ", ".join(busy), timeout,
+            )  # fmt: skip
+        await asyncio.gather(*(w.finish(timeout) for w in self.workers.values()))
 
     @property
     def sent(self) -> dict[str, int]:

@@ -18,6 +18,11 @@ consumer group, so a Slack outage or a slow Twilio never delays another channel.
   raises an ops alert on the other ops channels. The budget counts from the stream entry's id,
   so it survives a restart and a backlog behind a long outage is not retried for an hour each.
 
+Stopping (`finish`): no new send begins (one waiting for the channel's rate limit is not sent),
+and the sends under way get `STOP_GRACE_S` to be answered and recorded; what is left stays
+pending for the next start. Waits and the time budget run on the monotonic clock once a message
+is in hand, so a step of the wall clock neither spends the budget at once nor stretches it.
+
 Entries left pending by a consumer that died are reclaimed with XAUTOCLAIM once idle for
 `claim_idle_ms`, so a crashed replica's in-flight messages are still delivered.
 """
@@ -38,14 +43,18 @@ from redis.asyncio.client import Pipeline
 
 from daemon.alerts import NEW_YORK
 from daemon.durations import format_duration
-from daemon.notify.base import DeliveryError, Notification, Notifier, Receipt
+from daemon.notify.base import DeliveryError, Notification, Notifier, NotSent, Receipt
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
 
-__all__ = ["ChannelWorker", "Clock", "RetryPolicy", "Wait", "WorkerStats"]
+__all__ = ["STOP_GRACE_S", "ChannelWorker", "Clock", "RetryPolicy", "Wait", "WorkerStats"]
 
 log = logging.getLogger("tickwatch.notify")
 MARKER_TTL_S = 30 * 86400
+#: At stop, how long the sends under way get to be answered and recorded (all channels at
+#: once); a send still unanswered then is cut off and may be repeated after a restart. Well
+#: under the 10 s `docker stop` waits before its SIGKILL, and more than a healthy send takes.
+STOP_GRACE_S = 5.0
 #: Ops callback: (summary, labels) → raise an ops alert on the ops channels except `channel`.
 OpsAlert = Callable[[str, Mapping[str, str]], Awaitable[None]]
 
@@ -94,10 +103,19 @@ class RetryPolicy:
 
 class Clock:
     """Wall time and waiting as the worker sees them. Tests pass one whose `sleep` moves its
-    `now` on at once, to show a 45 s Retry-After honoured without spending 45 s."""
+    `now` (and `monotonic`) on at once, to show a 45 s Retry-After honoured without spending
+    45 s.
+
+    `now` (wall, epoch seconds) dates things: a message's age from its stream entry id, what
+    status shows. `monotonic` measures time passing while a message is retried, so that a step
+    of the wall clock (NTP, an operator, a VM resumed) does not make a wait or the budget huge or
+    zero."""
 
     def now(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -176,6 +194,7 @@ class ChannelWorker:
         self.in_flight = 0
         #: set while waiting to try a failed send again
         self.waiting: Wait | None = None
+        self._wait_due = 0.0  # when that wait ends, on `clock.monotonic()`
         self._wait_field = f"{channel}|{consumer}"
         self._wait_written = False  # our field in `delivery_waits` may be set
         self._stopping = False
@@ -186,8 +205,7 @@ class ChannelWorker:
     # --- loop -------------------------------------------------------------------------------
     def next_attempt_in(self) -> float:
         """Seconds until this channel's next try of a failed send; 0 when it is not waiting."""
-        w = self.waiting
-        return 0.0 if w is None else max(0.0, w.until - self.clock.now())
+        return 0.0 if self.waiting is None else max(0.0, self._wait_due - self.clock.monotonic())
 
     async def run(self) -> None:
         g = self.keys.DELIVER_GROUP
@@ -244,12 +262,17 @@ class ChannelWorker:
                     return  # left pending: the next start delivers it
                 await self.deliver_entry(entry_id, fields)
 
-    async def finish(self, timeout: float = 10.0) -> None:
+    def stop_taking(self) -> None:
+        """From now on no send begins: not the next message, nor one waiting for the rate
+        limit or for a retry (those stay pending, for the next start)."""
+        self._stopping = True
+        self._stop.set()
+
+    async def finish(self, timeout: float = STOP_GRACE_S) -> None:
         """Stop taking messages, letting the one under way complete (no duplicate on restart).
 
         A wait before a retry is cut short: that message stays pending, for the next start."""
-        self._stopping = True
-        self._stop.set()
+        self.stop_taking()
         try:
             await asyncio.wait_for(self._delivering.acquire(), timeout)
         except TimeoutError:
@@ -322,27 +345,46 @@ class ChannelWorker:
                 log.error("%s: could not send the cap notice: %s", self.channel, e)
 
     async def _send_with_retry(self, n: Notification, entry_id: str, marker: str) -> None:
-        queued = _queued_at(entry_id, self.clock.now())
+        # The age at the first try comes from the entry id (wall time: it survives a restart);
+        # from then on time runs on the monotonic clock. `now()` below is wall time as it was
+        # when the message was taken, moved on by monotonic time only: a step of the wall
+        # clock while the message is retried (+1 h: the budget spent at once, the next failure
+        # dead-lettered after a zero wait; -1 h: an hour more of retries) changes nothing.
+        wall0, mono0 = self.clock.now(), self.clock.monotonic()
+
+        def now() -> float:
+            return wall0 + (self.clock.monotonic() - mono0)
+
+        queued = _queued_at(entry_id, wall0)
         give_up_at = queued + self.policy.give_up_after
         attempt = 0
         last = False  # this try comes as the budget ends: if it fails, that is the end
         while True:
             attempt += 1
             try:
-                receipt = await self.notifier.deliver(n)
+                receipt = await self.notifier.deliver(n, stop=self._stop)
+            except NotSent:  # stopping, and the send had not begun: left for the next start
+                pipe = self.redis.pipeline(transaction=False)
+                self._clear_wait(pipe)
+                await pipe.execute()
+                return
             except DeliveryError as e:
-                now = self.clock.now()
+                now_s = now()
                 delay = self.policy.delay(attempt, e.retry_after)
-                why = self._give_up_why(e, now, delay, queued, give_up_at, last)
+                why = self._give_up_why(e, now_s, delay, queued, give_up_at, last)
                 if why is not None:
                     log.warning("%s: %s failed (%s): %s", self.channel, n.key, why, e)
                     await self._dead(entry_id, n.to_json(), f"{e} ({why})", attempt)
                     await self._ops_alert(n, str(e))
                     return
-                if now + delay >= give_up_at:  # backoff past the budget: one last try at its end
-                    delay, last = max(0.0, give_up_at - now), True
-                w = Wait(e.reason, now + delay, e.retry_after, attempt, n.key, give_up_at)
-                if not await self._wait(w, e, entry_id):  # stopping: left for the next start
+                if now_s + delay >= give_up_at:  # backoff past the budget: a last try at its end
+                    delay, last = max(0.0, give_up_at - now_s), True
+                # `until` and `give_up_at` are for status (wall time, as of now); the wait
+                # itself is `delay` seconds on the monotonic clock
+                wall = self.clock.now()
+                w = Wait(e.reason, wall + delay, e.retry_after, attempt, n.key,
+                         wall + (give_up_at - now_s))  # fmt: skip
+                if not await self._wait(w, e, entry_id, delay):  # stopping: left for next start
                     pipe = self.redis.pipeline(transaction=False)
                     self._clear_wait(pipe)
                     await pipe.execute()
@@ -373,9 +415,9 @@ class ChannelWorker:
             )
         return None
 
-    async def _wait(self, w: Wait, e: DeliveryError, entry_id: str) -> bool:
-        """Wait until `w.until`, shown in status and metrics; False if `finish()` cut it short."""
-        delay = max(0.0, w.until - self.clock.now())
+    async def _wait(self, w: Wait, e: DeliveryError, entry_id: str, delay: float) -> bool:
+        """Wait `delay` seconds, shown in status and metrics; False if `finish()` cut it short."""
+        delay = max(0.0, delay)
         self.stats.retries += 1
         if w.retry_after is not None:
             self.stats.retry_after_waits += 1
@@ -388,7 +430,7 @@ class ChannelWorker:
                 "%s: %s failed (attempt %d), retrying in %.1fs: %s",
                 self.channel, w.key, w.attempt, delay, e,
             )  # fmt: skip
-        self.waiting = w
+        self.waiting, self._wait_due = w, self.clock.monotonic() + delay
         try:
             await self.redis.hset(
                 self.keys.delivery_waits, self._wait_field, w.to_json(self.channel, self.consumer)

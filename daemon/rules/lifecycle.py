@@ -76,7 +76,12 @@ def _fire(st: AlertState, now_ms: int, cooldown_ms: int) -> Told:
     st.clearing_since_ms = 0
     st.repeats = 0
     st.last_repeat_ms = now_ms
-    in_cooldown = st.last_notified_ms > 0 and now_ms - st.last_notified_ms < cooldown_ms
+    # no cooldown means none: a last notification dated later than `now_ms` (told on the clock
+    # a moment ahead of this event time, or before the wall clock stepped back) must not mute
+    # this one, as `now - last < 0` alone would
+    in_cooldown = (
+        cooldown_ms > 0 and st.last_notified_ms > 0 and now_ms - st.last_notified_ms < cooldown_ms
+    )
     st.notified = not in_cooldown
     if st.notified:
         st.last_notified_ms = now_ms

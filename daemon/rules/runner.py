@@ -26,6 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
+from daemon.durations import format_duration
 from daemon.events import Headline, Tick
 from daemon.rules.compile import Plan
 from daemon.rules.driver import CLOCK_EVERY_MS, Driver
@@ -43,6 +44,10 @@ CLOCK_EVERY_S = CLOCK_EVERY_MS / 1000
 #: How long a read waits for new entries: also how long a reload waits for the batch
 #: boundary at which it takes effect, when no ticks are coming.
 BLOCK_MS = 20
+#: A wall-clock reading this far from where `time.monotonic` says it should be is a step of
+#: the wall clock (NTP, an operator, a VM resumed), not time passing: between two readings the
+#: two clocks otherwise differ by NTP's slewing, well under a millisecond a second.
+WALL_STEP_MS = 1_000
 #: A reminder that fell due while the daemon was down is still told this late (its id is
 #: stable, so one told before the restart is not delivered twice).
 REMINDER_GRACE_MS = 300_000
@@ -79,9 +84,13 @@ class Evaluator:
         self.batch = batch
         self.warmup_ms = warmup_ms
         self.maxlen = maxlen
-        #: Wall-clock epoch ms (a simulation passes its own).
+        #: Wall-clock epoch ms (a simulation passes its own). The system's wall clock, the
+        #: default, is read through `_now`, which notices when it steps; a clock passed in is
+        #: taken as it is (a simulation's time jumps by design).
         self.clock: Callable[[], int] = clock or _wall_ms
-        self.driver = Driver(plan, reminders_after_ms=self.clock() - REMINDER_GRACE_MS)
+        self._watch_steps = clock is None
+        self._steady: tuple[int, float] | None = None  # the last reading: (wall ms, monotonic s)
+        self.driver = Driver(plan, reminders_after_ms=self._now() - REMINDER_GRACE_MS)
         self.stats = EvaluatorStats()
         #: How far event time was behind the wall clock when ticks last arrived: a replay of
         #: old data (its bars close on its own event time), or a live feed, even a silent one.
@@ -119,7 +128,7 @@ class Evaluator:
         states = {key: AlertState.from_json(v) for key, v in raw_states.items()}
         market = self.plan.new_market()
         self.driver = Driver(
-            self.plan, states, market, reminders_after_ms=self.clock() - REMINDER_GRACE_MS
+            self.plan, states, market, reminders_after_ms=self._now() - REMINDER_GRACE_MS
         )
         firing = sum(s.state == "firing" for s in states.values())
         pending = sum(s.state == "pending" for s in states.values())
@@ -128,12 +137,12 @@ class Evaluator:
         _load_checkpoint(self.driver.engine, checkpoint)  # then the exact prices and anchors
         # symbols not heard from yet count as silent from now on, not from the open:
         # a daemon started at noon must not report every feed as hours overdue
-        market.first_ms = self.clock()
+        market.first_ms = self._now()
         # and until ticks arrive, the data's lag is what it was when they stopped: a daemon
         # restarted on a replay of April must not call the replayed symbols silent today
         newest = max((q.ts_ms for q in market.quotes.values()), default=0)
         if newest:
-            self._lag_ms = self.clock() - newest
+            self._lag_ms = self._now() - newest
         log.info(
             "evaluator ready: %d rule instances, %d headline rules; restored %d alert states "
             "(%d firing, %d pending); warmed windows with %d ticks",
@@ -317,7 +326,41 @@ class Evaluator:
 
     def _reminder_due(self) -> bool:
         due = self.driver.next_due_ms()
-        return due is not None and due <= self.clock()
+        return due is not None and due <= self._now()
+
+    def _now(self) -> int:
+        """`clock()`; with the system's wall clock, a step of it is noticed (`_wall_stepped`)."""
+        now = self.clock()
+        if self._watch_steps:
+            mono = time.monotonic()
+            if self._steady is not None:
+                wall, at = self._steady
+                step = now - wall - int((mono - at) * 1000)
+                if abs(step) >= WALL_STEP_MS:
+                    self._wall_stepped(now, step)
+            self._steady = (now, mono)
+        return now
+
+    def _wall_stepped(self, now_ms: int, step_ms: int) -> None:
+        """The wall clock jumped by `step_ms`. Event time still judges the rules; what the
+        clock decides follows the wall clock as it is now, at once:
+
+        - how far the data is behind it (live feed or replay, `check_clock`) is measured anew,
+          not left as it was at the last batch: a step of +1 h on a live feed makes its ticks
+          an hour behind, as a replay's are, so the clock does not count that hour as silence
+          (a no-data alert for every symbol) before the next batch would have said so;
+        - stepped back, staleness, silence and bar closes are judged again from the time it
+          shows, not only once it passes the time it showed before (timers stalled for as long
+          as the step). Reminders already told stay told; the next ones come when due.
+        """
+        by = format_duration(dt.timedelta(seconds=round(abs(step_ms) / 1000)))
+        log.warning(
+            "the wall clock stepped %s by %s; rules keep to event time, timers to the clock",
+            "forward" if step_ms > 0 else "back", by,
+        )  # fmt: skip
+        self._lag_ms += step_ms
+        if step_ms < 0:
+            self.driver.clock_stepped_back(now_ms)
 
     async def process(self, entries: list[Entry], *, hold_last: bool = False) -> list[AlertEvent]:
         """Evaluate one batch and commit its effects atomically.
@@ -354,7 +397,7 @@ class Evaluator:
             except (KeyError, ValueError) as e:
                 log.warning("evaluator skipped malformed entry %s in %s: %r", entry_id, stream, e)
         if events and self.stats.last_event_ms:
-            self._lag_ms = self.clock() - self.stats.last_event_ms
+            self._lag_ms = self._now() - self.stats.last_event_ms
         alerts = driver.feed(events)
         await self._commit(alerts, acks)
         self.stats.batches += 1
@@ -387,7 +430,7 @@ class Evaluator:
         every symbol look silent in November, and its bars close on its own event time; a live
         feed that has gone silent for an hour is still live, and its silence is what counts.
         """
-        now_ms = self.clock() if now_ms is None else now_ms
+        now_ms = self._now() if now_ms is None else now_ms
         if not self.driver.timed:
             return []
         replaying = self._lag_ms > 15 * 60_000
