@@ -10,6 +10,7 @@ RFC-3339 text with up to nanoseconds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
@@ -27,7 +28,13 @@ from daemon.sources.feed import (
     quote_tick,
 )
 
-__all__ = ["AlpacaConfig", "AlpacaNewsConfig", "AlpacaNewsSource", "AlpacaSource"]
+__all__ = [
+    "AlpacaConfig",
+    "AlpacaNewsConfig",
+    "AlpacaNewsSource",
+    "AlpacaSource",
+    "news_headline",
+]
 
 log = logging.getLogger("tickwatch.sources.alpaca")
 
@@ -45,6 +52,22 @@ _SUBSCRIBE_KEYS: dict[str, tuple[str, ...]] = {
     "quotes": ("quotes",),
     "bars": ("bars", "updatedBars"),
 }
+
+
+def news_headline(m: Mapping[str, Any], ts_ms: int) -> Headline:
+    """An Alpaca news article (a stream `n` message, or an item of REST `/v1beta1/news`: the
+    same fields) as a headline `alpaca:<id>`, told at `ts_ms` (its `created_at`).
+    Raises KeyError/ValueError/TypeError when `id` or `headline` is missing or unreadable."""
+    symbols = m.get("symbols") or []
+    return Headline(
+        id=f"alpaca:{int(m['id'])}",
+        ts_ms=ts_ms,
+        title=str(m["headline"]),
+        summary=str(m.get("summary") or ""),
+        symbols=tuple(str(s) for s in symbols),
+        source=str(m.get("source") or "alpaca"),
+        url=str(m.get("url") or ""),
+    )
 
 
 class _AlpacaCredentials(FeedConfig):
@@ -197,16 +220,7 @@ class AlpacaNewsSource(_AlpacaStream):
     def on_item(self, m: Any, out: list[Event]) -> None:
         kind = m["T"]
         if kind == "n":
-            symbols = m.get("symbols") or []
-            headline = Headline(
-                id=f"alpaca:{int(m['id'])}",
-                ts_ms=self.timestamps.ms(m["created_at"]),
-                title=str(m["headline"]),
-                summary=str(m.get("summary") or ""),
-                symbols=tuple(str(s) for s in symbols),
-                source=str(m.get("source") or "alpaca"),
-                url=str(m.get("url") or ""),
-            )
+            headline = news_headline(m, self.timestamps.ms(m["created_at"]))
             # an article re-sent with a later updated_at is the same story: alert once
             if self.recent.seen(headline.id):
                 self.duplicates += 1

@@ -59,10 +59,16 @@ _MAX_PAGES = 1000  # a runaway next_page_token must not loop forever
 
 @dataclass(frozen=True, slots=True)
 class Bar:
+    """One bar as a provider sends it, stamped at its *start*. `open`/`high`/`low` are the
+    close when the provider left them out (the backfill reads only close and volume)."""
+
     symbol: str
     start_ms: int
     close: float
     volume: float
+    open: float = math.nan
+    high: float = math.nan
+    low: float = math.nan
 
 
 def timeframe_ms(timeframe: str) -> int:
@@ -89,6 +95,10 @@ def _finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 def parse_bars_page(payload: Any) -> tuple[list[Bar], int, str | None]:
     """One `/v2/stocks/bars` page → (bars, malformed bars skipped, next_page_token)."""
     if not isinstance(payload, dict):
@@ -106,7 +116,17 @@ def parse_bars_page(payload: Any) -> tuple[list[Bar], int, str | None]:
             if start is None or close is None:
                 bad += 1
                 continue
-            bars.append(Bar(str(symbol), start, close, _finite(row.get("v")) or 0.0))
+            bars.append(
+                Bar(
+                    str(symbol),
+                    start,
+                    close,
+                    _finite(row.get("v")) or 0.0,
+                    _or(_finite(row.get("o")), close),
+                    _or(_finite(row.get("h")), close),
+                    _or(_finite(row.get("l")), close),
+                )
+            )
     return bars, bad, token if isinstance(token, str) and token else None
 
 
