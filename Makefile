@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= alerts.yaml
 
-.PHONY: run test test-fast lint format bench chaos check sample clean
+.PHONY: run test test-fast lint format bench chaos check sample backtest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/e2e.py --json bench/results/e2e.json
 	$(BIN)/python bench/reload.py --json bench/results/reload.json
 	$(BIN)/python bench/report.py bench/results --out bench/results.json --png bench/latency.png
+
+# the shipped rules on the bundled sample: a table, and var/backtest/report.html with a chart per rule
+backtest: $(STAMP)
+	$(BIN)/tickwatch backtest --config $(CONFIG) --from 2026-03-16 --out var/backtest
 
 sample: $(STAMP)
 	$(BIN)/python scripts/make_sample.py

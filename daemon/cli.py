@@ -254,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--config", default="alerts.yaml")
     render.set_defaults(func=cmd_render)
 
+    from daemon.backtest.command import add_parser as add_backtest
+
+    add_backtest(sub)
+
     status = sub.add_parser("status", help="heartbeat, feeds, delivery queues, silences")
     status.add_argument("--config", default="alerts.yaml")
     status.set_defaults(func=cmd_status)

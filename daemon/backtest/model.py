@@ -16,7 +16,8 @@ __all__ = ["FLAP_MS", "BacktestResult", "Message", "RuleStats", "Series", "Suppr
 #: A firing this soon after the same alert resolved counts as a flap: the desk heard it end,
 #: then start again.
 FLAP_MS = 15 * 60_000
-WEEK_MS = 7 * 86_400_000
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
 
 
 @dataclass
@@ -97,8 +98,9 @@ class BacktestResult:
 
     def stats(self) -> list[RuleStats]:
         """Per rule: fires, clears, time firing, longest episode, flaps, alerts per week and
-        messages per channel. An alert still firing at the end counts as firing until then."""
-        weeks = max(self.end_ms - self.start_ms, 1) / WEEK_MS
+        messages per channel. An alert still firing at the end counts as firing until then.
+        Time firing adds up the rule's alerts (a rule over 9 symbols can fire 9 hours in one)."""
+        weeks = max(self.end_ms - self.start_ms, DAY_MS) / WEEK_MS  # a day at least
         rows = []
         by_rule: dict[str, list[AlertEvent]] = {r: [] for r in self.rules}
         for a in self.alerts:
