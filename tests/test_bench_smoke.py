@@ -50,3 +50,17 @@ def test_e2e_bench_delivers_and_reports(tmp_path: Path) -> None:
     combined = json.loads((tmp_path / "results.json").read_text())
     assert "e2e" in combined["benches"] and combined["table"]
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_backtest_bench_runs_on_a_few_days(tmp_path: Path) -> None:
+    out = tmp_path / "backtest.json"
+    run = subprocess.run(
+        [sys.executable, "bench/backtest.py", "--days", "3", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "3 sessions x 9 symbols" in run.stdout and "pandas, vectorized" in run.stdout
+    figures = {f["name"]: f for f in json.loads(out.read_text())["figures"]}
+    wall = figures["backtest of a year of bars, wall"]
+    assert wall["value"] > 0 and wall["baseline_value"] > 0
+    assert 0 < figures["backtest peak RSS"]["value"] < 2000
