@@ -29,6 +29,8 @@ __all__ = ["BacktestError", "run_backtest", "select_rules"]
 
 #: Points per series on a chart, about: a 1,200-pixel chart shows no more.
 CHART_POINTS = 2_000
+#: Sampling when the range is open-ended: a year of sessions is then ~6,500 points a series.
+SAMPLE_MS = 15 * 60_000
 
 
 class BacktestError(Exception):
@@ -126,7 +128,7 @@ def run_backtest(
     end_ms = end_ms if end_ms is not None else history.end_ms
     driver = Driver(plan, reminders_after_ms=start_ms)
     span = (end_ms - start_ms) if start_ms is not None and end_ms is not None else 0
-    sampler = _Sampler(plan, driver, max(60_000, span // CHART_POINTS) if span else 300_000)
+    sampler = _Sampler(plan, driver, max(60_000, span // CHART_POINTS) if span else SAMPLE_MS)
     alerts = simulate(
         driver,
         _with_progress(history, on_progress),

@@ -128,6 +128,8 @@ class Sessions:
         self._loaded: list[tuple[int, int]] = []
         #: Bucket (see `_SHIFT_MS`) -> that date's boundaries. The hot path.
         self._days: dict[int, _Day] = {}
+        #: (bucket, past its open, past its close) -> (next open, next close): `next_edges`.
+        self._edges: dict[tuple[int, bool, bool], tuple[int, int]] = {}
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -152,6 +154,19 @@ class Sessions:
         if day is None:
             day = self._day_at(ts_ms)
         return day.open_ms if day.open_ms <= ts_ms < day.close_ms else None
+
+    def next_edges(self, ts_ms: int) -> tuple[int, int]:
+        """`(next_open(ts_ms), next_close(ts_ms))`, remembered: both only change at a
+        boundary, and a simulation asks at every clock step (`daemon.rules.wake`)."""
+        bucket = (ts_ms - _SHIFT_MS) // _DAY_MS
+        day = self._days.get(bucket)
+        if day is None:
+            day = self._day_at(ts_ms)
+        key = (bucket, ts_ms >= day.open_ms, ts_ms >= day.close_ms)
+        hit = self._edges.get(key)
+        if hit is None:
+            hit = self._edges[key] = (self.next_open(ts_ms), self.next_close(ts_ms))
+        return hit
 
     def is_regular(self, ts_ms: int) -> bool:
         """Whether the regular session is open at `ts_ms` (for staleness checks)."""

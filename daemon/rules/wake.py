@@ -102,9 +102,10 @@ def _silence_edge(
     """The next time any of `symbols` turns silent for `after_ms`, or the session closes
     (where silence stops counting), after `now_ms`."""
     try:
-        edges = [sessions.next_open(now_ms) + after_ms, sessions.next_close(now_ms)]
+        next_open, next_close = sessions.next_edges(now_ms)
     except ValueError:  # beyond the calendar's years: no bound
         return now_ms
+    edges = [next_open + after_ms, next_close]
     opened = sessions.regular_open(now_ms)
     if opened is not None:
         for sym in symbols:
