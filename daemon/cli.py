@@ -60,6 +60,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  redis:    {where}")
     listen = cfg.settings.http.listen
     print(f"  http:     /healthz and /metrics on {listen}" if listen else "  http:     off")
+    print("  next:     `tickwatch test rules/tests` runs the rules' own tests; `tickwatch "
+          "backtest --data FILE` tries them on history, and `--compare OLD_RULES` shows what "
+          "an edit changes (alerts added, removed, moved) before it goes live")  # fmt: skip
     return 0
 
 

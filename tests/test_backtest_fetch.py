@@ -3,6 +3,7 @@ fakes), cached as Parquet so that a second run is offline."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
@@ -505,3 +506,78 @@ def test_progress_protocol_accepts_rich(tmp_path: Path) -> None:
     task = p.add_task("x", total=2)
     p.advance(task, 1)
     p.update(task, completed=2)
+
+
+# --- through the command -----------------------------------------------------------------------
+
+CLI_RULES = """\
+rules:
+  - name: nvda-high
+    when: {threshold: {symbols: NVDA, above: 125}}
+    channels: [desk]
+"""
+
+
+async def test_the_command_fetches_with_a_progress_bar_and_then_runs_offline(
+    alpaca_rest: FakeAlpacaData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """`tickwatch backtest --source alpaca` as a user runs it: keys from the environment, a
+    progress bar per kind, the months cached under the config's var/history/, the rules run
+    on what was fetched; the second run asks the provider nothing and needs no key."""
+    from daemon.cli import main
+
+    w = World("alpaca", alpaca_rest, {})
+    fill(w)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(CLI_RULES)
+    config = tmp_path / "alerts.yaml"
+    config.write_text("channels:\n  desk: {type: console}\ninclude: [rules/*.yaml]\n")
+    monkeypatch.setenv("APCA_API_KEY_ID", DEFAULT_ALPACA_KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", DEFAULT_ALPACA_SECRET)
+    out = tmp_path / "out"
+    argv = ["backtest", "--config", str(config), "--source", "alpaca", "--source-url",
+            alpaca_rest.base_url, "--from", "2026-01-01", "--to", "2026-03-01", "--out",
+            str(out), "--no-charts"]  # fmt: skip
+    capsys.readouterr()
+    rc = await asyncio.to_thread(main, argv)  # the command runs its own event loop
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    # NVDA, the rules' one symbol, for the UTC months that New York's Jan 1 - Mar 1 touches
+    assert "fetching bars" in text and "fetching news" in text and "3/3 symbol-months" in text
+    assert (tmp_path / "var/history/alpaca/bars/NVDA/2026-02.parquet").exists()
+    asked = len(alpaca_rest.requests)
+    assert asked >= 6  # 3 months x (bars, news)
+    first = json.loads((out / "alerts.json").read_text())
+    # NVDA's bar of Feb 10 15:00 closes at 130.5 (above 125): told at the bar's end
+    assert [(a["rule"], a["state"], a["time"]) for a in first] == [
+        ("nvda-high", "firing", "2026-02-10T15:01:00.000Z")
+    ]
+    monkeypatch.delenv("APCA_API_KEY_ID")
+    monkeypatch.delenv("APCA_API_SECRET_KEY")
+    rc = await asyncio.to_thread(main, argv)
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "fetching" not in text and len(alpaca_rest.requests) == asked  # offline
+    assert json.loads((out / "alerts.json").read_text()) == first
+
+
+async def test_the_command_without_keys_names_the_variables(
+    alpaca_rest: FakeAlpacaData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from daemon.cli import main
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(CLI_RULES)
+    config = tmp_path / "alerts.yaml"
+    config.write_text("channels:\n  desk: {type: console}\ninclude: [rules/*.yaml]\n")
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)
+    rc = await asyncio.to_thread(main, ["backtest", "--config", str(config), "--source", "alpaca",
+                                        "--source-url", alpaca_rest.base_url, "--from",
+                                        "2026-01-01", "--to", "2026-02-01"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "APCA_API_KEY_ID" in err and "Traceback" not in err
+    assert alpaca_rest.requests == []

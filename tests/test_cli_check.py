@@ -95,6 +95,7 @@ def test_check_shipped_config(runs: dict[str, Run]) -> None:
     assert "alerts.yaml: OK" in r.stdout
     assert f"rules:    {n_rules} in " in r.stdout
     assert "symbols:  9 " in r.stdout
+    assert "`--compare OLD_RULES` shows what an edit changes" in r.stdout  # the next step
     assert r.stderr.strip() == ""
 
 

@@ -52,6 +52,7 @@ def test_silent_leg_resolves_with_ok(make_engine: MakeEngine) -> None:
     assert eng.on_tick(Tick("XMAG", T0 + 4 * MIN, 10.5)) == []
     (ev,) = eng.on_tick(Tick("XMAG", T0 + 6 * MIN, 10.5))
     assert (ev.state, ev.values["no_data"]) == ("resolved", "no data from MAGS")
+    assert ev.summary == "spread resolved: no data from MAGS"  # not "?-? ? spread nan ..."
 
 
 def test_silence_is_caught_by_the_clock_with_no_tick_at_all(make_engine: MakeEngine) -> None:
@@ -63,6 +64,7 @@ def test_silence_is_caught_by_the_clock_with_no_tick_at_all(make_engine: MakeEng
     (ev,) = eng.on_clock(T0 + 5 * MIN)
     assert (ev.rule, ev.state, ev.comparison) == ("spread", "firing", "no data")
     assert ev.values["no_data"] == "no data from XMAG, MAGS"
+    assert ev.summary == "spread: no data from XMAG, MAGS"
     # data returns with a healthy spread: the no-data alert resolves on the next tick pair
     assert told(both(eng, T0 + 7 * MIN, 12.0, 10.0)) == [("spread", "resolved")]
 
@@ -146,6 +148,8 @@ rules:
     assert [e.state for e in mine] == expected
     if mine:
         assert mine[0].values["error"] == "ZeroDivisionError: float division by zero"
+        want = "guarded: cannot be evaluated (ZeroDivisionError: float division by zero)"
+        assert mine[0].summary == want
     assert eng.errors["guarded"][0] == 1
     # the bug goes away: the condition's own verdict takes over again
     boom.fail = False

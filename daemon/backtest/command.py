@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "(default: the config's replay sources' files)")  # fmt: skip
     p.add_argument("--source", choices=["alpaca", "polygon"],
                    help="fetch history from this provider (cached in var/history/)")  # fmt: skip
+    p.add_argument("--source-url", metavar="URL",
+                   help="the provider's REST URL (a proxy; default: an alpaca_backfill "
+                        "source's base_url, else the provider's own)")  # fmt: skip
     p.add_argument("--from", dest="start", type=_day, metavar="DATE",
                    help="first day judged (New York); earlier rows only warm rules")  # fmt: skip
     p.add_argument("--to", dest="end", type=_day, metavar="DATE",
@@ -154,7 +157,7 @@ def _data_paths(
     end_ms: int | None,
 ) -> list[Path]:  # fmt: skip
     if args.source:
-        return _fetch(args.source, cfg, console, start_ms, end_ms)
+        return _fetch(args.source, cfg, console, start_ms, end_ms, args.source_url)
     if args.data:
         return list(args.data)
     paths = _default_data(cfg)
@@ -167,7 +170,12 @@ def _data_paths(
 
 
 def _fetch(
-    provider: str, cfg: Config, console: Console, start_ms: int | None, end_ms: int | None
+    provider: str,
+    cfg: Config,
+    console: Console,
+    start_ms: int | None,
+    end_ms: int | None,
+    url: str | None,
 ) -> list[Path]:
     import asyncio
 
@@ -178,6 +186,12 @@ def _fetch(
     start = dt.datetime.fromtimestamp(start_ms / 1000, dt.UTC)
     end = dt.datetime.fromtimestamp(end_ms / 1000, dt.UTC)
     cache = cfg.base_dir / "var" / "history"
+    # the daemon's own backfill says where Alpaca is and which feed the plan has
+    backfill = next((x for x in cfg.settings.sources if x.type == "alpaca_backfill"), None)
+    feed = "iex"
+    if provider == "alpaca" and backfill is not None:
+        url = url or getattr(backfill, "base_url", None)
+        feed = getattr(backfill, "feed", feed)
     try:
         with console_progress(console) as progress:
             got = asyncio.run(
@@ -187,6 +201,8 @@ def _fetch(
                     start,
                     end,
                     cache,
+                    base_url=url,
+                    feed=feed,
                     progress=progress,
                 )
             )

@@ -63,16 +63,24 @@ class _Sampler:
         self._next: dict[str, int] = {}
         for inst in self.plan.instances:
             self.series[inst.key] = Series(inst.rule, inst.key, _label(inst))
+        #: no instance is due before this (once each symbol has ticked): most steps return at once
+        self._due = 0
+        #: symbols read by a rule that have not ticked yet (their instances are due at once)
+        self._unseen = set(self.plan.by_symbol)
 
     def on_step(self, st: Sequence[Tick] | Headline, told: list[AlertEvent]) -> None:
         if isinstance(st, Headline):
             return
         ts = st[0].ts_ms
+        unseen = self._unseen
+        if not told and ts < self._due and not (unseen and any(t.symbol in unseen for t in st)):
+            return
         market = self.driver.engine.market
         by_symbol = self.plan.by_symbol
         told_keys = {a.key for a in told}
         seen: set[str] = set()
         for t in st:
+            unseen.discard(t.symbol)
             for inst in by_symbol.get(t.symbol, ()):
                 key = inst.key
                 if key in seen or (ts < self._next.get(key, 0) and key not in told_keys):
@@ -82,6 +90,8 @@ class _Sampler:
                 if inst.warms:  # an expression's reading moves its rolling state: values only
                     continue  # at transitions, below
                 self._sample(inst, market, ts)
+        if seen:
+            self._due = min(self._next.values())
         for a in told:
             s = self.series.get(a.key)
             if s is not None and a.value is not None and (not s.ts_ms or s.ts_ms[-1] != a.ts_ms):

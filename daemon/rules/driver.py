@@ -24,7 +24,7 @@ from daemon.rules.evaluate import Engine
 from daemon.rules.lifecycle import AlertState
 from daemon.rules.market import Market
 from daemon.rules.timers import Timer, timers_after
-from daemon.rules.wake import quiet_until
+from daemon.rules.wake import Wake
 
 __all__ = ["CLOCK_EVERY_MS", "Driver", "ordered_steps", "simulate", "steps"]
 
@@ -80,6 +80,7 @@ class Driver:
         #: time this driver sees (a reminder that was due before it started is not told).
         self._reminded_ms = reminders_after_ms
         self._timers: list[Timer] = []
+        self._wake: Wake | None = None
         self._load_timers()
 
     @classmethod
@@ -89,6 +90,7 @@ class Driver:
         d.engine = engine
         d._reminded_ms = reminders_after_ms
         d._timers = []
+        d._wake = None
         d._load_timers()
         return d
 
@@ -113,29 +115,34 @@ class Driver:
     # --- input ----------------------------------------------------------------------------
     def feed(self, events: Iterable[Event]) -> list[AlertEvent]:
         """Judge a batch of events (any order inside it); the transitions they cause."""
-        engine = self.engine
         out: list[AlertEvent] = []
         for st in steps(events):
-            if isinstance(st, Headline):
-                self._remind(st.ts_ms, out)
-                out += engine.on_headline(st)
-                continue
-            ts = st[0].ts_ms
-            if self._timers or self._reminded_ms is None:
-                self._remind(ts - 1, out)  # reminders due before this step come first
-            if len(st) == 1:
-                if st[0].history:
-                    engine.warm(st)  # the past warms, and is never judged
-                else:
-                    out += engine.on_tick(st[0])
-                continue
-            past = [t for t in st if t.history]
-            if past:
-                engine.warm(past)
-                st = [t for t in st if not t.history]
-            if st:
-                out += engine.step(st)
+            self.feed_step(st, out)
         return out
+
+    def feed_step(self, st: Sequence[Tick] | Headline, out: list[AlertEvent]) -> None:
+        """Judge one of `steps`' steps, adding what it tells to `out` (a simulation, whose
+        events are in steps already, calls this directly)."""
+        engine = self.engine
+        if isinstance(st, Headline):
+            self._remind(st.ts_ms, out)
+            out += engine.on_headline(st)
+            return
+        ts = st[0].ts_ms
+        if self._timers or self._reminded_ms is None:
+            self._remind(ts - 1, out)  # reminders due before this step come first
+        if len(st) == 1:
+            if st[0].history:
+                engine.warm(st)  # the past warms, and is never judged
+            else:
+                out += engine.on_tick(st[0])
+            return
+        past = [t for t in st if t.history]
+        if past:
+            engine.warm(past)
+            st = [t for t in st if not t.history]
+        if st:
+            out += engine.step(st)
 
     def clock(self, now_ms: int, *, reminders_only: bool = False) -> list[AlertEvent]:
         """Time has reached `now_ms`: reminders due by then, and (unless `reminders_only`, as
@@ -155,7 +162,10 @@ class Driver:
     def quiet_until(self, now_ms: int) -> int:
         """The earliest time after `now_ms` at which a clock step could tell or change
         anything (`daemon.rules.wake`); simulations skip the steps before it."""
-        return quiet_until(self.engine, now_ms, self.next_due_ms())
+        wake = self._wake
+        if wake is None or wake.plan is not self.engine.plan:
+            wake = self._wake = Wake(self.engine.plan)
+        return wake.until(self.engine, now_ms, self._timers[0].fire_ms if self._timers else None)
 
     def idle_until(self, now_ms: int) -> None:
         """Clock steps up to `now_ms` were skipped as idle (`quiet_until`): keep the little
@@ -252,9 +262,12 @@ def simulate(
         last_ts = ts
         if timed:
             run_clock(ts, inclusive=False)
-        told = driver.feed([st] if isinstance(st, Headline) else st)
-        out += told
-        if on_step is not None:
+        if on_step is None:
+            driver.feed_step(st, out)
+        else:
+            told: list[AlertEvent] = []
+            driver.feed_step(st, told)
+            out += told
             on_step(st, told)
     if until_ms is None:
         if last_ts is None:

@@ -15,7 +15,8 @@ daemon's runner, `tickwatch test`, the backtest and `make bench` all go through 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 
 from daemon.alerts import AlertEvent, alert_key
 from daemon.events import Headline, Tick
@@ -191,11 +192,11 @@ class Engine:
             self._close_bars(max(t.ts_ms for t in ticks), out, inclusive=not bars)
         for t in ticks:
             market.record(t)
-        symbols: Collection[str]
+        symbols: AbstractSet[str]
         if len(ticks) == 1:
             sym = ticks[0].symbol
             now = ticks[0].ts_ms
-            symbols = (sym,)
+            symbols = {sym}
             instances = plan.by_symbol.get(sym)
         else:
             now = max(market.quotes[t.symbol].ts_ms for t in ticks)
@@ -336,9 +337,11 @@ class Engine:
         newest = max((q.ts_ms for q in self.market.quotes.values()), default=0)
         self._clock_ms = min(self._clock_ms, max(now_ms, newest))
 
-    def _tick_clock(self, now: int, out: list[AlertEvent], skip: Collection[str] = ()) -> None:
+    def _tick_clock(
+        self, now: int, out: list[AlertEvent], skip: AbstractSet[str] = frozenset()
+    ) -> None:
         for inst in self.plan.clock_instances:
-            if not any(sym in skip for sym in inst.cond.symbols):
+            if skip.isdisjoint(inst.cond.symbols):
                 try:
                     self._evaluate(inst, now, out)
                 except Exception as e:

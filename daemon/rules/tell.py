@@ -148,6 +148,13 @@ def _with_series(
 
 
 def _with_summary(ev: AlertEvent, template: str) -> AlertEvent:
+    # no data or an error stands for a verdict: no number to fill a template written for one
+    # (it would read "?-? ? spread nan is no data nan"), so say why there is none
+    why = ev.values.get("no_data") or ev.values.get("error")
+    if why:
+        what = why if "no_data" in ev.values else f"cannot be evaluated ({why})"
+        lead = ev.rule if ev.state == "firing" else f"{ev.rule} resolved"
+        return replace(ev, summary=f"{lead}: {what}")
     ctx: dict[str, object] = dict(ev.values)
     ctx.update(
         rule=ev.rule,
