@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import re
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
 import regex
@@ -19,7 +19,7 @@ import regex
 from daemon.durations import format_duration
 from daemon.events import EarningsEvent, Headline
 from daemon.rules.expr import Expr
-from daemon.rules.market import NEW_YORK, Market, Quote
+from daemon.rules.market import Market, Quote, ny_date
 from daemon.rules.schema import (
     BandCond,
     BreadthCond,
@@ -77,15 +77,18 @@ class LevelCheck:
     comparison: str
     level: float
     clear: float | None
+    #: What resolving means, naming the level that was passed: "back above 9" (made once:
+    #: every reading carries it).
+    back_text: str = field(init=False, compare=False)
 
-    @property
-    def back_text(self) -> str:
-        """What resolving means, naming the level that was passed: "back above 9"."""
+    def __post_init__(self) -> None:
         if self.clear is not None:
             side = "below" if self.comparison == "above" else "above"
-            return f"back {side} {self.clear:g}"
-        side = "at or below" if self.comparison == "above" else "at or above"
-        return f"back {side} {self.level:g}"
+            text = f"back {side} {self.clear:g}"
+        else:
+            side = "at or below" if self.comparison == "above" else "at or above"
+            text = f"back {side} {self.level:g}"
+        object.__setattr__(self, "back_text", text)
 
     def judge(self, value: float) -> tuple[bool, bool]:
         if self.comparison == "above":
@@ -168,7 +171,8 @@ class Spread:
             "YTD" if cond.since == "ytd" else f"since {cond.since}" if cond.since else ""
         )
 
-    def measure(self, m: Market, now_ms: int) -> Reading | None:
+    def _legs(self, m: Market, now_ms: int) -> tuple[float, float, float, float, float] | None:
+        """(a's value, b's value, the spread, a's price, b's price), or None: no data."""
         qa, qb = m.quotes.get(self.a), m.quotes.get(self.b)
         if qa is None or qb is None:
             return None
@@ -176,19 +180,23 @@ class Spread:
         if pb == 0:
             return None  # the edge refuses non-positive prices; never divide by zero here
         if self.mode == "difference":
-            av, bv, value = pa, pb, pa - pb
-        elif self.mode == "ratio":
-            av, bv, value = pa, pb, pa / pb
-        else:
-            today = dt.datetime.fromtimestamp(now_ms / 1000, NEW_YORK).date()
-            day = self.cond.anchor_date(today)
-            assert day is not None
-            base_a, base_b = m.anchors.get(self.a, day), m.anchors.get(self.b, day)
-            if not base_a or not base_b:
-                return None
-            av = (pa / base_a - 1) * 100
-            bv = (pb / base_b - 1) * 100
-            value = av - bv
+            return pa, pb, pa - pb, pa, pb
+        if self.mode == "ratio":
+            return pa, pb, pa / pb, pa, pb
+        day = self.cond.anchor_date(ny_date(now_ms))
+        assert day is not None
+        base_a, base_b = m.anchors.get(self.a, day), m.anchors.get(self.b, day)
+        if not base_a or not base_b:
+            return None
+        av = (pa / base_a - 1) * 100
+        bv = (pb / base_b - 1) * 100
+        return av, bv, av - bv, pa, pb
+
+    def measure(self, m: Market, now_ms: int) -> Reading | None:
+        legs = self._legs(m, now_ms)
+        if legs is None:
+            return None
+        av, bv, value, pa, pb = legs
         c = self.check
         active, cleared = c.judge(value) if c is not None else (False, True)
         values: dict[str, float | str] = {
@@ -207,15 +215,12 @@ class Spread:
         return Reading(value, active, cleared, values, False, c.level, c.comparison)
 
     def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
-        c = self.check
-        if self.mode == "return" or c is None:
-            r = self.measure(m, now_ms)
-            return None if r is None else (r.active, r.cleared)
-        qa, qb = m.quotes.get(self.a), m.quotes.get(self.b)
-        if qa is None or qb is None or qb.price == 0:
+        """As `measure` says, without building the Reading (every step of either leg)."""
+        legs = self._legs(m, now_ms)
+        if legs is None:
             return None
-        pa, pb = qa.price, qb.price
-        return c.judge(pa - pb if self.mode == "difference" else pa / pb)
+        c = self.check
+        return c.judge(legs[2]) if c is not None else (False, True)
 
     explain = measure
 
@@ -242,7 +247,7 @@ class PctMove:
         self.labels = {"symbol": symbol}
 
     def _anchor_day(self, now_ms: int) -> dt.date:
-        today = dt.datetime.fromtimestamp(now_ms / 1000, NEW_YORK).date()
+        today = ny_date(now_ms)
         if self.since == "prev_close":
             return today  # the last price before today's New York midnight
         if self.since == "ytd":
@@ -633,6 +638,9 @@ class Stale(_Slow):
 
     def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
         """The hot path (every tick of the symbol, every second of the clock): no Reading."""
+        q = m.quotes.get(self.symbol)
+        if q is not None and q.ts_ms >= now_ms and self.after_ms > 0:
+            return False, True  # it ticked just now: not silent, in the session or out of it
         silent = self._silent_ms(m, now_ms)
         if silent is None:
             return False, True

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from daemon.events import Tick
 
-__all__ = ["Anchors", "Market", "Quote", "VolumeProfile", "Window", "anchor_start_ms"]
+__all__ = ["Anchors", "Market", "Quote", "VolumeProfile", "Window", "anchor_start_ms", "ny_date"]
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -22,6 +23,18 @@ NEW_YORK = ZoneInfo("America/New_York")
 def anchor_start_ms(day: dt.date) -> int:
     """Midnight in New York starting `day`: prices before it belong to the previous period."""
     return int(dt.datetime.combine(day, dt.time(0), NEW_YORK).timestamp() * 1000)
+
+
+def ny_date(ts_ms: int) -> dt.date:
+    """The New York date at `ts_ms`. Rules ask on every tick (a YTD spread's anchor), and
+    a zone conversion costs more than the rest of a verdict; New York's midnight falls on
+    a UTC hour, so one answer holds for a whole hour."""
+    return _ny_date_of_hour(ts_ms // 3_600_000)
+
+
+@lru_cache(maxsize=1 << 14)
+def _ny_date_of_hour(hour: int) -> dt.date:
+    return dt.datetime.fromtimestamp(hour * 3600, NEW_YORK).date()
 
 
 SPARK_POINTS = 30
@@ -269,7 +282,7 @@ class Market:
         return sym in self.ytd_symbols or sym in self.daily_symbols or sym in self.anchor_days
 
     def _observe_anchors(self, sym: str, prev: Quote, ts: int) -> None:
-        today = dt.datetime.fromtimestamp(ts / 1000, NEW_YORK).date()
+        today = ny_date(ts)
         if sym in self.ytd_symbols:
             self.anchors.observe(sym, dt.date(today.year, 1, 1), prev, ts)
         if sym in self.daily_symbols:
