@@ -2,9 +2,13 @@
 
 A year of minute bars for a handful of symbols is about a million rows: holding them all as
 objects (as the replay source does) costs hundreds of MB, so each file is read a chunk at a
-time (pandas' chunked CSV reader, pyarrow's record batches) and the files are merged lazily
-(`heapq.merge`). Rows are read by `daemon.sources.tables`, the replay source's reader, so a
-file the daemon replays is a file the backtest reads, with the same meaning.
+time (pandas' chunked CSV reader, pyarrow's record batches) and the files are merged lazily.
+Rows are read by `daemon.sources.tables`, the replay source's reader, so a file the daemon
+replays is a file the backtest reads, with the same meaning.
+
+A chunk is checked whole, as arrays (the row checks here, the edge's tick checks with
+`EdgeFilter.tick_reasons`), and a `Tick` is built only for a row that survives them: a Python
+step per row is what a year of bars cannot afford.
 
 What a row cannot say is counted and named (file and line), never guessed: a row whose time
 or price cannot be read is refused; a symbol no rule reads is skipped and counted.
@@ -12,27 +16,38 @@ or price cannot be read is refused; a symbol no rule reads is skipped and counte
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import math
 import time
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from daemon.events import Headline, Tick
 from daemon.sources.normalize import REASONS, EdgeFilter
-from daemon.sources.tables import headlines_from_frame, ticks_from_frame
+from daemon.sources.tables import (
+    TickColumns,
+    headlines_from_frame,
+    make_ticks,
+    tick_columns,
+    ts_ms_of,
+)
 
 __all__ = ["CHUNK_ROWS", "DataError", "History", "open_history"]
 
 #: Rows per chunk: ~20 MB of frame at a time, whatever the file's size.
 CHUNK_ROWS = 100_000
+#: Refusal messages kept (all are counted).
+_KEEP_REFUSED = 20
+#: Ticks built and yielded at a time (see `History.__iter__`): fewer than the allocations
+#: that start a young collection (700), so the ones the consumer is done with are gone by then.
+_PIECE = 256
 
 Event = Tick | Headline
 
@@ -47,6 +62,30 @@ class _File:
     kind: str  # "ticks", "bars" or "headlines"
     rows: int  # known up front (Parquet metadata; CSV lines), for the progress bar
     parquet: bool
+
+
+@dataclass(eq=False)
+class _Run:
+    """One chunk's events of one file, in time order: what the merge takes slices of.
+
+    Its entries are the chunk's usable rows in time order, `ts` and `rows` one per entry.
+    A headline run holds its `headlines`; a tick run the `ticks`' fields (`make_ticks`) of
+    the entries the edge did not refuse (`why`: the refused, named when the merge reaches
+    them), its ticks built only as they are taken. Entries before `history` only warm."""
+
+    fi: int
+    order: int  # 0 ticks, 1 headlines: at the same instant ticks come first
+    ts: np.ndarray  # each entry's time, non-decreasing
+    rows: np.ndarray  # each entry's row in the file (from 0), to name it
+    headlines: list[Headline] = field(default_factory=list)
+    ticks: dict[str, list[Any]] = field(default_factory=dict)
+    history: int = 0
+    #: Entries refused by the edge (in order), with the reason's text.
+    why: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _entry(refusal: tuple[int, str]) -> int:
+    return refusal[0]
 
 
 @dataclass
@@ -81,109 +120,246 @@ class History:
     def __iter__(self) -> Iterator[Event]:
         """The events in time order, through the daemon's edge (`EdgeFilter`): what it would
         refuse live (a crossed quote, a tick from the future, a headline seen before under
-        another id) is refused here, counted by reason and named."""
-        streams = [self._events(i, f) for i, f in enumerate(self.files)]
+        another id) is refused here, counted by reason and named.
+
+        The order is (time, ticks before headlines, file), each file's rows in their order.
+        The files are merged a run at a time, not an event at a time: `heapq.merge` needs a
+        sortable tuple per event and pays a heap step per event, even for one file. Here the
+        file whose next event comes first gives every event up to the next one of any other
+        file, found by bisecting its run's times; one file (the usual case) is its runs one
+        after another. A chunk is read when the merge is through the chunk before, as with
+        an event-at-a-time merge, so refusals are named in the same order.
+
+        Ticks are built `_PIECE` at a time, as they are yielded: a chunk's 100,000 alive at
+        once outlive the garbage collector's young generations, and the full collections
+        that then follow cost more than building them."""
+        # out_of_order_ms=0, and no tick is ever out of order: each file is checked to be in
+        # time order (`_runs`) and the merge is by time, which is why the ticks can meet the
+        # edge a chunk at a time (`EdgeFilter.tick_reasons`) as each is read
         edge = EdgeFilter(self.symbols or frozenset(), out_of_order_ms=0)
         now = int(time.time() * 1000)
-        for _ts, _order, fi, row, ev in heapq.merge(*streams):
-            if isinstance(ev, Tick):
-                reason = edge.tick_reason(ev, now) if self.symbols is not None else None
-                if reason is None:
-                    self.ticks += 1
-                    if not ev.history:
-                        self.judged += 1
-                        self._seen(ev.ts_ms)
-                    yield ev
-                    continue
+        heads: list[_Head] = []
+        for fi, f in enumerate(self.files):
+            runs = self._runs(fi, f, edge, now)
+            run = next(runs, None)
+            if run is not None:
+                heads.append(_Head(run, 0, runs))
+        while heads:
+            first = min(heads, key=_Head.key)
+            run = first.run
+            stop = len(run.ts)
+            if len(heads) > 1:  # up to the next event of another file
+                ts, order, fi = min(h.key() for h in heads if h is not first)
+                # ties go to the lower (order, file)
+                side: Literal["left", "right"] = (
+                    "right" if (run.order, run.fi) < (order, fi) else "left"
+                )
+                stop = int(np.searchsorted(run.ts, ts, side))
+            stop = min(stop, first.pos + _PIECE)
+            yield from self._take(run, first.pos, stop, edge, now)
+            if stop < len(run.ts):
+                first.pos = stop
+            elif (nxt := next(first.runs, None)) is not None:
+                first.run, first.pos = nxt, 0
             else:
-                reason = edge.headline_reason(ev, now)
-                if reason is None:
-                    self.headlines += 1
-                    self._seen(ev.ts_ms)
-                    yield ev
-                    continue
-            self._refuse(self.files[fi], row, REASONS.get(reason, reason))
+                heads.remove(first)
 
-    def _seen(self, ts: int) -> None:
+    def _take(self, run: _Run, a: int, b: int, edge: EdgeFilter, now: int) -> Sequence[Event]:
+        """Entries `a:b` of `run`, in merge order: the refused named, the rest counted and
+        returned to be yielded. Headlines meet the edge here, one by one (few; and whether
+        one is a duplicate depends on the ones before it)."""
+        f = self.files[run.fi]
+        if run.order == 1:
+            out: list[Event] = []
+            for i in range(a, b):
+                h = run.headlines[i]
+                reason = edge.headline_reason(h, now)
+                if reason is None:
+                    out.append(h)
+                else:
+                    self._refuse(f, int(run.rows[i]), REASONS.get(reason, reason))
+            if out:
+                self.headlines += len(out)
+                self._seen(out[0].ts_ms, out[-1].ts_ms)
+            return out
+        # a tick run's fields are of the accepted entries only: an entry's tick is at its
+        # index less the refused entries before it
+        lo = bisect_left(run.why, a, key=_entry)
+        hi = bisect_left(run.why, b, key=_entry)
+        out = []
+        for k, (i, why) in enumerate(run.why[lo:hi], lo):
+            out += make_ticks(run.ticks, a - k, i - k)
+            self._count(run, a, i)
+            self._refuse(f, int(run.rows[i]), why)
+            a = i + 1
+        self._count(run, a, b)
+        rest = make_ticks(run.ticks, a - hi, b - hi)
+        if not out:
+            return rest
+        out += rest
+        return out
+
+    def _count(self, run: _Run, a: int, b: int) -> None:
+        """Count entries `a:b` of a tick run, all accepted."""
+        if a >= b:
+            return
+        self.ticks += b - a
+        j = max(a, run.history)
+        if j < b:
+            self.judged += b - j
+            self._seen(int(run.ts[j]), int(run.ts[b - 1]))
+
+    def _seen(self, first: int, last: int) -> None:
         if self.first_ms is None:
-            self.first_ms = ts
-        self.last_ms = ts  # in time order
+            self.first_ms = first
+        self.last_ms = last  # in time order
 
     def _refuse(self, f: _File, row: int, why: str) -> None:
         self.refused_count += 1
-        if len(self.refused) < 20:
+        if len(self.refused) < _KEEP_REFUSED:
             where = f"line {row + 2}" if not f.parquet else f"row {row + 1}"
             self.refused.append(f"{f.path}:{where}: {why}")
 
-    def _events(self, fi: int, f: _File) -> Iterator[tuple[int, int, int, int, Event]]:
-        """(time, 0 for ticks | 1 for headlines, file, row, event) in time order."""
-        order = 1 if f.kind == "headlines" else 0
-        start, end = self.start_ms, self.end_ms
+    def _refuse_rows(self, f: _File, row0: int, rows: list[int], why: Callable[[int], str]) -> None:
+        """Refuse a chunk's `rows`; only the messages that will be kept are written."""
+        room = max(0, _KEEP_REFUSED - len(self.refused))
+        for i in rows[:room]:
+            self._refuse(f, row0 + i, why(i))
+        self.refused_count += max(0, len(rows) - room)
+
+    def _runs(self, fi: int, f: _File, edge: EdgeFilter, now: int) -> Iterator[_Run]:
+        """The file's runs, a chunk each (chunks with nothing to give are skipped), until
+        `end_ms`. Reading a chunk refuses the rows it cannot read; a chunk's rows are put in
+        time order (stable), but a chunk earlier than the one before it is a DataError."""
         last_ts = -(2**62)
         row0 = 0
         for frame in _chunks(f):
-            n = len(frame)
-            self.rows_read += n
-            events: list[Tick | Headline | None]
+            self.rows_read += len(frame)
             if f.kind == "headlines":
-                ts_arr, heads = headlines_from_frame(frame, self.source)
-                kept = set(_kept_rows(frame))
-                events = [None] * n
-                it = iter(heads)
-                for i in range(n):
-                    if i in kept:
-                        events[i] = next(it)
-                    else:
-                        self._refuse(f, row0 + i, "cannot read its time (ts)")
-                del ts_arr
+                rows, ts, heads = self._headline_rows(f, frame, row0)
             else:
-                _ts, ticks = ticks_from_frame(frame, self.source)
-                events = list(ticks)
-                price_col = "close" if f.kind == "bars" else "price"
-                prices = pd.to_numeric(frame[price_col], errors="coerce").to_numpy(float)
-                for i, t in enumerate(ticks):
-                    if t is None:
-                        self._refuse(f, row0 + i, _why_not(frame, i))
-                    elif not math.isfinite(prices[i]) or prices[i] <= 0:
-                        raw = frame[price_col].iloc[i]
-                        self._refuse(f, row0 + i, f"{price_col} {str(raw)!r} is not a positive "
-                                     "number")  # fmt: skip
-                        events[i] = None
-            # a chunk in time order (stable), and after the chunk before it
-            stamped = [(ev.ts_ms, i) for i, ev in enumerate(events) if ev is not None]
-            if not stamped:
-                row0 += n
-                continue
-            if any(a[0] > b[0] for a, b in itertools.pairwise(stamped)):
-                stamped.sort()
-            if stamped[0][0] < last_ts:
-                raise DataError(
-                    f"{f.path}: not in time order (line {row0 + stamped[0][1] + 2} is earlier "
-                    "than a row before it): sort the file by ts, e.g. "
-                    "`df.sort_values('ts').to_parquet(...)`"
-                )
-            last_ts = stamped[-1][0]
-            for ts, i in stamped:
-                ev = events[i]
-                assert ev is not None
-                if end is not None and ts >= end:
-                    return
-                if isinstance(ev, Tick):
-                    if self.symbols is not None and ev.symbol not in self.symbols:
-                        self.ignored[ev.symbol] += 1  # no rule reads it: not refused
-                        continue
-                    if start is not None and ts < start:
-                        ev = Tick(ev.symbol, ev.ts_ms, ev.price, ev.size, ev.bid, ev.ask,
-                                  ev.kind, ev.source, True)  # fmt: skip
-                elif start is not None and ts < start:
-                    continue
-                yield ts, order, fi, row0 + i, ev
-            row0 += n
+                cols, rows, ts = self._tick_rows(f, frame, row0)
+            if len(rows):
+                if ts[0] < last_ts:
+                    raise DataError(
+                        f"{f.path}: not in time order (line {row0 + rows[0] + 2} is earlier "
+                        "than a row before it): sort the file by ts, e.g. "
+                        "`df.sort_values('ts').to_parquet(...)`"
+                    )
+                last_ts = int(ts[-1])
+            cut = len(ts) if self.end_ms is None else int(np.searchsorted(ts, self.end_ms))
+            stop, rows, ts = cut < len(ts), rows[:cut], ts[:cut]
+            if f.kind == "headlines":  # those before the range are left out
+                skip = 0 if self.start_ms is None else int(np.searchsorted(ts, self.start_ms))
+                rows, ts = rows[skip:], ts[skip:]
+                run = _Run(fi, 1, ts, row0 + rows, [heads[i] for i in rows.tolist()])
+            else:
+                run = self._tick_run(fi, cols, row0, rows, ts, edge, now)
+            if len(run.ts):
+                yield run
+            if stop:
+                return
+            row0 += len(frame)
+
+    def _tick_rows(
+        self, f: _File, frame: pd.DataFrame, row0: int
+    ) -> tuple[TickColumns, np.ndarray, np.ndarray]:
+        """The chunk's columns, and its rows that can be ticks (in time order) with their
+        times; the others are refused: no time or symbol, or no positive price."""
+        cols = tick_columns(frame)
+        readable = cols.readable
+        with np.errstate(invalid="ignore"):
+            priced = np.isfinite(cols.price) & (cols.price > 0)
+        price_col = "close" if f.kind == "bars" else "price"
+
+        def why(i: int) -> str:
+            if not readable[i]:
+                return _why_not(frame, i)
+            raw = frame[price_col].iloc[i]
+            return f"{price_col} {str(raw)!r} is not a positive number"
+
+        self._refuse_rows(f, row0, np.flatnonzero(~(readable & priced)).tolist(), why)
+        rows = np.flatnonzero(readable & priced)
+        return (cols, *_in_time_order(rows, cols.ts[rows]))
+
+    def _tick_run(
+        self,
+        fi: int,
+        cols: TickColumns,
+        row0: int,
+        rows: np.ndarray,
+        ts: np.ndarray,
+        edge: EdgeFilter,
+        now: int,
+    ) -> _Run:
+        """The chunk's ticks at `rows` (in time order, before `end_ms`) as a run: symbols no
+        rule reads counted in `ignored` and left out, the edge's refusals marked, ticks
+        before `start_ms` marked `history`."""
+        if self.symbols is not None:
+            wanted = np.array([n in self.symbols for n in cols.names], dtype=bool)[cols.codes[rows]]
+            if not wanted.all():
+                self._ignore(cols, rows[~wanted])
+                rows, ts = rows[wanted], ts[wanted]
+        history = 0 if self.start_ms is None else int(np.searchsorted(ts, self.start_ms))
+        why: list[tuple[int, str]] = []
+        good = np.arange(len(rows))
+        if self.symbols is not None:  # (None: no universe to check against)
+            reasons = edge.tick_reasons(
+                cols.symbols[rows],
+                ts,
+                cols.price[rows],
+                None if cols.bid is None else cols.bid[rows],
+                None if cols.ask is None else cols.ask[rows],
+                now,
+            )
+            refused = reasons.astype(bool)  # a reason, or None
+            if refused.any():
+                at, what = np.flatnonzero(refused).tolist(), reasons[refused].tolist()
+                why = [(i, REASONS.get(r, r)) for i, r in zip(at, what, strict=True)]
+                good = good[~refused]
+        ticks = cols.fields(rows[good], self.source, (good < history).tolist())
+        return _Run(fi, 0, ts, row0 + rows, ticks=ticks, history=history, why=why)
+
+    def _ignore(self, cols: TickColumns, rows: np.ndarray) -> None:
+        """Count rows of symbols no rule reads (not refused: a file of the whole market is
+        fine)."""
+        counts = np.bincount(cols.codes[rows], minlength=len(cols.names))
+        for name, n in zip(cols.names.tolist(), counts.tolist(), strict=True):
+            if n:
+                self.ignored[name] += n
+
+    def _headline_rows(
+        self, f: _File, frame: pd.DataFrame, row0: int
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, Headline]]:
+        """The chunk's rows that are headlines (in time order), their times, and the
+        headline of each row; a row without a readable time is refused."""
+        ts, heads = headlines_from_frame(frame, self.source)
+        rows = np.flatnonzero(ts_ms_of(frame["ts"]) >= 0)  # the rows it kept
+        self._refuse_rows(f, row0, np.delete(np.arange(len(frame)), rows).tolist(),
+                          lambda i: "cannot read its time (ts)")  # fmt: skip
+        by_row = dict(zip(rows.tolist(), heads, strict=True))
+        rows, ts = _in_time_order(rows, ts)
+        return rows, ts, by_row
 
 
-def _kept_rows(frame: pd.DataFrame) -> list[int]:
-    ts = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="ISO8601")
-    return np.flatnonzero(ts.notna().to_numpy()).tolist()
+@dataclass(eq=False)
+class _Head:
+    """A file in the merge: its current run, how far into it, and the runs after it."""
+
+    run: _Run
+    pos: int
+    runs: Iterator[_Run]
+
+    def key(self) -> tuple[int, int, int]:
+        return int(self.run.ts[self.pos]), self.run.order, self.run.fi
+
+
+def _in_time_order(rows: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` and their times sorted by time, ties in row order."""
+    if len(ts) > 1 and bool(np.any(ts[1:] < ts[:-1])):
+        order = np.argsort(ts, kind="stable")
+        return rows[order], ts[order]
+    return rows, ts
 
 
 def _why_not(frame: pd.DataFrame, i: int) -> str:
@@ -195,13 +371,31 @@ def _why_not(frame: pd.DataFrame, i: int) -> str:
 
 def _chunks(f: _File) -> Iterator[pd.DataFrame]:
     if f.parquet:
-        pf = pq.ParquetFile(f.path)
-        for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
-            yield batch.to_pandas()
+        yield from _parquet_chunks(f)
         return
     yield from pd.read_csv(
         f.path, chunksize=CHUNK_ROWS, keep_default_na=True, dtype={"symbol": str, "symbols": str}
     )
+
+
+def _parquet_chunks(f: _File) -> Iterator[pd.DataFrame]:
+    """Record batches as frames. For ticks, only the columns `tick_columns` reads (a bar's
+    open, high and low are not), the symbol as a dictionary: a few distinct strings, not a
+    string object per row."""
+    schema = pq.read_schema(f.path)
+    columns: list[str] | None = None
+    dictionary: list[str] = []
+    if f.kind != "headlines":
+        used = ("ts", "symbol", "close", "volume", "bid", "ask")
+        if f.kind == "ticks":
+            used = ("ts", "symbol", "price", "size", "bid", "ask")
+        columns = [c for c in used if c in schema.names]
+        kind = schema.field("symbol").type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            dictionary = ["symbol"]
+    pf = pq.ParquetFile(f.path, read_dictionary=dictionary)
+    for batch in pf.iter_batches(batch_size=CHUNK_ROWS, columns=columns):
+        yield batch.to_pandas()
 
 
 _KINDS = (("title", "headlines"), ("close", "bars"), ("price", "ticks"))

@@ -13,6 +13,9 @@ import unicodedata
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 
+import numpy as np
+import pandas as pd
+
 from daemon.events import Headline, Tick
 
 __all__ = ["REASONS", "EdgeFilter", "title_key"]
@@ -33,6 +36,11 @@ REASONS = {
     "duplicate_headline": "headline id, or the same title within 24 h, already seen",
     "malformed": "provider item missing required fields or of the wrong type",
 }
+
+#: What `tick_reasons` answers, by code (0: accepted).
+_TICK_REASONS = np.array(
+    [None, "nan", "non_positive", "unknown_symbol", "future", "bad_quote"], dtype=object
+)
 
 
 def title_key(title: str) -> str:
@@ -84,6 +92,49 @@ class EdgeFilter:
             return None
         self.rejected[reason] += 1
         return reason
+
+    def tick_reasons(
+        self,
+        symbols: np.ndarray,
+        ts_ms: np.ndarray,
+        price: np.ndarray,
+        bid: np.ndarray | None,
+        ask: np.ndarray | None,
+        now_ms: int,
+    ) -> np.ndarray:
+        """`tick_reason` for whole arrays of ticks at once (a backtest checks a million): the
+        reason per row, None where accepted, counted in `rejected`. A bid or ask of NaN is no
+        quote, the table reader's None for a blank one (`tick_reason` refuses a NaN quote);
+        None: no such column.
+
+        Only the checks that need no memory: this neither checks nor advances the per-symbol
+        clocks, so it is for ticks that cannot be out of order. The backtest's cannot: each of
+        its files is checked to be in time order (a DataError otherwise) and the files are
+        merged by time, with `out_of_order_ms=0`, so `tick_reason` would never say
+        out_of_order there, and nothing after the check reads the clocks."""
+        # once per distinct symbol, not per row (a missing one is just another unknown)
+        codes, names = pd.factorize(np.asarray(symbols, dtype=object), use_na_sentinel=False)
+        known = np.array([n in self.universe for n in names], dtype=bool)[codes]
+        quote_bad = np.zeros(len(ts_ms), dtype=bool)
+        for q in (bid, ask):
+            if q is not None:
+                quote_bad |= ~np.isnan(q) & ~(np.isfinite(q) & (q > 0))
+        if bid is not None and ask is not None:
+            quote_bad |= bid > ask  # False where either is NaN
+        with np.errstate(invalid="ignore"):
+            checks = [  # in tick_reason's order: the first that fails is the reason
+                ~np.isfinite(price),
+                price <= 0,
+                ~known,
+                ts_ms > now_ms + self.future_tolerance_ms,
+                quote_bad,
+            ]
+        code = np.select(checks, list(range(1, len(_TICK_REASONS))), 0)
+        counts = np.bincount(code, minlength=len(_TICK_REASONS))[1:].tolist()
+        for reason, n in zip(_TICK_REASONS[1:], counts, strict=True):
+            if n:
+                self.rejected[reason] += n
+        return _TICK_REASONS[code]  # type: ignore[no-any-return]
 
     def headline_reason(self, h: Headline, now_ms: int) -> str | None:
         if not h.title.strip():
