@@ -194,3 +194,36 @@ def test_compare_shows_what_an_edit_changes(
     assert rc == 0, text
     # 101.2 fired before the edit, not after; 102 fires in both
     assert "0 added, 2 removed, 0 moved, 1 unchanged" in text
+
+
+def test_a_rule_of_several_conditions_is_charted_by_its_first(tmp_path: Path) -> None:
+    """`all: [pct_move, earnings]`: the line is the move (the composite's value), named so,
+    with a note that the rule also needs the earnings window, since the line alone may cross
+    the level while the rule stays quiet."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text("""\
+rules:
+  - name: move-near-report
+    when:
+      all:
+        - pct_move: {symbols: NVDA, window: 30m, either: 3.0}
+        - earnings: {symbols: NVDA, before: 1d, after: 1d}
+    channels: [desk]
+  - name: nvda-high
+    when: {threshold: {symbols: NVDA, above: 101}}
+    channels: [desk]
+""")
+    (tmp_path / "alerts.yaml").write_text(ALERTS)
+    cfg = load_config(tmp_path / "alerts.yaml")
+    f = bars(
+        tmp_path / "b.csv", minutes("NVDA", "2026-03-16T13:30:00Z", [100.0 + i for i in range(40)])
+    )
+    r = run_backtest(cfg, open_history([f], symbols=cfg.universe))
+    by_rule = {s.rule: s for s in r.series}
+    move = by_rule["move-near-report"]
+    assert move.label == "pct_move NVDA" and move.ts_ms
+    assert (
+        move.note == "the line is pct_move; the rule fires only when all of pct_move, earnings hold"
+    )
+    assert by_rule["nvda-high"].note == ""  # one condition: nothing to explain

@@ -552,6 +552,29 @@ def _marker_y(a: AlertEvent, scale: _Scale, arrays: dict[str, tuple[Floats, Floa
     return float("nan")
 
 
+#: Alerts named on a chart with no series (a headline rule); the rest are only marked.
+MAX_NAMED = 12
+
+
+def _name_alerts(ax: Axes, alerts: Sequence[AlertEvent], axis: _TimeAxis) -> None:
+    """Each firing of a rule with no series, named (symbol and title) above its marker, the
+    labels stepped up the axes so that alerts close in time stay readable."""
+    fired = [a for a in alerts if a.state == "firing"][:MAX_NAMED]
+    if not fired:
+        return
+    xs = axis.x([a.ts_ms for a in fired])
+    transform = ax.get_xaxis_transform()
+    for i, (a, x) in enumerate(zip(fired, xs, strict=True)):
+        y = 0.16 + 0.065 * (i % 11)
+        sym = a.labels.get("symbol") or str(a.values.get("symbol", ""))
+        title = str(a.values.get("title", "")) or a.summary
+        text = _text(f"{sym}: {title}" if sym else title, 60)
+        ax.vlines([x], 0.1, y, transform=transform, colors="#999999", linewidths=0.6)
+        left = x < axis.width * 0.6  # labels read away from the right edge
+        ax.text(x, y, f" {text}" if left else f"{text} ", transform=transform, fontsize=7,
+                va="center", ha="left" if left else "right", clip_on=True)  # fmt: skip
+
+
 @dataclass
 class _Job:
     """One chart's inputs: all of it plain data, so it pickles to a worker process."""
@@ -611,17 +634,21 @@ def _draw_rule(job: _Job) -> Figure:
         spans = {"": [span for episodes in spans.values() for span in episodes]}
     handles += _draw_spans(ax, spans, axis, colours)
 
-    extra = ""
+    notes = [n for n in dict.fromkeys(s.note for s in series) if n]
     if rest:
         n_alerts = sum(len(per_key.get(s.key, ())) for s in rest)
-        extra = (
+        notes.append(
             f"{len(drawn)} of {len(with_data)} instances drawn (most alerts first); "
             f"the other {len(rest)} had {plural(n_alerts, 'alert')}"
         )
+    extra = "; ".join(notes)
     if not drawn:
-        ax.text(0.5, 0.55, "no data judged", transform=ax.transAxes, ha="center",
+        # a headline rule judges stories, not a series: each alert is named where it fell
+        empty = "no data judged" if not shown else "no series: each ▲ is an alert"
+        ax.text(0.5, 0.55, empty, transform=ax.transAxes, ha="center",
                 va="center", fontsize=16, color="#888888")  # fmt: skip
         ax.set_yticks([])
+        _name_alerts(ax, shown, axis)
     # a fixed title position: the automatic one measures every tick label (a tenth of the time)
     ax.set_title(_title(rule, st, extra), loc="left", fontsize=11, y=1.0, pad=6)
 

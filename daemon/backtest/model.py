@@ -35,6 +35,9 @@ class Series:
     threshold: float | None = None
     clear: float | None = None
     comparison: str = ""
+    #: What the chart must say so the line is not misread: a rule of several conditions is
+    #: drawn by its first, which may cross its level while the rule stays quiet.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

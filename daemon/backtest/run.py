@@ -23,6 +23,7 @@ from daemon.notify.dispatch import Dispatcher
 from daemon.notify.inhibit import Inhibitor
 from daemon.notify.routing import compile_routes
 from daemon.rules.compile import Instance, Plan
+from daemon.rules.conditions import Composite, NoDataGuard
 from daemon.rules.driver import Driver, simulate
 
 __all__ = ["BacktestError", "run_backtest", "select_rules"]
@@ -62,7 +63,7 @@ class _Sampler:
         self.series: dict[str, Series] = {}
         self._next: dict[str, int] = {}
         for inst in self.plan.instances:
-            self.series[inst.key] = Series(inst.rule, inst.key, _label(inst))
+            self.series[inst.key] = Series(inst.rule, inst.key, _label(inst), note=_note(inst))
         #: no instance is due before this (once each symbol has ticked): most steps return at once
         self._due = 0
         #: symbols read by a rule that have not ticked yet (their instances are due at once)
@@ -115,9 +116,28 @@ class _Sampler:
 
 
 def _label(inst: Instance) -> str:
-    kind = getattr(inst.cond, "kind", "value")
+    cond = inst.cond.inner if isinstance(inst.cond, NoDataGuard) else inst.cond
+    while isinstance(cond, Composite) and cond.children:  # its value is its first part's
+        cond = cond.children[0]
+    kind = getattr(cond, "kind", "value")
     syms = " / ".join(getattr(inst.cond, "symbols", ()) or ())
     return f"{kind} {syms}".strip()
+
+
+def _note(inst: Instance) -> str:
+    """For a rule of several conditions: which one the line is, and when the rule fires."""
+    cond = inst.cond
+    if isinstance(cond, NoDataGuard):
+        cond = cond.inner
+    if not isinstance(cond, Composite) or not cond.children:
+        return ""
+    kinds = [getattr(c, "kind", "value") for c in cond.children]
+    if cond.op == "not":
+        return f"the line is {kinds[0]}; the rule fires when it does not hold"
+    rest = ", ".join(kinds)
+    if cond.op == "all":
+        return f"the line is {kinds[0]}; the rule fires only when all of {rest} hold"
+    return f"the line is {kinds[0]}; the rule fires when any of {rest} holds"
 
 
 def run_backtest(
