@@ -112,7 +112,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from daemon.rules.testing import main as run_rule_tests
+    from daemon.ruletests import main as run_rule_tests
 
     return run_rule_tests(args.paths)
 

@@ -12,7 +12,7 @@ from daemon.config import load_config
 from daemon.events import Tick
 from daemon.rules.driver import CLOCK_EVERY_MS
 from daemon.rules.runner import Evaluator
-from daemon.rules.testing import load_suite, run_case, run_suite
+from daemon.ruletests import load_suite, run_case, run_suite
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
 

@@ -18,7 +18,7 @@ import pytest
 
 from daemon.alerts import AlertEvent
 from daemon.config import load_config
-from daemon.rules.testing import Expected, compare, expand_series, main, parse_at, parse_start
+from daemon.ruletests import Expected, compare, expand_series, main, parse_at, parse_start
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "rules" / "tests").glob("*.yaml"))
@@ -109,7 +109,7 @@ def test_cli_module_runs_the_shipped_tests() -> None:
         [
             sys.executable,
             "-m",
-            "daemon.rules.testing",
+            "daemon.ruletests",
             *[str(p.relative_to(REPO)) for p in SHIPPED],
         ],
         cwd=REPO,

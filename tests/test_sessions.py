@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 import warnings
+from collections import Counter
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -254,22 +254,34 @@ def test_calendar_deprecation_warnings_stay_inside() -> None:
     assert warnings.filters == filters_before
 
 
-def test_hot_path_cost_sanity_print(sessions: Sessions) -> None:
-    """Prints the per-call cost (see it with -s). Never asserted: machines differ."""
+def test_hot_path_answers_every_tick_of_a_week(sessions: Sessions) -> None:
+    """The per-tick calls (`session_at`, and `regular_open` that staleness asks) answer, at every
+    tick of a week, as the hand timetable says, on a cold per-day cache and on a warm one.
+
+    Their cost is not asserted (machines differ); the answers on the cached path are.
+    """
+    timetable = _week(dt.date(2026, 3, 2), [16, 16, 16, 16, 16])  # Mon-Fri, no holiday
     start = ny(2026, 3, 2)
-    stamps = list(range(start, start + 5 * 86_400_000, 2_160))  # 200k ticks over 5 days
-    for ts in stamps:  # warm the per-day cache
-        sessions.session_at(ts)
-    session_at = sessions.session_at
-    t0 = time.perf_counter_ns()
-    for ts in stamps:
-        session_at(ts)
-    t1 = time.perf_counter_ns()
-    for _ts in stamps:
-        pass
-    t2 = time.perf_counter_ns()
-    per_call = ((t1 - t0) - (t2 - t1)) / len(stamps)
-    print(f"\nsession_at: {per_call:.0f} ns/call (warm, loop overhead removed)")
+    stamps = range(start, start + 5 * 86_400_000, 2_160)  # 200k ticks over 5 days
+
+    def opened(ts: int) -> int | None:
+        local = dt.datetime.fromtimestamp(ts / 1000, NY)
+        regular = _reference(ts, timetable) == "regular"
+        return ny(local.year, local.month, local.day, 9, 30) if regular else None
+
+    want = [(_reference(ts, timetable), opened(ts)) for ts in stamps]
+    cold = Sessions()  # its own cache: the first pass builds each day's record
+    for s in (cold, cold, sessions):
+        got = [(s.session_at(ts), s.regular_open(ts)) for ts in stamps]
+        assert got == want
+    # 40,000 ticks a day from midnight: pre is ticks 6,667-15,833 (04:00-09:30), regular
+    # 15,834-26,666 (09:30-16:00), post 26,667-33,333 (16:00-20:00), the rest closed.
+    assert Counter(w[0] for w in want) == {
+        "pre": 5 * 9_167,
+        "regular": 5 * 10_833,
+        "post": 5 * 6_667,
+        "closed": 5 * 13_333,
+    }
 
 
 # -- ActiveWindow ------------------------------------------------------------------------------
