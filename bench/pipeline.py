@@ -32,6 +32,7 @@ from daemon.sources.replay import ReplayConfig, ReplaySource, load_timeline  # n
 from daemon.store.connect import connect  # noqa: E402
 from daemon.store.embedded import EmbeddedRedis  # noqa: E402
 from daemon.store.keys import Keys  # noqa: E402
+from daemon.store.state import StateStore  # noqa: E402
 from daemon.store.streams import StreamStore  # noqa: E402
 
 BATCH = 500
@@ -59,7 +60,7 @@ async def full_pipeline(redis: Redis, keys: Keys, n_ticks: int) -> tuple[float, 
                      news=Path("data/sample/news.csv"), batch=BATCH),
         ctx,
     )  # fmt: skip
-    evaluator = Evaluator(redis, keys, plan, batch=1000)
+    evaluator = Evaluator(StreamStore(redis, keys), StateStore(redis, keys), plan, batch=1000)
     await evaluator.restore()
     t0 = time.perf_counter()
     ev_task = asyncio.create_task(evaluator.run())

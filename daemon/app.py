@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from redis.asyncio import Redis
 
 from daemon import __version__
 from daemon.alerts import AlertEvent
@@ -43,15 +42,19 @@ from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.base import FatalSourceError, Source, SourceContext
 from daemon.sources.earnings import (
     EarningsCalendarSource,
-    load_earnings_from_redis,
+    load_earnings,
     merge_earnings,
 )
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import source_class
+from daemon.store.calendar import CalendarStore
+from daemon.store.client import Client
 from daemon.store.connect import connect, dedicated
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
+from daemon.store.ops import OpsStore, server_version
 from daemon.store.retry import REDIS_DOWN, Reconnect, run_resilient
+from daemon.store.state import StateStore
 from daemon.store.streams import StreamStore
 from daemon.store.supervise import EmbeddedSupervisor
 
@@ -121,8 +124,12 @@ class Daemon:
         self.instance = instance
         self.watch = watch
         self.embedded: EmbeddedRedis | None = None
-        self.redis: Redis | None = None
-        self.source_redis: Redis | None = None
+        #: The daemon's connection, and the sources' own one (`dedicated`): opened at start,
+        #: handed to the stores, closed at stop.
+        self.redis: Client | None = None
+        self.source_redis: Client | None = None
+        #: Ops alerts, the heartbeat and `/healthz`'s PING, on `redis`.
+        self.ops_store: OpsStore | None = None
         self.http: HttpServer | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.sources: list[Source] = []
@@ -152,6 +159,7 @@ class Daemon:
         self.started_at = time.monotonic()
         s = self.cfg.settings
         self.redis = await self._connect()
+        self.ops_store = OpsStore(self.redis, self.keys)
         if self.embedded is not None:
             supervisor = EmbeddedSupervisor(
                 self.embedded,
@@ -180,13 +188,12 @@ class Daemon:
         self.notifiers = self._build_notifiers()
         ev = s.evaluator
         self.evaluator = Evaluator(
-            self.redis,
-            self.keys,
+            StreamStore(self.redis, self.keys, maxlen),
+            StateStore(self.redis, self.keys, maxlen),
             plan,
             consumer=f"evaluator-{self.instance}",
             batch=ev.batch,
             warmup_ms=int(ev.warmup.total_seconds() * 1000),
-            maxlen=maxlen,
         )
         self.delivery = Delivery(
             self.redis,
@@ -246,7 +253,7 @@ class Daemon:
             ", ".join(self.notifiers) or "none",
         )
 
-    async def _connect(self) -> Redis:
+    async def _connect(self) -> Client:
         s = self.cfg.settings.redis
         url = s.url
         if url is None:
@@ -265,14 +272,13 @@ class Daemon:
             )
         redis = connect(url)
         try:
-            info: dict[str, Any] = await redis.info("server")
+            version = await server_version(redis)
         except OSError as e:
             await redis.aclose()
             raise StartupError(f"cannot reach Redis at {mask_url(url)}: {e}") from e
         except Exception as e:
             await redis.aclose()
             raise StartupError(f"Redis at {mask_url(url)} refused us: {e}") from e
-        version = str(info.get("redis_version", "0"))
         if tuple(int(p) for p in version.split(".")[:2]) < MIN_REDIS:
             await redis.aclose()
             raise StartupError(f"Redis {version} is too old; tickwatch needs 6.2 or newer")
@@ -343,7 +349,7 @@ class Daemon:
         if self.redis is None:
             return cfg
         with contextlib.suppress(*REDIS_DOWN):
-            fetched = await load_earnings_from_redis(self.redis, self.keys)
+            fetched = await load_earnings(CalendarStore(self.redis, self.keys))
             if fetched:
                 cfg.earnings = merge_earnings(cfg.earnings, fetched)
         return cfg
@@ -439,11 +445,10 @@ class Daemon:
         channels = [
             c for c in self.cfg.settings.ops_channels if c in self.notifiers and c != exclude
         ]
-        if not channels or self.redis is None:
+        if not channels or self.ops_store is None:
             return
         with contextlib.suppress(*REDIS_DOWN):
-            seq = int(await self.redis.incr(self.keys.ops_seq))
-            await self.redis.xadd(self.keys.outbox, {"alert": make(seq, channels).to_json()})
+            await self.ops_store.add_ops_alert(lambda seq: make(seq, channels))
 
     def _source_fatal(self, source: Source, error: FatalSourceError) -> None:
         """A source that cannot work (bad credentials) stops the daemon with a clear reason."""
@@ -456,7 +461,7 @@ class Daemon:
             await self._beat()
 
     async def _beat(self) -> None:
-        assert self.redis is not None and self.evaluator is not None
+        assert self.ops_store is not None and self.evaluator is not None
         st = self.evaluator.stats
         sent = self.delivery.sent if self.delivery else {}
         activity = (
@@ -464,7 +469,7 @@ class Daemon:
             f"sent={sum(sent.values())} dead={self.delivery.dead if self.delivery else 0}"
         )
         summary = f"{activity} uptime={time.monotonic() - self.started_at:.0f}s"
-        await self.redis.set(self.keys.heartbeat, summary, px=HEARTBEAT_S * 1000 + 1000)
+        await self.ops_store.heartbeat(summary, ttl_ms=HEARTBEAT_S * 1000 + 1000)
         if activity != self._last_activity:  # quiet while idle; Redis has the live summary
             self._last_activity = activity
             log.info("heartbeat: %s", summary)
@@ -507,6 +512,7 @@ class Daemon:
             with contextlib.suppress(*REDIS_DOWN):
                 await self.source_redis.aclose()
             self.source_redis = None
+        self.ops_store = None
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None

@@ -45,10 +45,10 @@ async def health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
     embedded one the daemon restarts itself)."""
     problems: list[str] = []
     redis_ok = False
-    if daemon.redis is not None:
+    if daemon.ops_store is not None:
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
-                redis_ok = bool(await daemon.redis.ping())  # type: ignore[misc]
+                redis_ok = await daemon.ops_store.ping()
         except Exception as e:  # any failure to answer is the finding, not an error here
             problems.append(f"redis: {type(e).__name__}: {e}"[:200])
     if not redis_ok and not problems:

@@ -14,13 +14,15 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
-
 from daemon.config import Config
 from daemon.durations import format_duration
 from daemon.notify.admin import open_redis
-from daemon.notify.silences import SilenceStore
+from daemon.store.client import Client
+from daemon.store.deadletters import DeadLetterStore
+from daemon.store.feeds import FeedStatusStore
+from daemon.store.inspect import InspectStore
 from daemon.store.keys import Keys
+from daemon.store.silences import SilenceStore
 
 __all__ = ["report", "status_lines"]
 
@@ -35,14 +37,11 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-async def _feeds(redis: Redis, keys: Keys) -> list[str]:
-    raw: dict[str, str] = await redis.hgetall(keys.sources_status)  # type: ignore[misc]
+async def _feeds(feeds: FeedStatusStore) -> list[str]:
+    statuses = await feeds.read()  # (one that is not JSON is left out)
     lines = []
-    for name in sorted(raw):
-        try:
-            s = json.loads(raw[name])
-        except ValueError:
-            continue
+    for name in sorted(statuses):
+        s = statuses[name]
         lines.append(
             f"  {name:<16} {s.get('type', '?'):<14} {s.get('state', '?'):<14} "
             f"last msg {_age(s.get('last_message_age_s')):>6}  "
@@ -75,17 +74,19 @@ def _wait_line(ch: str, w: dict[str, Any], now_ms: int) -> str:
     return f"    {ch}: {w.get('reason') or 'retrying'}, {when} ({', '.join(detail)})"
 
 
-async def _channels(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
-    suppressed: dict[str, str] = await redis.hgetall(keys.suppressed)  # type: ignore[misc]
+async def _channels(
+    look: InspectStore, dead_letters: DeadLetterStore, channels: list[str]
+) -> list[str]:
+    suppressed = await look.suppressed()
     held: dict[str, list[str]] = defaultdict(list)
     for field, n in sorted(suppressed.items()):
         outcome, _, channel = field.partition(":")
         held[channel].append(f"{outcome} {n}")
     dead: dict[str, int] = defaultdict(int)
-    for _, f in await redis.xrange(keys.deadletter):
+    for _, f in await dead_letters.all():
         dead[f.get("channel", "-")] += 1
     waits: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    raw: dict[str, str] = await redis.hgetall(keys.delivery_waits)  # type: ignore[misc]
+    raw = await look.delivery_waits()
     for field, text in sorted(raw.items()):  # "channel|consumer" → JSON
         try:
             waits[field.rpartition("|")[0]].append(json.loads(text))
@@ -94,15 +95,7 @@ async def _channels(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
     now_ms = int(time.time() * 1000)
     lines = []
     for ch in channels:
-        stream = keys.deliver(ch)
-        waiting = pending = 0
-        if await redis.exists(stream):
-            groups = await redis.xinfo_groups(stream)
-            g = next((x for x in groups if x["name"] == keys.DELIVER_GROUP), None)
-            pending = int(g["pending"]) if g else 0
-            last = (await redis.xinfo_stream(stream))["last-generated-id"]
-            if g is not None and g["last-delivered-id"] != last:
-                waiting = len(await redis.xrange(stream, f"({g['last-delivered-id']}", "+"))
+        waiting, pending = await look.channel_queue(ch)
         extra = f"  held back: {', '.join(held[ch])}" if held.get(ch) else ""
         lines.append(f"  {ch:<16} waiting {waiting:<5} in flight {pending:<3} "
                      f"dead letters {dead.get(ch, 0)}{extra}")  # fmt: skip
@@ -115,12 +108,13 @@ async def status_lines(cfg: Config) -> list[str]:
         return await report(redis, Keys(cfg.settings.redis.prefix), list(cfg.settings.channels))
 
 
-async def report(redis: Redis, keys: Keys, channels: list[str]) -> list[str]:
+async def report(redis: Client, keys: Keys, channels: list[str]) -> list[str]:
     """The status as lines of text: `tickwatch status`, and the daemon's `GET /status`."""
-    beat = await redis.get(keys.heartbeat)
+    look = InspectStore(redis, keys)
+    beat = await look.heartbeat()
     lines = [f"daemon: {'alive, ' + beat if beat else 'NOT RUNNING (no heartbeat)'}"]
-    lines += ["feeds:", *await _feeds(redis, keys)]
-    lines += ["channels:", *await _channels(redis, keys, channels)]
+    lines += ["feeds:", *await _feeds(FeedStatusStore(redis, keys))]
+    lines += ["channels:", *await _channels(look, DeadLetterStore(redis, keys), channels)]
     now = int(time.time() * 1000)
     silences = await SilenceStore(redis, keys).active(now)
     lines.append(f"silences: {len(silences)} active")

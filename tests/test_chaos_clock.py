@@ -30,6 +30,7 @@ from daemon.rules import runner
 from daemon.rules.driver import Driver, simulate
 from daemon.rules.runner import Evaluator
 from daemon.store.keys import Keys
+from daemon.store.state import StateStore
 from daemon.store.streams import StreamStore
 from tests.chaos import ChaosTable
 from tests.fakes.slack_server import FakeSlackServer
@@ -209,7 +210,7 @@ async def test_a_small_step_back_does_not_stall_the_silence_timer(
     plan = load_config(tmp_path / "alerts.yaml", env={}).compile()
     wall = SteppedWall(BASE_MS)
     monkeypatch.setattr(runner, "_wall_ms", wall)
-    ev = Evaluator(redis, keys, plan)
+    ev = Evaluator(StreamStore(redis, keys), StateStore(redis, keys), plan)
     await ev.restore()
     a = Tick("NVDA", wall.true_ms(), 99.0)
     await ev.process([(keys.ticks, "1-1", a.to_fields())])

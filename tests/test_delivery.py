@@ -22,11 +22,12 @@ from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notif
 from daemon.notify.delivery import Delivery, DeliverySettings
 from daemon.notify.inhibit import InhibitRule
 from daemon.notify.routing import RouteConfig
-from daemon.notify.silences import SilenceStore
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier
 from daemon.notify.worker import ChannelWorker, RetryPolicy
+from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
+from daemon.store.silences import SilenceStore
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
@@ -254,7 +255,9 @@ async def test_a_dead_workers_messages_are_reclaimed(redis: Redis, keys: Keys) -
     # another replica took it and died before acknowledging
     got = await redis.xreadgroup(keys.DELIVER_GROUP, "worker-gone", {stream: ">"}, count=1)
     assert got and got[0][1]
-    w = ChannelWorker(redis, keys, "rec", rec, consumer="worker-2", policy=FAST, claim_idle_ms=50)
+    w = ChannelWorker(
+        DeliveryStore(redis, keys, "rec", consumer="worker-2"), rec, policy=FAST, claim_idle_ms=50
+    )
     task = asyncio.create_task(w.run())
     try:
         await wait_until(lambda: len(rec.got) == 1, 20, "the orphaned message is delivered")
@@ -276,7 +279,7 @@ async def test_a_crash_after_sending_and_before_acking_does_not_send_twice(
     await redis.xadd(stream, {"n": n.to_json()})
     await redis.xreadgroup(keys.DELIVER_GROUP, "worker-1", {stream: ">"}, count=1)
     await redis.set(keys.delivered(n.key, "rec"), "done")  # sent and marked, then killed
-    w = ChannelWorker(redis, keys, "rec", rec, consumer="worker-1", policy=FAST)
+    w = ChannelWorker(DeliveryStore(redis, keys, "rec", consumer="worker-1"), rec, policy=FAST)
     task = asyncio.create_task(w.run())
     try:
         await wait_until(lambda: w.stats.skipped_duplicate == 1, 20, "recognised as sent")

@@ -19,13 +19,14 @@ from daemon.sources.earnings import (
     EarningsCalendarConfig,
     EarningsCalendarSource,
     av_horizon,
-    load_earnings_from_redis,
+    load_earnings,
     merge_earnings,
     parse_av_earnings_csv,
     parse_finnhub_calendar,
-    write_earnings_to_redis,
+    write_earnings,
 )
 from daemon.sources.normalize import EdgeFilter
+from daemon.store.calendar import CalendarStore
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
 from tests.fakes.rest_providers import (
@@ -204,12 +205,12 @@ async def test_finnhub_calendar_lands_in_redis(
     updates: list[int] = []
 
     async def on_update() -> None:  # the daemon reschedules reminders here
-        updates.append(len(await load_earnings_from_redis(redis, keys)))
+        updates.append(len(await load_earnings(CalendarStore(redis, keys))))
 
     src.on_update = on_update
     assert await src.poll_once() is True
     assert updates == [2]
-    assert await load_earnings_from_redis(redis, keys) == [
+    assert await load_earnings(CalendarStore(redis, keys)) == [
         EarningsEvent("AAPL", soon(10), "amc", "Q2 2026, EPS est. 1.5"),
         EarningsEvent("NVDA", soon(30), "bmo", "Q2 2026, EPS est. 1.5"),
     ]
@@ -236,7 +237,7 @@ async def test_finnhub_fake_tolerates_the_double_slash(
     src = make("fh", "finnhub", finnhub_rest.base_url + "/", DEFAULT_FINNHUB_TOKEN,
                tickers=["AAPL"])  # fmt: skip
     assert await src.poll_once() is True
-    assert [e.symbol for e in await load_earnings_from_redis(redis, keys)] == ["AAPL"]
+    assert [e.symbol for e in await load_earnings(CalendarStore(redis, keys))] == ["AAPL"]
 
 
 async def test_finnhub_429_is_retried_and_401_is_fatal(
@@ -266,7 +267,7 @@ async def test_alphavantage_calendar_csv_lands_in_redis(
     src = make("av-cal", "alphavantage", alphavantage_rest.base_url, DEFAULT_AV_KEY,
                horizon="120d")  # fmt: skip
     assert await src.poll_once() is True
-    events = await load_earnings_from_redis(redis, keys)
+    events = await load_earnings(CalendarStore(redis, keys))
     assert [(e.symbol, e.date, e.when) for e in events] == [
         ("AAPL", soon(10), "amc"),
         ("NVDA", soon(20), "bmo"),
@@ -282,10 +283,10 @@ async def test_alphavantage_header_only_clears_the_symbols(
     alphavantage_rest.earnings_csv = f"{AV_EARNINGS_HEADER}\nAAPL,Apple,{soon(3)},x,1,USD\n"
     src = make("av-cal", "alphavantage", alphavantage_rest.base_url, DEFAULT_AV_KEY)
     await src.poll_once()
-    assert len(await load_earnings_from_redis(redis, keys)) == 1
+    assert len(await load_earnings(CalendarStore(redis, keys))) == 1
     alphavantage_rest.earnings_csv = AV_EARNINGS_HEADER + "\n"
     assert await src.poll_once() is True
-    assert await load_earnings_from_redis(redis, keys) == []
+    assert await load_earnings(CalendarStore(redis, keys)) == []
 
 
 @pytest.mark.parametrize("answer", ["information", "note", "error_message"])
@@ -322,20 +323,20 @@ async def test_two_providers_merge_and_dropped_symbols_are_removed(
     av = make("av", "alphavantage", alphavantage_rest.base_url, DEFAULT_AV_KEY)
     await fh.poll_once()
     await av.poll_once()
-    events = await load_earnings_from_redis(redis, keys)
+    events = await load_earnings(CalendarStore(redis, keys))
     assert [(e.symbol, e.when) for e in events] == [("NVDA", "amc"), ("AAPL", "amc")]
     # the rules no longer need NVDA: the next poll removes it (from this source only)
     fh.ctx.symbols = frozenset({"AAPL"})
     await fh.poll_once()
-    assert [e.symbol for e in await load_earnings_from_redis(redis, keys)] == ["AAPL"]
+    assert [e.symbol for e in await load_earnings(CalendarStore(redis, keys))] == ["AAPL"]
     assert "NVDA|fh" not in await redis.hkeys(keys.earnings_calendar)
 
 
 async def test_load_skips_unreadable_fields(redis: Redis, keys: Keys) -> None:
-    await write_earnings_to_redis(
-        redis, keys, "x", ["AAPL"], [EarningsEvent("AAPL", D(2026, 5, 1), "bmo")]
+    await write_earnings(
+        CalendarStore(redis, keys), "x", ["AAPL"], [EarningsEvent("AAPL", D(2026, 5, 1), "bmo")]
     )
     await redis.hset(keys.earnings_calendar, "NVDA|y", "{not json")
-    assert await load_earnings_from_redis(redis, keys) == [
+    assert await load_earnings(CalendarStore(redis, keys)) == [
         EarningsEvent("AAPL", D(2026, 5, 1), "bmo")
     ]

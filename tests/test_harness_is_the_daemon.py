@@ -14,6 +14,7 @@ from daemon.rules.driver import CLOCK_EVERY_MS
 from daemon.rules.runner import Evaluator
 from daemon.ruletests import load_suite, run_case, run_suite
 from daemon.store.keys import Keys
+from daemon.store.state import StateStore
 from daemon.store.streams import StreamStore
 
 ALERTS = """\
@@ -84,9 +85,9 @@ async def test_a_rule_test_tells_what_the_daemon_tells(
     # the feed wrote by then (each tick arriving 100 ms after its event time) and steps its clock
     now = [case.start_ms]
     cfg = load_config(tmp_path / "alerts.yaml", env={})
-    ev = Evaluator(redis, keys, cfg.compile(), clock=lambda: now[0])
-    await ev.restore()
     store = StreamStore(redis, keys)
+    ev = Evaluator(store, StateStore(redis, keys), cfg.compile(), clock=lambda: now[0])
+    await ev.restore()
     ticks = sorted((e for e in case.events if isinstance(e, Tick)), key=lambda t: t.ts_ms)
     i = 0
     for t in range(case.start_ms, case.end_ms + 1, CLOCK_EVERY_MS):
@@ -97,7 +98,7 @@ async def test_a_rule_test_tells_what_the_daemon_tells(
         now[0] = t + 100
         if due:
             await store.write(due)
-            entries = await ev.store.read_group(
+            entries = await ev.streams.read_group(
                 (keys.ticks, keys.news), keys.EVAL_GROUP, ev.consumer, count=1000, block_ms=None
             )
             await ev.process(entries)

@@ -39,6 +39,7 @@ from daemon.notify.sms import SmsConfig, SmsNotifier
 from daemon.notify.webhook import WebhookConfig, WebhookNotifier
 from daemon.notify.worker import ChannelWorker, Clock, RetryPolicy
 from daemon.status import report
+from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
 from tests.chaos import ChaosTable
 from tests.fakes import RecordedRequest
@@ -363,10 +364,15 @@ async def test_a_message_held_for_retry_after_is_not_taken_by_another_replica(
     """A long wait outlasts `claim_idle_ms`: the holder keeps its claim fresh, so a second replica's
     XAUTOCLAIM does not take the message and send it before Slack said to."""
     slack_server.rate_limit(retry_after=1)
-    holder = ChannelWorker(redis, keys, "slack", slack_channel(slack_server), consumer="worker-1",
-                           policy=QUICK, claim_idle_ms=200)  # fmt: skip
-    other = ChannelWorker(redis, keys, "slack", slack_channel(slack_server), consumer="worker-2",
-                          policy=QUICK, claim_idle_ms=200)  # fmt: skip
+    holder, other = (
+        ChannelWorker(
+            DeliveryStore(redis, keys, "slack", consumer=consumer),
+            slack_channel(slack_server),
+            policy=QUICK,
+            claim_idle_ms=200,
+        )
+        for consumer in ("worker-1", "worker-2")
+    )
     await redis.xgroup_create(keys.deliver("slack"), keys.DELIVER_GROUP, id="0", mkstream=True)
     n = Notification.single(alert(1, ("slack",)), "slack")
     await redis.xadd(keys.deliver("slack"), {"n": n.to_json()})

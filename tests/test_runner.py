@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -11,8 +12,10 @@ from redis.asyncio import Redis
 from daemon.alerts import AlertEvent
 from daemon.config import load_config
 from daemon.events import Headline, Tick
+from daemon.rules.compile import Plan
 from daemon.rules.runner import Evaluator
 from daemon.store.keys import Keys
+from daemon.store.state import StateStore
 from daemon.store.streams import StreamStore
 from tests.helpers import run_until_idle
 
@@ -41,6 +44,11 @@ def plan_for(tmp_path: Path, for_: str = "0"):  # type: ignore[no-untyped-def]
     return load_config(p, env={}).compile()
 
 
+def evaluator(redis: Redis, keys: Keys, plan: Plan, **options: Any) -> Evaluator:
+    """An evaluator on `redis` under `keys`, as the daemon builds one."""
+    return Evaluator(StreamStore(redis, keys), StateStore(redis, keys), plan, **options)
+
+
 async def outbox(redis: Redis, keys: Keys) -> list[AlertEvent]:
     rows = await redis.xrange(keys.outbox)
     return [AlertEvent.from_json(f["alert"]) for _, f in rows]
@@ -56,7 +64,7 @@ async def test_batch_commits_state_alerts_and_acks_together(
 ) -> None:
     store = StreamStore(redis, keys)
     await store.write([Tick("NVDA", T0, 99.0), Tick("NVDA", T0 + MIN, 101.0)])
-    ev = Evaluator(redis, keys, plan_for(tmp_path))
+    ev = evaluator(redis, keys, plan_for(tmp_path))
     await drain(ev)
     alerts = await outbox(redis, keys)
     assert [(a.key, a.state, a.value) for a in alerts] == [
@@ -74,22 +82,22 @@ async def test_crash_before_commit_replays_the_batch_once(
     store = StreamStore(redis, keys)
     await store.write([Tick("NVDA", T0, 99.0), Tick("NVDA", T0 + MIN, 101.0)])
     plan = plan_for(tmp_path)
-    crashed = Evaluator(redis, keys, plan)
+    crashed = evaluator(redis, keys, plan)
     await crashed.restore()
     # read the batch (it is now pending for this consumer) and "crash" before processing it
-    entries = await crashed.store.read_group(
+    entries = await crashed.streams.read_group(
         (keys.ticks, keys.news), keys.EVAL_GROUP, crashed.consumer, count=100, block_ms=100
     )
     assert len(entries) == 2
     assert await redis.xlen(keys.outbox) == 0
 
-    restarted = Evaluator(redis, keys, plan)
+    restarted = evaluator(redis, keys, plan)
     await drain(restarted)
     alerts = await outbox(redis, keys)
     assert [(a.key, a.state) for a in alerts] == [("nvda-high{symbol=NVDA}", "firing")]
 
     # a third start finds nothing left to do and emits nothing more
-    await drain(Evaluator(redis, keys, plan))
+    await drain(evaluator(redis, keys, plan))
     assert len(await outbox(redis, keys)) == 1
 
 
@@ -99,18 +107,18 @@ async def test_restart_keeps_pending_and_firing_state(
     store = StreamStore(redis, keys)
     plan = plan_for(tmp_path, for_="5m")
     await store.write([Tick("NVDA", T0, 101.0), Tick("NVDA", T0 + 2 * MIN, 102.0)])
-    await drain(Evaluator(redis, keys, plan))
+    await drain(evaluator(redis, keys, plan))
     assert await redis.xlen(keys.outbox) == 0  # pending, 2 of 5 minutes held
 
     # restart: the pending clock continues from T0, so the 5-minute mark fires
     await store.write([Tick("NVDA", T0 + 5 * MIN, 103.0)])
-    await drain(Evaluator(redis, keys, plan))
+    await drain(evaluator(redis, keys, plan))
     alerts = await outbox(redis, keys)
     assert [(a.state, a.ts_ms) for a in alerts] == [("firing", T0 + 5 * MIN)]
 
     # restart again while firing: still above 95, so no re-fire; below 95 resolves once
     await store.write([Tick("NVDA", T0 + 6 * MIN, 99.0), Tick("NVDA", T0 + 7 * MIN, 94.0)])
-    await drain(Evaluator(redis, keys, plan))
+    await drain(evaluator(redis, keys, plan))
     alerts = await outbox(redis, keys)
     assert [a.state for a in alerts] == ["firing", "resolved"]
     assert alerts[0].seq == alerts[1].seq == 1
@@ -122,11 +130,11 @@ async def test_windows_are_warmed_from_history_after_restart(
     store = StreamStore(redis, keys)
     plan = plan_for(tmp_path)
     await store.write([Tick("MSFT", T0 + i * MIN, 100.0 + i * 0.5) for i in range(5)])
-    await drain(Evaluator(redis, keys, plan))
+    await drain(evaluator(redis, keys, plan))
     assert await redis.xlen(keys.outbox) == 0  # +2% so far
 
     # after a restart the window must still know MSFT was 100.0 ten minutes before
-    restarted = Evaluator(redis, keys, plan)
+    restarted = evaluator(redis, keys, plan)
     await store.write([Tick("MSFT", T0 + 10 * MIN, 105.5)])
     await drain(restarted)
     assert restarted.stats.warmed == 5
@@ -145,7 +153,7 @@ async def test_headlines_and_ticks_are_evaluated_and_malformed_entries_skipped(
         [Headline("h1", T0, "MSFT boosts capex again", symbols=("MSFT",))],
     )
     await redis.xadd(keys.ticks, {"s": "NVDA", "t": "not-a-time", "p": "1"})
-    ev = Evaluator(redis, keys, plan_for(tmp_path))
+    ev = evaluator(redis, keys, plan_for(tmp_path))
     await drain(ev)
     alerts = await outbox(redis, keys)
     assert [(a.key, a.state) for a in alerts] == [("capex{symbol=MSFT}", "firing")]
@@ -164,12 +172,12 @@ async def test_expression_windows_are_rebuilt_from_history_after_restart(
     plan = load_config(p, env={}).compile()
     store = StreamStore(redis, keys)
     await store.write([Tick("NVDA", T0 + i * MIN, 100.0 + i) for i in range(5)])  # 100..104
-    await drain(Evaluator(redis, keys, plan))
+    await drain(evaluator(redis, keys, plan))
     assert await redis.xlen(keys.outbox) == 0  # mean 102: not above 104
 
     # restart: the 10-minute mean must include the five earlier prices, not start afresh
     await store.write([Tick("NVDA", T0 + 5 * MIN, 130.0)])
-    await drain(Evaluator(redis, keys, load_config(p, env={}).compile()))
+    await drain(evaluator(redis, keys, load_config(p, env={}).compile()))
     alerts = await outbox(redis, keys)
     expected_mean = (100 + 101 + 102 + 103 + 104 + 130) / 6  # 106.67 > 104
     assert [(a.key, round(a.value or 0, 6)) for a in alerts] == [
@@ -186,7 +194,7 @@ async def test_a_ytd_rule_without_its_year_start_price_is_reported_once(
         "    when: {spread: {a: XMAG, b: MAGS, as: return, since: ytd, below: 8}}\n"
         "    channels: [console]\n"
     )
-    ev = Evaluator(redis, keys, load_config(p, env={}).compile())
+    ev = evaluator(redis, keys, load_config(p, env={}).compile())
     ev.anchor_check_every = 2
     ev._next_anchor_check = 2
     store = StreamStore(redis, keys)
@@ -212,7 +220,7 @@ async def test_a_new_plan_takes_effect_while_the_loop_waits_for_ticks(
     monkeypatch.setattr(runner, "BLOCK_MS", 20_000)
     store = StreamStore(redis, keys)
     await store.write([Tick("NVDA", T0, 101.0)])
-    ev = Evaluator(redis, keys, plan_for(tmp_path))
+    ev = evaluator(redis, keys, plan_for(tmp_path))
     task = asyncio.create_task(ev.run())
     try:
         await asyncio.wait_for(_until(lambda: ev.stats.alerts == 1), 10)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
 from daemon.config import load_config
 from daemon.events import Tick
+from daemon.rules.compile import Plan
 from daemon.rules.runner import Evaluator
 from daemon.store.keys import Keys
+from daemon.store.state import StateStore
+from daemon.store.streams import StreamStore
 from tests.conftest import MakeEngine
 from tests.test_engine import MIN, feed, ny
 
@@ -24,6 +28,11 @@ rules:
 
 def told(out: list[AlertEvent]) -> list[tuple[str, str]]:
     return [(a.state, a.time_ny.strftime("%a %H:%M")) for a in out]
+
+
+def evaluator(redis: Redis, keys: Keys, plan: Plan, **options: Any) -> Evaluator:
+    """An evaluator on `redis` under `keys`, as the daemon builds one."""
+    return Evaluator(StreamStore(redis, keys), StateStore(redis, keys), plan, **options)
 
 
 def test_silence_during_the_session_fires_and_a_tick_resolves_it(make_engine: MakeEngine) -> None:
@@ -81,7 +90,7 @@ async def test_evaluator_clock_check_commits_stale_alerts(
         "channels: {console: {type: console}}\nrules:\n  - name: nvda-silent\n"
         "    when: {stale: {symbols: NVDA, after: 5m}}\n    channels: [console]\n"
     )
-    ev = Evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile())
+    ev = evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile())
     await ev.restore()
     t = ny(2026, 3, 16, 10, 0)
     ev.engine.on_tick(Tick("NVDA", t, 100.0))
@@ -108,7 +117,7 @@ async def test_a_live_feed_silent_longer_than_the_replay_cutoff_is_still_checked
     )
     t = ny(2026, 3, 16, 10, 0)
     now = [t + 150]  # the tick arrives 150 ms after its event time: a live feed
-    ev = Evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile(),
+    ev = evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile(),
                    clock=lambda: now[0])  # fmt: skip
     await ev.restore()
     await ev.process([(keys.ticks, "1-1", Tick("NVDA", t, 100.0).to_fields())])
@@ -125,7 +134,7 @@ async def test_a_daemon_started_mid_session_does_not_report_every_feed_overdue(
         "channels: {console: {type: console}}\nrules:\n  - name: silent\n"
         "    when: {stale: {symbols: [NVDA, MSFT], after: 5m}}\n    channels: [console]\n"
     )
-    ev = Evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile())
+    ev = evaluator(redis, keys, load_config(tmp_path / "alerts.yaml", env={}).compile())
     await ev.restore()
     started = ev.engine.market.first_ms
     assert started > 0
@@ -133,7 +142,7 @@ async def test_a_daemon_started_mid_session_does_not_report_every_feed_overdue(
     assert await ev.check_clock(started + MIN) == []
     # and the silence is measured from the start: on a session day, 6 minutes later it is
     monday_noon = ny(2026, 3, 16, 12, 0)
-    ev = Evaluator(redis, keys, ev.plan)
+    ev = evaluator(redis, keys, ev.plan)
     await ev.restore()
     ev.engine.market.first_ms = monday_noon
     fired = await ev.check_clock(monday_noon + 6 * MIN)

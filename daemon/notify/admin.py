@@ -12,8 +12,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from redis.asyncio import Redis
-
 from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.config import Config
 from daemon.durations import parse_duration
@@ -21,17 +19,19 @@ from daemon.notify.base import Notification
 from daemon.notify.inhibit import Inhibitor
 from daemon.notify.pipeline import decide
 from daemon.notify.routing import compile_routes, explain, parse_matcher
-from daemon.notify.silences import SilenceStore
+from daemon.store.client import Client
 from daemon.store.connect import connect
+from daemon.store.deadletters import DeadLetterStore
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
+from daemon.store.silences import SilenceStore
 
 __all__ = ["deadletter_list", "deadletter_retry", "open_redis", "routes_test", "silence_add",
            "silence_expire", "silence_list"]  # fmt: skip
 
 
 @contextlib.asynccontextmanager
-async def open_redis(cfg: Config) -> AsyncIterator[Redis]:
+async def open_redis(cfg: Config) -> AsyncIterator[Client]:
     s = cfg.settings.redis
     data_dir = cfg.base_dir / s.data_dir
     embedded = None
@@ -90,7 +90,7 @@ async def silence_expire(cfg: Config, silence_id: str) -> str | None:
 async def deadletter_list(cfg: Config, count: int = 50) -> list[str]:
     keys = Keys(cfg.settings.redis.prefix)
     async with open_redis(cfg) as redis:
-        entries = await redis.xrevrange(keys.deadletter, count=count)
+        entries = await DeadLetterStore(redis, keys).newest(count)
     out = []
     for entry_id, f in entries:
         what = f.get("n") or f.get("alert") or ""
@@ -108,7 +108,8 @@ async def deadletter_retry(cfg: Config, ids: Sequence[str], *, all_: bool = Fals
     keys = Keys(cfg.settings.redis.prefix)
     out = []
     async with open_redis(cfg) as redis:
-        entries = await redis.xrange(keys.deadletter)
+        dead = DeadLetterStore(redis, keys)
+        entries = await dead.all()
         chosen = [(i, f) for i, f in entries if all_ or i in ids]
         missing = set(ids) - {i for i, _ in chosen}
         out += [f"{i}: no such dead letter" for i in sorted(missing)]
@@ -118,11 +119,7 @@ async def deadletter_retry(cfg: Config, ids: Sequence[str], *, all_: bool = Fals
                 out.append(f"{entry_id}: cannot retry ({f.get('reason', '')[:80]})")
                 continue
             n = Notification.from_json(f["n"])
-            pipe = redis.pipeline(transaction=True)
-            pipe.delete(keys.delivered(n.key, channel))  # a fresh attempt, not a duplicate
-            pipe.xadd(keys.deliver(channel), {"n": f["n"]})
-            pipe.xdel(keys.deadletter, entry_id)
-            await pipe.execute()
+            await dead.requeue(entry_id, channel, n.key, f["n"])  # a fresh attempt, not a dup
             out.append(f"{entry_id}: queued again for {channel}")
     return out
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
-from redis.asyncio import Redis
 
 from daemon.durations import Duration
 from daemon.notify.base import ChannelConfig, Notifier
@@ -22,7 +21,11 @@ from daemon.notify.inhibit import Inhibitor, InhibitRule
 from daemon.notify.router import Router
 from daemon.notify.routing import RouteConfig, compile_routes
 from daemon.notify.worker import STOP_GRACE_S, ChannelWorker, Clock, OpsAlert, RetryPolicy
+from daemon.store.client import Client
+from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
+from daemon.store.outbox import OutboxStore
+from daemon.store.silences import SilenceStore
 
 __all__ = ["GIVE_UP_AFTER", "Delivery", "DeliveryOptions", "DeliverySettings"]
 
@@ -61,9 +64,11 @@ class DeliverySettings:
 
 
 class Delivery:
+    """The router and the channel workers, on stores built here from the daemon's client."""
+
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         keys: Keys,
         settings: DeliverySettings,
         notifiers: Mapping[str, Notifier],
@@ -85,15 +90,14 @@ class Delivery:
         self.claim_idle_ms = claim_idle_ms
         self.clock = clock
         self.router = Router(
-            redis,
-            keys,
+            OutboxStore(redis, keys, maxlen),
+            SilenceStore(redis, keys),
             root=compile_routes(settings.route),
             inhibitor=Inhibitor(settings.inhibit_rules),
             channels=settings.channels,
             max_age_ms=settings.max_alert_age_ms,
             data_clock=settings.data_clock,
             consumer=f"router-{instance}",
-            maxlen=maxlen,
         )
         self.workers: dict[str, ChannelWorker] = {}
         self.set_notifiers(notifiers, settings.channels)
@@ -120,8 +124,8 @@ class Delivery:
                 w.notifier, w.daily_cap = notifier, cap
                 continue
             w = self.workers[name] = ChannelWorker(
-                self.redis, self.keys, name, notifier,
-                consumer=f"worker-{self.instance}", policy=self.policy, daily_cap=cap,
+                DeliveryStore(self.redis, self.keys, name, consumer=f"worker-{self.instance}"),
+                notifier, policy=self.policy, daily_cap=cap,
                 ops=self._ops_for(name), claim_idle_ms=self.claim_idle_ms, clock=self.clock,
             )  # fmt: skip
             new.append(w)

@@ -4,21 +4,18 @@ It reads alert transitions through the outbox's consumer group and, for each, co
 MULTI/EXEC everything the decision implies: notifications appended to the channels' delivery
 streams, group state, the firing set (inhibition), where a firing went (its resolve follows),
 counters of what was held back, and the outbox acknowledgement. A crash before EXEC re-reads the
-entry; after it, nothing is done twice. Groups are flushed by the same loop when due.
+entry; after it, nothing is done twice. Groups are flushed by the same loop when due. Every read
+and write is `store.outbox.OutboxStore`'s; this class decides, the store persists.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.events import ms_to_dt
@@ -28,9 +25,10 @@ from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor
 from daemon.notify.pipeline import Decision
 from daemon.notify.routing import GroupOpts, Route
-from daemon.notify.silences import Silence, SilenceStore
-from daemon.store.keys import Keys
-from daemon.store.streams import Entry, StreamStore
+from daemon.notify.silences import Silence
+from daemon.store.outbox import OutboxStore
+from daemon.store.silences import SilenceStore
+from daemon.store.streams import Entry
 
 __all__ = ["Router", "RouterStats"]
 
@@ -58,8 +56,8 @@ class _CatchUp:
 class Router:
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
+        outbox: OutboxStore,
+        silences: SilenceStore,
         *,
         root: Route,
         inhibitor: Inhibitor,
@@ -67,14 +65,11 @@ class Router:
         max_age_ms: int = 15 * 60_000,
         data_clock: bool = False,
         consumer: str = "router-1",
-        maxlen: int = 1_000_000,
     ):
-        self.redis = redis
-        self.keys = keys
-        self.store = StreamStore(redis, keys, maxlen)
-        self.silences = SilenceStore(redis, keys)
+        #: Every read and write of the router's (the MULTI/EXEC commits included).
+        self.outbox = outbox
+        self.silences = silences
         self.consumer = consumer
-        self.maxlen = maxlen
         self.stats = RouterStats()
         self.idle = asyncio.Event()
         #: The pure part (firing set, where firings went, groups); this class persists it.
@@ -101,10 +96,9 @@ class Router:
 
     # --- main loop ----------------------------------------------------------------------
     async def restore(self) -> None:
-        k = self.keys
-        await self.store.ensure_group(k.outbox, k.NOTIFY_GROUP)
+        await self.outbox.ensure_group()
         groups = self.dispatch.groups = {}  # (the firing set is re-read for every batch)
-        for gkey, text in (await self.redis.hgetall(k.groups)).items():  # type: ignore[misc]
+        for gkey, text in (await self.outbox.groups()).items():
             group = self._load_group(gkey, text)
             if group is not None:
                 groups[gkey] = group
@@ -123,19 +117,14 @@ class Router:
 
     async def run(self) -> None:
         await self.restore()
-        k = self.keys
         while True:  # first, what was read before a crash and never acknowledged
-            entries = await self.store.read_group(
-                (k.outbox,), k.NOTIFY_GROUP, self.consumer, count=100, block_ms=None, pending=True
-            )
+            entries = await self.outbox.read(self.consumer, count=100, block_ms=None, pending=True)
             if not entries:
                 break
             await self.route_entries(entries)
         while True:
             await self.flush_groups()
-            entries = await self.store.read_group(
-                (k.outbox,), k.NOTIFY_GROUP, self.consumer, count=100, block_ms=_block_ms(self)
-            )
+            entries = await self.outbox.read(self.consumer, count=100, block_ms=_block_ms(self))
             if entries:
                 self.idle.clear()
                 await self.route_entries(entries)
@@ -146,8 +135,7 @@ class Router:
     async def route_entries(self, entries: list[Entry]) -> None:
         silences = await self.silences.active(int(time.time() * 1000))
         # re-read the firing set: a reload drops the alerts of changed and removed rules there
-        raw: dict[str, str] = await self.redis.hgetall(self.keys.firing)  # type: ignore[misc]
-        self.dispatch.firing = {key: json.loads(v) for key, v in raw.items()}
+        self.dispatch.firing = await self.outbox.firing()
         for entry_id, fields in ((e[1], e[2]) for e in entries):
             await self.route_entry(entry_id, fields, silences=silences)
 
@@ -159,51 +147,33 @@ class Router:
         silences: list[Silence] | None = None,
         now_ms: int | None = None,
     ) -> list[Decision]:
-        k = self.keys
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        pipe = self.redis.pipeline(transaction=True)
         try:
             alert = AlertEvent.from_json(fields["alert"])
         except (KeyError, ValueError, TypeError) as e:
             log.error("outbox entry %s is malformed (%r); moved to dead letters", entry_id, e)
             dead = {"alert": fields.get("alert", ""), "channel": "-", "reason": f"malformed: {e!r}",
                     "entry": entry_id}  # fmt: skip
-            pipe.xadd(k.deadletter, dead, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
-            pipe.xack(k.outbox, k.NOTIFY_GROUP, entry_id)
-            await pipe.execute()
+            await self.outbox.dead_letter(entry_id, dead)
             return []
         if silences is None:
             silences = await self.silences.active(now)
         dispatch = self.dispatch
         told_key = f"{alert.key}#{alert.seq}"
         if alert.state == "resolved":  # where its firing went is in Redis (a restart between)
-            raw = await self.redis.hget(k.told, told_key)  # type: ignore[misc]
-            dispatch.told = {told_key: raw.split(",")} if raw else {}
+            told = await self.outbox.told(told_key)
+            dispatch.told = {told_key: told} if told else {}
         r = dispatch.route(alert, now, silences=silences, born_ms=self._born_ms(alert, entry_id))
-        if r.firing_set is not None:
-            pipe.hset(k.firing, alert.key, json.dumps(r.firing_set, sort_keys=True))
-        if r.firing_cleared:
-            pipe.hdel(k.firing, alert.key)
-        if r.told_cleared:
-            pipe.hdel(k.told, told_key)
-        if r.told_set is not None:
-            pipe.hset(k.told, told_key, ",".join(r.told_set))
         dispatch.told = {}  # Redis holds it; memory would only grow
         for d in r.decisions:
             self.stats.outcomes[d.outcome] += 1
-        for n in r.singles:
-            self._append(pipe, n)
         for d in r.held:
-            pipe.hincrby(k.suppressed, f"{d.outcome}:{d.channel}", 1)
             if d.outcome == "stale":
                 self._skipped(d.channel, alert, entry_id)
             else:
                 log.info("%s not sent to %s: %s", alert.id, d.channel, d.why)
-        for group in r.touched:
-            pipe.hset(k.groups, group.key, group.to_json())
         decisions = r.decisions
-        pipe.xack(k.outbox, k.NOTIFY_GROUP, entry_id)
-        await pipe.execute()
+        await self.outbox.commit(entry_id, r)  # one MULTI/EXEC, with the outbox ack
         self.stats.routed += 1
         if not any(d.outcome == "stale" for d in decisions):
             await self._end_catchup()
@@ -218,23 +188,12 @@ class Router:
             queued = alert.ts_ms
         return queued if self.data_clock else min(queued, alert.ts_ms)
 
-    def _append(self, pipe: Pipeline, n: Notification) -> None:
-        pipe.xadd(
-            self.keys.deliver(n.channel), {"n": n.to_json()}, maxlen=self.maxlen, approximate=True
-        )
-
     async def flush_groups(self, now_ms: int | None = None) -> int:
         """Send every group whose time has come; returns how many messages were queued."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         sent = 0
         for group, n in self.dispatch.flush(now):
-            pipe = self.redis.pipeline(transaction=True)
-            self._append(pipe, n)
-            if group.empty:
-                pipe.hdel(self.keys.groups, group.key)
-            else:
-                pipe.hset(self.keys.groups, group.key, group.to_json())
-            await pipe.execute()
+            await self.outbox.flushed(group, n)
             sent += 1
         return sent
 
@@ -254,7 +213,7 @@ class Router:
         """Caught up: one notice per channel saying what was recorded and not sent."""
         if not self._catchup:
             return
-        pipe = self.redis.pipeline(transaction=True)
+        notices = []
         for channel, c in sorted(self._catchup.items()):
             rules = ", ".join(sorted(c.rules)[:5]) + (" ..." if len(c.rules) > 5 else "")
             text = (
@@ -263,14 +222,15 @@ class Router:
                 f"{self.max_age_ms / 60_000:g} min and were recorded, not sent ({rules})"
             )
             log.warning("%s: %s", channel, text)
-            notice = Notification(
-                channel=channel,
-                key=f"catchup:{self._catchup_first}",
-                kind="notice",
-                text=text,
+            notices.append(
+                Notification(
+                    channel=channel,
+                    key=f"catchup:{self._catchup_first}",
+                    kind="notice",
+                    text=text,
+                )
             )
-            self._append(pipe, notice)
-        await pipe.execute()
+        await self.outbox.append(notices)
         self._catchup.clear()
         self._catchup_first = ""
 

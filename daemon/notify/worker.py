@@ -12,7 +12,8 @@ consumer group, so a Slack outage or a slow Twilio never delays another channel.
   one without waits out exponential backoff with jitter, at most `RetryPolicy.max_delay`. While
   it waits, the worker says so (`waiting`, and the `delivery_waits` hash `tickwatch status`
   reads): "slack_desk: rate limited by Slack, next try in 42 s".
-- record: marker, daily count, the thread receipt and the acknowledgement in one MULTI/EXEC.
+- record: marker, daily count, the thread receipt and the acknowledgement in one MULTI/EXEC
+  (`store.delivery.DeliveryStore`, where every Redis read and write of the worker's lives).
   A permanent failure, or one still failing `give_up_after` after the message was queued (the
   time budget, `delivery: {give_up_after: 1h}`), moves the message to the dead-letter stream and
   raises an ops alert on the other ops channels. The budget counts from the stream entry's id,
@@ -38,40 +39,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from daemon.alerts import NEW_YORK
 from daemon.durations import format_duration
 from daemon.notify.base import DeliveryError, Notification, Notifier, NotSent, Receipt
-from daemon.store.keys import Keys
-from daemon.store.streams import StreamStore
+from daemon.store.delivery import DeliveryStore
 
 __all__ = ["STOP_GRACE_S", "ChannelWorker", "Clock", "RetryPolicy", "Wait", "WorkerStats"]
 
 log = logging.getLogger("tickwatch.notify")
-MARKER_TTL_S = 30 * 86400
 #: At stop, how long the sends under way get to be answered and recorded (all channels at
 #: once); a send still unanswered then is cut off and may be repeated after a restart. Well
 #: under the 10 s `docker stop` waits before its SIGKILL, and more than a healthy send takes.
 STOP_GRACE_S = 5.0
 #: Ops callback: (summary, labels) → raise an ops alert on the ops channels except `channel`.
 OpsAlert = Callable[[str, Mapping[str, str]], Awaitable[None]]
-
-
-#: KEYS: marker, today's sent counter, receipt hash. ARGV: marker TTL, daily cap (0: none),
-#: 1 to fetch the receipt. Returns {"done"}, {"capped"} or {"go", receipt field, value, ...}.
-_CLAIM = """
-if redis.call('GET', KEYS[1]) == 'done' then return {'done'} end
-local cap = tonumber(ARGV[2])
-if cap > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= cap then return {'capped'} end
-redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1])
-local out = {'go'}
-if ARGV[3] == '1' then
-  for _, v in ipairs(redis.call('HGETALL', KEYS[3])) do table.insert(out, v) end
-end
-return out
-"""
 
 
 @dataclass(frozen=True)
@@ -164,25 +145,20 @@ class WorkerStats:
 class ChannelWorker:
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
-        channel: str,
+        store: DeliveryStore,
         notifier: Notifier,
         *,
-        consumer: str = "worker-1",
         policy: RetryPolicy | None = None,
         daily_cap: int | None = None,
         ops: OpsAlert | None = None,
         claim_idle_ms: int = 60_000,
         clock: Clock | None = None,
     ):
-        self.redis = redis
-        self.keys = keys
-        self.channel = channel
+        #: Every read and write of this worker's (the channel and consumer are the store's).
+        self.store = store
+        self.channel = store.channel
+        self.consumer = store.consumer
         self.notifier = notifier
-        self.stream = keys.deliver(channel)
-        self.store = StreamStore(redis, keys)
-        self.consumer = consumer
         self.policy = policy or RetryPolicy()
         self.daily_cap = daily_cap
         self.ops = ops
@@ -195,12 +171,9 @@ class ChannelWorker:
         #: set while waiting to try a failed send again
         self.waiting: Wait | None = None
         self._wait_due = 0.0  # when that wait ends, on `clock.monotonic()`
-        self._wait_field = f"{channel}|{consumer}"
-        self._wait_written = False  # our field in `delivery_waits` may be set
         self._stopping = False
         self._stop = asyncio.Event()
         self._delivering = asyncio.Lock()
-        self._claim = redis.register_script(_CLAIM)
 
     # --- loop -------------------------------------------------------------------------------
     def next_attempt_in(self) -> float:
@@ -208,14 +181,11 @@ class ChannelWorker:
         return 0.0 if self.waiting is None else max(0.0, self._wait_due - self.clock.monotonic())
 
     async def run(self) -> None:
-        g = self.keys.DELIVER_GROUP
-        await self.store.ensure_group(self.stream, g)
+        await self.store.ensure_group()
         # a wait a previous run left behind (killed mid-wait) is over
-        await self.redis.hdel(self.keys.delivery_waits, self._wait_field)  # type: ignore[misc]
+        await self.store.drop_stale_wait()
         while True:  # first, what this consumer read before a crash and never acknowledged
-            entries = await self.store.read_group(
-                (self.stream,), g, self.consumer, count=50, block_ms=None, pending=True
-            )
+            entries = await self.store.read(count=50, block_ms=None, pending=True)
             if not entries:
                 break
             await self._deliver_all([(e[1], e[2]) for e in entries])
@@ -224,9 +194,7 @@ class ChannelWorker:
             if time.monotonic() >= next_claim:
                 next_claim = time.monotonic() + self.claim_idle_ms / 2000
                 await self._deliver_all(await self.reclaim())
-            entries = await self.store.read_group(
-                (self.stream,), g, self.consumer, count=50, block_ms=200
-            )
+            entries = await self.store.read(count=50, block_ms=200)
             if not entries:
                 self.idle.set()
                 continue
@@ -235,17 +203,7 @@ class ChannelWorker:
 
     async def reclaim(self) -> list[tuple[str, dict[str, str]]]:
         """Messages another consumer took and left unacknowledged for `claim_idle_ms` (it died)."""
-        out: list[tuple[str, dict[str, str]]] = []
-        start = "0-0"
-        while True:
-            res = await self.redis.xautoclaim(
-                self.stream, self.keys.DELIVER_GROUP, self.consumer,
-                min_idle_time=self.claim_idle_ms, start_id=start, count=100,
-            )  # fmt: skip
-            start, claimed = res[0], res[1]
-            out += [(eid, fields) for eid, fields in claimed if fields is not None]
-            if start in ("0-0", b"0-0") or not claimed:
-                break
+        out = await self.store.reclaim(self.claim_idle_ms)
         if out:
             self.stats.reclaimed += len(out)
             log.warning(
@@ -283,7 +241,6 @@ class ChannelWorker:
 
     # --- one message --------------------------------------------------------------------
     async def deliver_entry(self, entry_id: str, fields: Mapping[str, str]) -> None:
-        k, g = self.keys, self.keys.DELIVER_GROUP
         try:
             n = Notification.from_json(fields["n"])
         except (KeyError, ValueError, TypeError) as e:
@@ -291,44 +248,38 @@ class ChannelWorker:
                       entry_id, e)  # fmt: skip
             await self._dead(entry_id, fields.get("n", ""), f"malformed: {e!r}", 0)
             return
-        marker = k.delivered(n.key, self.channel)
         self.in_flight += 1
         try:
-            day_key = k.sent_today(self.channel, _ny_day())
+            day = _ny_day()
             thread = (
                 n.kind == "alert"
                 and bool(n.alerts)
                 and (n.alert.state != "firing" or n.alert.repeat > 0)
             )
-            receipt_key = k.receipt(self.channel, n.alert.key, n.alert.seq) if thread else marker
             # one round trip: already done? over the cap? if not, mark "sending" (and fetch the
             # first message's receipt to thread under); syscalls are what a send costs here
-            status, *receipt = await self._claim(
-                keys=[marker, day_key, receipt_key],
-                args=[MARKER_TTL_S, self.daily_cap or 0, 1 if thread else 0],
-            )
+            status, receipt = await self.store.claim(
+                n.key, day, cap=self.daily_cap,
+                thread=(n.alert.key, n.alert.seq) if thread else None,
+            )  # fmt: skip
             if status == "done":
                 self.stats.skipped_duplicate += 1
                 log.debug("%s: %s already delivered", self.channel, n.key)
-                await self.redis.xack(self.stream, g, entry_id)
+                await self.store.ack(entry_id)
                 return
             if status == "capped":
-                await self._capped(n, entry_id, day_key)
+                await self._capped(n, entry_id, day)
                 return
             if receipt:
-                n = replace(n, thread=dict(zip(receipt[::2], receipt[1::2], strict=True)))
-            await self._send_with_retry(n, entry_id, marker)
+                n = replace(n, thread=receipt)
+            await self._send_with_retry(n, entry_id)
         finally:
             self.in_flight -= 1
 
-    async def _capped(self, n: Notification, entry_id: str, day_key: str) -> None:
+    async def _capped(self, n: Notification, entry_id: str, day: str) -> None:
         """Past the daily cap: say so once, then record instead of sending."""
         self.stats.capped += 1
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hincrby(self.keys.suppressed, f"cap:{self.channel}", 1)
-        pipe.xack(self.stream, self.keys.DELIVER_GROUP, entry_id)
-        first_over = await self.redis.set(f"{day_key}:told", "1", nx=True, ex=2 * 86400)
-        await pipe.execute()
+        first_over = await self.store.capped(entry_id, day)
         log.warning("%s: daily cap of %d reached; %s recorded, not sent", self.channel,
                     self.daily_cap, n.key)  # fmt: skip
         if first_over:
@@ -344,7 +295,7 @@ class ChannelWorker:
             except DeliveryError as e:
                 log.error("%s: could not send the cap notice: %s", self.channel, e)
 
-    async def _send_with_retry(self, n: Notification, entry_id: str, marker: str) -> None:
+    async def _send_with_retry(self, n: Notification, entry_id: str) -> None:
         # The age at the first try comes from the entry id (wall time: it survives a restart);
         # from then on time runs on the monotonic clock. `now()` below is wall time as it was
         # when the message was taken, moved on by monotonic time only: a step of the wall
@@ -364,9 +315,7 @@ class ChannelWorker:
             try:
                 receipt = await self.notifier.deliver(n, stop=self._stop)
             except NotSent:  # stopping, and the send had not begun: left for the next start
-                pipe = self.redis.pipeline(transaction=False)
-                self._clear_wait(pipe)
-                await pipe.execute()
+                await self.store.clear_wait()
                 return
             except DeliveryError as e:
                 now_s = now()
@@ -385,12 +334,10 @@ class ChannelWorker:
                 w = Wait(e.reason, wall + delay, e.retry_after, attempt, n.key,
                          wall + (give_up_at - now_s))  # fmt: skip
                 if not await self._wait(w, e, entry_id, delay):  # stopping: left for next start
-                    pipe = self.redis.pipeline(transaction=False)
-                    self._clear_wait(pipe)
-                    await pipe.execute()
+                    await self.store.clear_wait()
                     return
             else:
-                await self._record(n, entry_id, marker, receipt)
+                await self._record(n, entry_id, receipt)
                 return
 
     def _give_up_why(
@@ -432,10 +379,7 @@ class ChannelWorker:
             )  # fmt: skip
         self.waiting, self._wait_due = w, self.clock.monotonic() + delay
         try:
-            await self.redis.hset(
-                self.keys.delivery_waits, self._wait_field, w.to_json(self.channel, self.consumer)
-            )  # type: ignore[misc]
-            self._wait_written = True
+            await self.store.set_wait(w.to_json(self.channel, self.consumer))
             keep = asyncio.ensure_future(self._keep_claimed(entry_id))
             try:
                 return await self._pause(delay)
@@ -452,10 +396,7 @@ class ChannelWorker:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.redis.xclaim(
-                    self.stream, self.keys.DELIVER_GROUP, self.consumer,
-                    min_idle_time=0, message_ids=[entry_id], justid=True,
-                )  # fmt: skip
+                await self.store.keep_claimed(entry_id)
             except Exception as e:  # Redis away for a moment: the next round tries again
                 log.debug("%s: could not refresh the claim on %s: %r", self.channel, entry_id, e)
 
@@ -475,25 +416,14 @@ class ChannelWorker:
             await asyncio.gather(sleeping, stopping, return_exceptions=True)
         return not self._stopping
 
-    async def _record(
-        self, n: Notification, entry_id: str, marker: str, receipt: Receipt | None
-    ) -> None:
-        k = self.keys
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(marker, "done", ex=MARKER_TTL_S)
-        if self.daily_cap is not None and n.kind != "notice":
-            day_key = k.sent_today(self.channel, _ny_day())
-            pipe.incr(day_key)
-            pipe.expire(day_key, 2 * 86400)
+    async def _record(self, n: Notification, entry_id: str, receipt: Receipt | None) -> None:
+        count_day = _ny_day() if self.daily_cap is not None and n.kind != "notice" else None
+        first: tuple[str, int, Receipt] | None = None  # the receipt to thread follow-ups under
         if receipt and n.kind == "alert" and n.alerts:
             a = n.alert
             if a.state == "firing" and not a.repeat:
-                rkey = k.receipt(self.channel, a.key, a.seq)
-                pipe.hset(rkey, mapping=dict(receipt))
-                pipe.expire(rkey, MARKER_TTL_S)
-        pipe.xack(self.stream, k.DELIVER_GROUP, entry_id)
-        self._clear_wait(pipe)
-        await pipe.execute()
+                first = (a.key, a.seq, receipt)
+        await self.store.record(entry_id, n.key, count_day=count_day, receipt=first)
         self.stats.sent += 1
         if n.alerts:
             lat = time.time() - max(a.ts_ms for a in n.alerts) / 1000
@@ -503,20 +433,9 @@ class ChannelWorker:
 
     async def _dead(self, entry_id: str, body: str, reason: str, attempts: int) -> None:
         self.stats.dead += 1
-        k = self.keys
         fields = {"n": body, "channel": self.channel, "reason": reason, "entry": entry_id,
                   "attempts": str(attempts), "ts": str(int(self.clock.now() * 1000))}  # fmt: skip
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(k.deadletter, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
-        pipe.xack(self.stream, k.DELIVER_GROUP, entry_id)
-        self._clear_wait(pipe)
-        await pipe.execute()
-
-    def _clear_wait(self, pipe: Pipeline) -> None:
-        """Drop our `delivery_waits` field with the outcome's writes (only if one was set)."""
-        if self._wait_written:
-            pipe.hdel(self.keys.delivery_waits, self._wait_field)
-            self._wait_written = False
+        await self.store.dead(entry_id, fields)
 
     async def _ops_alert(self, n: Notification, reason: str) -> None:
         """Tell the ops channels (never this one, never about an ops alert: no loops)."""

@@ -21,9 +21,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
 from daemon.durations import format_duration
@@ -33,7 +30,7 @@ from daemon.rules.driver import CLOCK_EVERY_MS, Driver
 from daemon.rules.evaluate import Engine
 from daemon.rules.lifecycle import AlertState
 from daemon.rules.market import NEW_YORK, Quote
-from daemon.store.keys import Keys
+from daemon.store.state import StateStore
 from daemon.store.streams import Entry, StreamStore
 
 __all__ = ["Evaluator", "EvaluatorStats"]
@@ -64,26 +61,27 @@ class EvaluatorStats:
 
 
 class Evaluator:
+    """Runs `plan` over the streams of `streams`, committing through `state` (both on the
+    same Redis, under the same keys; the outbox's cap is `state.maxlen`)."""
+
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
+        streams: StreamStore,
+        state: StateStore,
         plan: Plan,
         *,
         consumer: str = "evaluator-1",
         batch: int = 1000,
         warmup_ms: int = 3_600_000,
-        maxlen: int = 1_000_000,
         clock: Callable[[], int] | None = None,
     ):
-        self.redis = redis
-        self.keys = keys
-        self.store = StreamStore(redis, keys, maxlen)
+        self.streams = streams
+        self.state = state
+        self.keys = streams.keys
         self.plan = plan
         self.consumer = consumer
         self.batch = batch
         self.warmup_ms = warmup_ms
-        self.maxlen = maxlen
         #: Wall-clock epoch ms (a simulation passes its own). The system's wall clock, the
         #: default, is read through `_now`, which notices when it steps; a clock passed in is
         #: taken as it is (a simulation's time jumps by design).
@@ -123,8 +121,8 @@ class Evaluator:
         """Load persisted alert states and checkpoint, then warm windows from stream history."""
         k = self.keys
         for stream in (k.ticks, k.news):
-            await self.store.ensure_group(stream, k.EVAL_GROUP)
-        raw_states: dict[str, str] = await self.redis.hgetall(k.alert_state)  # type: ignore[misc]
+            await self.streams.ensure_group(stream, k.EVAL_GROUP)
+        raw_states = await self.state.states()
         states = {key: AlertState.from_json(v) for key, v in raw_states.items()}
         market = self.plan.new_market()
         self.driver = Driver(
@@ -133,8 +131,8 @@ class Evaluator:
         firing = sum(s.state == "firing" for s in states.values())
         pending = sum(s.state == "pending" for s in states.values())
         await self._warm()  # history first: windows and expression state
-        checkpoint: dict[str, str] = await self.redis.hgetall(k.eval_checkpoint)  # type: ignore[misc]
-        _load_checkpoint(self.driver.engine, checkpoint)  # then the exact prices and anchors
+        # then the exact prices and anchors
+        _load_checkpoint(self.driver.engine, await self.state.checkpoint())
         # symbols not heard from yet count as silent from now on, not from the open:
         # a daemon started at noon must not report every feed as hours overdue
         market.first_ms = self._now()
@@ -208,15 +206,9 @@ class Evaluator:
         if dropped:
             now_ms = self.stats.last_event_ms or int(time.time() * 1000)  # the data's clock
             retired = old.retire(dropped, now_ms, {i.rule for i in plan.instances})
-            pipe = self.redis.pipeline(transaction=True)
             fresh = self.engine.states
-            pipe.hset(self.keys.alert_state, mapping={k: fresh[k].to_json() for k in dropped})
-            # nor firing for delivery (inhibition); those that were told resolve just below
-            pipe.hdel(self.keys.firing, *dropped)
-            for a in retired:
-                pipe.xadd(self.keys.outbox, {"alert": a.to_json()}, maxlen=self.maxlen,
-                          approximate=True)  # fmt: skip
-            await pipe.execute()
+            # reset, no longer firing for delivery (inhibition), and those told resolve
+            await self.state.retire({k: fresh[k].to_json() for k in dropped}, retired)
             self.stats.alerts += len(retired)
         if unfilled:
             await self._warm(unfilled)
@@ -235,13 +227,13 @@ class Evaluator:
         already holds their history.
         """
         k = self.keys
-        boundary = await self._first_unprocessed(k.ticks)
+        boundary = await self.streams.first_unprocessed(k.ticks, k.EVAL_GROUP)
         if boundary is None:
             return
         chunks: list[list[Entry]] = []
         before, newest_ts, done = boundary, None, False
         while not done:
-            rows = await self.store.history(k.ticks, before, 5000)
+            rows = await self.streams.history(k.ticks, before, 5000)
             if not rows:
                 break
             chunks.append(rows)
@@ -260,21 +252,6 @@ class Evaluator:
                     windows[fields["s"]].add(int(fields["t"]), float(fields["p"]))
                     self.stats.warmed += 1
 
-    async def _first_unprocessed(self, stream: str) -> str | None:
-        """Id of the first entry this group has not acknowledged (pending or new)."""
-        pending: Any = await self.redis.xpending(stream, self.keys.EVAL_GROUP)
-        if pending and pending.get("pending"):
-            return str(pending["min"])
-        groups: Any = await self.redis.xinfo_groups(stream)
-        for g in groups:
-            if g["name"] == self.keys.EVAL_GROUP:
-                last = str(g["last-delivered-id"])
-                if last == "0-0":
-                    return None
-                ms, seq = last.split("-")
-                return f"{ms}-{int(seq) + 1}"
-        return None
-
     # --- main loop ----------------------------------------------------------------------
     async def run(self) -> None:
         await self.restore()
@@ -282,7 +259,7 @@ class Evaluator:
         streams = (k.ticks, k.news)
         # first whatever this consumer read but never acknowledged (a crash mid-batch)
         while True:
-            entries = await self.store.read_group(
+            entries = await self.streams.read_group(
                 streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=None, pending=True
             )
             if not entries:
@@ -299,7 +276,7 @@ class Evaluator:
                     if time.monotonic() >= next_clock or self._reminder_due():
                         next_clock = time.monotonic() + CLOCK_EVERY_S
                         await self.check_clock()
-                entries = await self.store.read_group(
+                entries = await self.streams.read_group(
                     streams, k.EVAL_GROUP, self.consumer, count=self.batch, block_ms=BLOCK_MS
                 )
                 async with self._turn:  # a plan switched during the read judges this batch
@@ -443,21 +420,15 @@ class Evaluator:
         return alerts
 
     async def _commit(self, alerts: list[AlertEvent], acks: dict[str, list[str]]) -> None:
-        """States, checkpoint, outbox entries and acks in one MULTI/EXEC."""
-        k = self.keys
+        """States, checkpoint, outbox entries and acks in one MULTI/EXEC (`StateStore.commit`)."""
         engine = self.engine
-        pipe = self.redis.pipeline(transaction=True)
         dirty = engine.take_dirty()
-        if dirty:
-            pipe.hset(k.alert_state, mapping={key: st.to_json() for key, st in dirty.items()})
-        checkpoint = _checkpoint_fields(engine)
-        if checkpoint:
-            pipe.hset(k.eval_checkpoint, mapping=checkpoint)
-        for a in alerts:
-            pipe.xadd(k.outbox, {"alert": a.to_json()}, maxlen=self.maxlen, approximate=True)
-        for stream, ids in acks.items():
-            pipe.xack(stream, k.EVAL_GROUP, *ids)
-        await pipe.execute()
+        await self.state.commit(
+            states={key: st.to_json() for key, st in dirty.items()},
+            checkpoint=_checkpoint_fields(engine),
+            alerts=alerts,
+            acks=acks,
+        )
         self.stats.alerts += len(alerts)
         for a in alerts:
             log.debug("alert %s %s", a.state, a.key)

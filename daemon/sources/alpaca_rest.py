@@ -321,7 +321,7 @@ class AlpacaBackfillSource(RestSource):
             return 0
         now = now or datetime.now(UTC)
         floor_ms = int((now - cfg.lookback).timestamp() * 1000)
-        have = await self._latest_ms(wanted)
+        have = await self.ctx.store.latest_times(wanted)  # the newest price time per symbol
         start_ms = min(max(floor_ms, have.get(s, 0)) for s in wanted)
         if start_ms >= int(now.timestamp() * 1000) - 60_000:
             log.info("source %s: nothing to backfill (Redis is up to date)", self.name)
@@ -346,20 +346,6 @@ class AlpacaBackfillSource(RestSource):
             _rfc3339(datetime.fromtimestamp(start_ms / 1000, UTC)),
         )
         return accepted
-
-    async def _latest_ms(self, symbols: Iterable[str]) -> dict[str, int]:
-        """The newest price time Redis holds per symbol (`latest` hash: "price ts_ms")."""
-        store = self.ctx.store
-        names = list(symbols)
-        values = await store.redis.hmget(store.keys.latest, names)  # type: ignore[misc]
-        out: dict[str, int] = {}
-        for name, value in zip(names, values, strict=True):
-            text = value.decode() if isinstance(value, bytes) else str(value or "")
-            try:
-                out[name] = int(text.split()[1]) if text else 0
-            except (IndexError, ValueError):
-                out[name] = 0
-        return out
 
 
 async def run_backfills(sources: Iterable[Source], timeout: float = 120.0) -> int:

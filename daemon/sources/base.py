@@ -25,6 +25,8 @@ from daemon.events import Headline, Tick
 from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.normalize import REASONS, EdgeFilter
 from daemon.sources.sentiment import with_local_score
+from daemon.store.calendar import CalendarStore
+from daemon.store.feeds import FeedStatusStore
 from daemon.store.retry import Reconnect, run_resilient
 from daemon.store.streams import StreamStore
 
@@ -64,6 +66,7 @@ class SourceContext:
     to it and get `Source.resubscribe` when a reload changes it. `ops` raises an ops alert on the
     daemon's ops channels (a silent feed, a refused subscription); `on_fatal` is how a source
     that cannot work (bad credentials) makes the daemon exit non-zero instead of looping.
+    `calendar` and `feed_status` are the other stores a source writes, on `store`'s connection.
     """
 
     store: StreamStore
@@ -76,6 +79,14 @@ class SourceContext:
     arbiter: FeedArbiter | None = None
     #: The daemon's word that Redis is back (it restarted its embedded server): retry now.
     reconnect: Reconnect | None = None
+    #: Where calendar sources write the earnings calendar.
+    calendar: CalendarStore = field(init=False)
+    #: Where live feeds write their status.
+    feed_status: FeedStatusStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calendar = CalendarStore(self.store.redis, self.store.keys)
+        self.feed_status = FeedStatusStore(self.store.redis, self.store.keys)
 
 
 class Source(ABC):

@@ -2,9 +2,9 @@
 
 The offline CSV (`calendar.earnings`) always works; this adds what the providers know, refreshed
 every few hours. Each `earnings_calendar` source writes its own fields (`SYMBOL|source` → JSON list)
-of one Redis hash, so two providers never overwrite each other and a restart starts with the
-last calendar fetched; `load_earnings_from_redis` reads them back merged, and `merge_earnings`
-merges any number of calendars (e.g. the CSV first, so its notes win).
+of one Redis hash (`daemon.store.calendar`), so two providers never overwrite each other and a
+restart starts with the last calendar fetched; `load_earnings` reads them back merged, and
+`merge_earnings` merges any number of calendars (e.g. the CSV first, so its notes win).
 
 Finnhub's `hour` is `bmo`, `amc`, `dmh` (during market hours) or empty; `dmh` and empty become
 `unknown` (dmh noted as "during market hours"). Alpha Vantage sends CSV, with an optional 7th
@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 import aiohttp
 from pydantic import Field, SecretStr, field_validator
-from redis.asyncio import Redis
 
 from daemon.durations import Duration
 from daemon.events import EarningsEvent, ReportTime
@@ -40,7 +39,7 @@ from daemon.sources.poller import (
     Provider,
     count_into,
 )
-from daemon.store.keys import Keys
+from daemon.store.calendar import CalendarStore
 
 __all__ = [
     "FINNHUB",
@@ -49,11 +48,11 @@ __all__ = [
     "av_horizon",
     "fetch_alphavantage_earnings",
     "fetch_finnhub_earnings",
-    "load_earnings_from_redis",
+    "load_earnings",
     "merge_earnings",
     "parse_av_earnings_csv",
     "parse_finnhub_calendar",
-    "write_earnings_to_redis",
+    "write_earnings",
 ]
 
 log = logging.getLogger("tickwatch.sources.earnings")
@@ -274,8 +273,8 @@ async def fetch_alphavantage_earnings(
     return events
 
 
-async def write_earnings_to_redis(
-    redis: Redis, keys: Keys, source: str, symbols: Iterable[str], events: Iterable[EarningsEvent]
+async def write_earnings(
+    calendar: CalendarStore, source: str, symbols: Iterable[str], events: Iterable[EarningsEvent]
 ) -> None:
     """Replace `source`'s part of the calendar in one transaction: a field per symbol (an empty
     list when it has no report coming), and its fields for symbols no longer asked for removed."""
@@ -283,34 +282,19 @@ async def write_earnings_to_redis(
     for e in events:
         if e.symbol in by_symbol:
             by_symbol[e.symbol].append(e)
-    key = keys.earnings_calendar
-    suffix = f"|{source}"
-    fields = [_text(f) for f in await redis.hkeys(key)]  # type: ignore[misc]
-    stale = [f for f in fields if f.endswith(suffix) and f[: -len(suffix)] not in by_symbol]
-    pipe = redis.pipeline(transaction=True)
-    if stale:
-        pipe.hdel(key, *stale)
-    if by_symbol:
-        pipe.hset(key, mapping={f"{s}{suffix}": _to_json(evs) for s, evs in by_symbol.items()})
-    await pipe.execute()
+    await calendar.replace(source, {s: _to_json(evs) for s, evs in by_symbol.items()})
 
 
-async def load_earnings_from_redis(redis: Redis, keys: Keys) -> list[EarningsEvent]:
+async def load_earnings(calendar: CalendarStore) -> list[EarningsEvent]:
     """Every provider's calendar from Redis, merged (`merge_earnings`); unreadable fields are
     skipped with a warning. Empty when no `earnings_calendar` source has run yet."""
-    raw = await redis.hgetall(keys.earnings_calendar)  # type: ignore[misc]
     found: list[EarningsEvent] = []
-    for field, value in sorted(raw.items()):
-        name = _text(field)
+    for f in await calendar.read():
         try:
-            found.extend(_from_json(name.split("|", 1)[0], _text(value)))
+            found.extend(_from_json(f.symbol, f.value))
         except (ValueError, TypeError, KeyError, AttributeError):
-            log.warning("earnings calendar in Redis: field %r is unreadable, skipped", name)
+            log.warning("earnings calendar in Redis: field %r is unreadable, skipped", f.field)
     return merge_earnings(found)
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 # --- the source -------------------------------------------------------------------------------
@@ -338,7 +322,7 @@ class EarningsCalendarConfig(PollerConfig):
 
 class EarningsCalendarSource(Poller):
     """Polls one provider's calendar; `on_update` (set by the daemon) is awaited after each write,
-    so reminders can be rescheduled from `load_earnings_from_redis` when the calendar changes."""
+    so reminders can be rescheduled from `load_earnings` when the calendar changes."""
 
     kind = "earnings_calendar"
     config_model = EarningsCalendarConfig
@@ -372,8 +356,7 @@ class EarningsCalendarSource(Poller):
                 horizon=cfg.horizon, symbols=set(wanted), counts=counts,
             )  # fmt: skip
         events = [e for e in events if start <= e.date <= end]
-        store = self.ctx.store
-        await write_earnings_to_redis(store.redis, store.keys, self.name, wanted, events)
+        await write_earnings(self.ctx.calendar, self.name, wanted, events)
         bad = counts.get("malformed", 0)
         self.malformed += bad
         self.accepted += len(events)

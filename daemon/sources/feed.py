@@ -806,10 +806,7 @@ class FeedSource(Source):
         }
 
     async def _write_status(self) -> None:
-        store = self.ctx.store
-        await store.redis.hset(  # type: ignore[misc]
-            store.keys.sources_status, self.name, json.dumps(self.status(), sort_keys=True)
-        )
+        await self.ctx.feed_status.write(self.name, self.status())
 
     async def _status_loop(self) -> None:
         every = self.config.status_every.total_seconds()

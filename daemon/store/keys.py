@@ -139,3 +139,8 @@ class Keys:
     #: The router's group on the outbox (named "notifier" since before there was a router).
     NOTIFY_GROUP = "notifier"
     DELIVER_GROUP = "deliver"
+
+    # --- delivery (notify side) ---
+    def cap_notice(self, channel: str, day: str) -> str:
+        """Set once the day a channel reaches its daily cap, so the cap notice goes out once."""
+        return self._k("notify", "sent", channel, day, "told")  # `sent_today(...)` + ":told"

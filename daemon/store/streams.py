@@ -69,6 +69,9 @@ _WRITE_SHA = hashlib.sha1(_WRITE.encode()).hexdigest()
 
 
 class StreamStore:
+    """The tick and news streams, their consumer groups, and what the edge writes with them
+    (the `latest` hash, reject counts, each source's resume cursor)."""
+
     def __init__(self, redis: Redis, keys: Keys, maxlen: int = 1_000_000):
         self.redis = redis
         self.keys = keys
@@ -123,6 +126,20 @@ class StreamStore:
                 continue
         return clocks, news
 
+    async def latest_times(self, symbols: Iterable[str]) -> dict[str, int]:
+        """Each symbol's newest accepted price time (the `latest` hash, "price ts_ms"), 0 for
+        one never written: where a backfill takes up."""
+        names = list(symbols)
+        values = await self.redis.hmget(self.keys.latest, names)  # type: ignore[misc]
+        out: dict[str, int] = {}
+        for name, value in zip(names, values, strict=True):
+            text = value.decode() if isinstance(value, bytes) else str(value or "")
+            try:
+                out[name] = int(text.split()[1]) if text else 0
+            except (IndexError, ValueError):
+                out[name] = 0
+        return out
+
     async def cursor(self, source: str) -> dict[str, str]:
         res: dict[str, str] = await self.redis.hgetall(self.keys.source_cursor(source))  # type: ignore[misc]
         return res
@@ -156,6 +173,24 @@ class StreamStore:
                 if fields:  # a deleted (trimmed) pending entry comes back empty
                     out.append((stream, entry_id, fields))
         return out
+
+    async def first_unprocessed(self, stream: str, group: str) -> str | None:
+        """Id of the first entry `group` has not acknowledged: its oldest pending entry, else
+        the one after its last delivered; None when it has read nothing yet. The group must
+        exist (`ensure_group`). Where the evaluator's window warm-up stops: what it consumed,
+        it has judged."""
+        pending: Any = await self.redis.xpending(stream, group)
+        if pending and pending.get("pending"):
+            return str(pending["min"])
+        groups: Any = await self.redis.xinfo_groups(stream)
+        for g in groups:
+            if g["name"] == group:
+                last = str(g["last-delivered-id"])
+                if last == "0-0":
+                    return None
+                ms, seq = last.split("-")
+                return f"{ms}-{int(seq) + 1}"
+        return None
 
     async def history(self, stream: str, before_id: str, count: int) -> list[Entry]:
         """Up to `count` entries before `before_id`, oldest first (window warm-up)."""
