@@ -299,7 +299,7 @@ def test_a_file_deleted_between_listing_and_reading(
         return found
 
     gone.write_text(GOOD_RULES.replace("nvda-100", "gone"))
-    monkeypatch.setattr("daemon.config.glob.glob", listing_then_delete)
+    monkeypatch.setattr("glob.glob", listing_then_delete)
     problem = only_problem(check_outcome(tree), "rules/zz.yaml")
     assert problem.message.startswith("cannot read file: No such file or directory"), problem
 
@@ -650,6 +650,6 @@ def test_check_outcome_helper_rejects_other_exceptions(
     def boom(*_args: Any, **_kwargs: Any) -> Any:
         raise KeyError("boom")
 
-    monkeypatch.setattr("daemon.config.RuleFile.model_validate", boom)
+    monkeypatch.setattr("daemon.rules.schema.RuleFile.model_validate", boom)
     with pytest.raises(AssertionError, match=INTERNAL_ERROR):
         trees.as_rule_file(GOOD_RULES.encode())

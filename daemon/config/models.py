@@ -1,0 +1,304 @@
+"""The settings models of alerts.yaml and `Config`, the loaded configuration they make."""
+
+from __future__ import annotations
+
+import functools
+import re
+import typing
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    SecretStr,
+    field_validator,
+)
+
+from daemon.durations import Duration
+from daemon.events import EarningsEvent
+from daemon.notify.base import ChannelConfig
+from daemon.notify.delivery import DeliveryOptions, DeliverySettings
+from daemon.notify.inhibit import InhibitRule
+from daemon.notify.registry import channel_config_models
+from daemon.notify.routing import RouteConfig
+from daemon.rulecache import RuleFileCache
+from daemon.rules.compile import Plan, compile_rules
+from daemon.rules.groups import expand
+from daemon.rules.schema import Rule
+from daemon.sources.registry import source_config_models
+from daemon.yamlsrc import Path_
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RedisSettings(_Model):
+    """Where state lives. No `url` means: start the embedded server with data in `data_dir`."""
+
+    url: str | None = Field(None, description="redis://host:port/db; empty = embedded server")
+    prefix: str = Field("tw", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    data_dir: Path = Path("var")
+    stream_maxlen: int = Field(1_000_000, ge=1000, description="Approximate cap per stream")
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, v: Any) -> Any:
+        if v in ("", None):
+            return None
+        if not re.match(r"^(redis|rediss|unix)://", str(v)):
+            raise ValueError(f"{v!r} is not a Redis URL; write redis://host:6379/0")
+        return v
+
+
+class HttpSettings(_Model):
+    """`/healthz` and `/metrics` for the on-call engineer and Prometheus (daemon/http.py)."""
+
+    listen: str | None = Field(
+        None,
+        description='"host:port" to serve /healthz and /metrics on, e.g. "127.0.0.1:9464"; '
+        "port 0 picks a free one (logged); unset: no HTTP server. Keep it on loopback unless a "
+        "proxy guards it",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if not v:  # unset, or an empty ${TICKWATCH_HTTP_LISTEN:-}
+            return None
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"{v!r} is not host:port; write 127.0.0.1:9464")
+        return v
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.listen is not None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class EdgeSettings(_Model):
+    """How strict the edge is with incoming events."""
+
+    future_tolerance: Duration = Field(default=timedelta(minutes=5))
+    out_of_order_tolerance: Duration = Field(default=timedelta(seconds=5))
+
+
+class CalendarSettings(_Model):
+    """Where scheduled events come from."""
+
+    earnings: Path | None = Field(None, description="CSV: symbol,date,when[,note]")
+
+
+class EvaluatorSettings(_Model):
+    batch: int = Field(1000, ge=1, le=50_000, description="Events read per batch")
+    warmup: Duration = Field(
+        default=timedelta(hours=1), description="History replayed into windows at start"
+    )
+
+
+def _union(models: tuple[type[BaseModel], ...]) -> Any:
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+
+
+if typing.TYPE_CHECKING:
+    from daemon.sources.base import SourceConfig
+
+    ChannelUnion = ChannelConfig
+else:
+    SourceConfig = _union(source_config_models())
+    ChannelUnion = _union(channel_config_models())
+
+
+class Settings(_Model):
+    """alerts.yaml."""
+
+    redis: RedisSettings = Field(default_factory=lambda: RedisSettings())
+    edge: EdgeSettings = Field(default_factory=lambda: EdgeSettings())
+    evaluator: EvaluatorSettings = Field(default_factory=lambda: EvaluatorSettings())
+    calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings())
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings())
+    symbols: list[str] = Field(default_factory=list, description="Extra symbols to accept")
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    channels: dict[str, ChannelUnion] = Field(default_factory=dict)
+    include: list[str] = Field(default_factory=list, description="Rule file globs")
+    ops_channels: list[str] = Field(
+        default_factory=list, description="Where the daemon reports its own trouble (bad reload)"
+    )
+    route: RouteConfig | None = Field(
+        None,
+        description="Alertmanager-style route tree; omitted: each alert goes to its rule's "
+        "channels, one message per transition",
+    )
+    inhibit_rules: list[InhibitRule] = Field(
+        default_factory=list, description="A firing alert mutes lesser ones with equal labels"
+    )
+    delivery: DeliveryOptions = Field(
+        default_factory=lambda: DeliveryOptions(),
+        description="How long a notification may keep failing before it is dead-lettered",
+    )
+    max_alert_age: Duration = Field(
+        default=timedelta(minutes=15),
+        description="After downtime, older transitions are recorded, not sent (one summary "
+        "notice says what was skipped)",
+    )
+    rules: list[Rule] = Field(default_factory=list)
+    anchors: dict[str, dict[date, PositiveFloat]] = Field(
+        default_factory=dict,
+        description="Prices that returns since a date are measured from, per symbol and date: "
+        "{XMAG: {2026-01-01: 25.0}} is XMAG as 2026 began (the 2025 close). History that "
+        "reaches back past the date wins",
+    )
+    anchors_csv: Path | None = Field(None, description="Anchor prices as CSV: symbol,date,price")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRule:
+    rule: Rule
+    file: str
+    line: int
+
+
+@dataclass
+class Config:
+    settings: Settings
+    rules: list[LoadedRule]
+    base_dir: Path
+    files: list[str] = field(default_factory=list)
+    #: alerts.yaml path → the environment variables its value came from.
+    env_vars: dict[Path_, list[str]] = field(default_factory=dict)
+    #: Earnings reports from the calendar file, sorted by date.
+    earnings: list[EarningsEvent] = field(default_factory=list)
+    #: Configured anchor prices (`anchors:` and `anchors_csv:`), by (symbol, date).
+    anchors: dict[tuple[str, date], float] = field(default_factory=dict)
+    #: The file this was loaded from, and the environment used: a reload reads them again.
+    path: Path = Path("alerts.yaml")
+    env: typing.Mapping[str, str] | None = None
+    #: Rule files as parsed, for the next reload (see `RuleFileCache`).
+    file_cache: RuleFileCache = field(default_factory=lambda: RuleFileCache())
+
+    def reload(self) -> Config:
+        """Load the same files again (raises ConfigError, leaving this Config untouched).
+
+        Rule files that did not change since this config read them are not parsed again
+        (`RuleFileCache`): a reload after an edit of one file costs that file."""
+        from daemon.config.load import load_config  # the loader imports this module
+
+        return load_config(self.path, self.env, cache=self.file_cache)
+
+    @property
+    def watched_globs(self) -> list[str]:
+        """Absolute globs of every file this config is made of (for the file watcher)."""
+        return [str(self.path.resolve())] + [
+            str((self.base_dir / g).resolve()) for g in self.settings.include
+        ]
+
+    def env_vars_of_channel(self, name: str) -> dict[str, str]:
+        """Field (as written in YAML) → the environment variable that supplies it."""
+        prefix = ("channels", name)
+        return {
+            str(path[2]): names[0]
+            for path, names in self.env_vars.items()
+            if path[:2] == prefix and len(path) == 3
+        }
+
+    def expand(self, ref: str | list[str] | None) -> list[str]:
+        """Symbols named by a symbol, a group, or a list of either, in order, de-duplicated."""
+        return expand(self.settings.groups, ref)
+
+    def compile(
+        self,
+        rules: typing.Iterable[Rule] | None = None,
+        earnings: typing.Sequence[EarningsEvent] | None = None,
+    ) -> Plan:
+        """The evaluation plan for this config's rules (or `rules`), with its groups and
+        calendar (or `earnings`): `compile_rules` itself takes no Config, so the engine
+        never imports this module."""
+        return compile_rules(
+            (lr.rule for lr in self.rules) if rules is None else rules,
+            groups=self.settings.groups,
+            earnings=self.earnings if earnings is None else earnings,
+            anchors=self.anchors,
+            versions=self.file_cache.versions,
+        )
+
+    @functools.cached_property
+    def universe(self) -> frozenset[str]:
+        """Every symbol the daemon accepts: listed, grouped, or named by a rule (computed once:
+        a loaded config does not change)."""
+        syms = set(self.settings.symbols)
+        for members in self.settings.groups.values():
+            syms.update(members)
+        for lr in self.rules:
+            syms.update(rule_symbols(lr.rule, self))
+        return frozenset(syms)
+
+    def channel(self, name: str) -> ChannelConfig:
+        cfg: ChannelConfig = self.settings.channels[name]
+        return cfg
+
+    def secret_values(self) -> list[str]:
+        """Every secret in the config (channels' and sources' tokens, keys, Apprise URLs), for
+        the log filter that scrubs them should one ever reach a log line."""
+        out: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, SecretStr):
+                if value.get_secret_value():
+                    out.append(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                for _, v in value:
+                    walk(v)
+            elif isinstance(value, list | tuple):
+                for v in value:
+                    walk(v)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+
+        walk(list(self.settings.channels.values()))
+        walk(self.settings.sources)
+        return out
+
+    @property
+    def delivery(self) -> DeliverySettings:
+        s = self.settings
+        return DeliverySettings(
+            route=s.route,
+            inhibit_rules=list(s.inhibit_rules),
+            max_alert_age_ms=int(s.max_alert_age.total_seconds() * 1000),
+            channels=dict(s.channels),
+            data_clock=all(src.type == "replay" for src in s.sources),
+            give_up_after=s.delivery.give_up_after,
+        )
+
+    def dump(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets and URL passwords masked."""
+        data = self.settings.model_dump(mode="json", by_alias=True, exclude={"rules"})
+        url = data["redis"].get("url")
+        if url:
+            data["redis"]["url"] = mask_url(url)
+        data["rules"] = [lr.rule.name for lr in self.rules]
+        return data
+
+
+def mask_url(url: str) -> str:
+    """A Redis URL fit for logs: userinfo and `?password=` masked."""
+    # userinfo ends at the last '@' before the path; unix:// URLs pass ?password=
+    url = re.sub(r"//[^/?#]*@", "//***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
+
+
+def rule_symbols(rule: Rule, cfg: Config) -> list[str]:
+    """The symbols `rule` reads, its groups expanded with `cfg`'s."""
+    return [sym for ref in rule.symbol_refs for sym in cfg.expand(ref)]
