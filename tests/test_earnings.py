@@ -16,7 +16,7 @@ from daemon.config import ConfigError, load_config
 from daemon.events import EarningsEvent
 from daemon.rules.schema import Reminder
 from daemon.rules.timers import due_at
-from daemon.sources.calendar import load_earnings_csv
+from daemon.sources.dated_csv import load_earnings_csv
 from daemon.store.keys import Keys
 from tests.helpers import wait_until
 

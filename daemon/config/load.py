@@ -18,7 +18,7 @@ from daemon.config.models import Config, LoadedRule, Settings
 from daemon.events import EarningsEvent
 from daemon.rulecache import RuleFileCache
 from daemon.rules.schema import RuleFile
-from daemon.sources.calendar import load_anchors_csv, load_earnings_csv
+from daemon.sources.dated_csv import load_anchors_csv, load_earnings_csv
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
 
 log = logging.getLogger("tickwatch.config")
