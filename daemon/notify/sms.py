@@ -1,16 +1,8 @@
 """SMS channel via Twilio's Messages API (the official `twilio` client, async transport).
 
 One message per recipient, kept to `max_segments` segments (1 by default, at most 2) and so to a
-known cost. Length is counted the way carriers bill it (PROTOCOLS.md §7.4): GSM-7 text takes 160
-septets in one segment (153 each when split), `€ [ ] { } ~ ^ | \\` taking two; a single character
-outside GSM-7 switches the whole text to UCS-2 at 70 (67) characters. So typographic marks
-(’ “ ” – — …) are transliterated and emoji dropped, keeping GSM-7 wherever the words themselves
-allow; text in another script (Cyrillic, CJK) is kept as UCS-2 and cut to fit that budget. The
-state, severity, rule, value and time always survive; the summary gives way ("...").
-Provenance comes last and only in room the alert text leaves: `(XMAG 27.10@13:53 MAGS
-61.20@13:53 v3f2a9c1e)`, fewer inputs (`+1`) or just the rule version when space is short,
-nothing when none is left. It never adds a segment to the bill (round brackets: `[` and `]`
-cost two septets each).
+known cost: the text is composed in `daemon.notify.sms_compose`, counted the way carriers bill it
+in `daemon.notify.sms_segments` (both re-exported here).
 
 A recipient who cannot be reached (unsubscribed, not a mobile) never stops the others; errors are
 collected and raised once, after every recipient was tried. Recipients that got a notification,
@@ -27,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import unicodedata
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -40,7 +31,6 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from daemon.alerts import AlertEvent, Input
 from daemon.notify.base import (
     ChannelConfig,
     DeliveryError,
@@ -49,7 +39,17 @@ from daemon.notify.base import (
     Receipt,
     retry_after_from,
 )
-from daemon.notify.slack_blocks import compare_text, format_number, order_alerts
+from daemon.notify.sms_compose import sms_group_text, sms_notice, sms_provenance, sms_text
+from daemon.notify.sms_segments import (
+    SMS_MAXLEN,
+    encoding_of,
+    gsm7_length,
+    segment_budget,
+    segments,
+    to_gsm7,
+    ucs2_length,
+)
+from daemon.notify.sms_segments import Encoding as Encoding
 
 __all__ = [
     "SMS_MAXLEN",
@@ -67,62 +67,7 @@ __all__ = [
     "ucs2_length",
 ]
 
-SMS_MAXLEN: Final = 160
 E164: Final = re.compile(r"^\+[1-9]\d{6,14}$")
-Encoding = Literal["GSM-7", "UCS-2"]
-#: (one segment, per segment when split) for each encoding.
-_SEGMENT: Final[dict[str, tuple[int, int]]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
-_ELLIPSIS: Final = "..."
-
-# GSM 03.38 default alphabet (1 septet each) and its extension table (2 septets: ESC + char).
-_GSM_BASIC: Final = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXT: Final = frozenset("^{}\\[~]|€")
-# Common non-GSM characters with a faithful GSM spelling; anything else is transliterated
-# (é stays, ô → o) or dropped (emoji).
-_REPLACE: Final[dict[str, str]] = {
-    "“": '"',
-    "”": '"',
-    "„": '"',
-    "«": '"',
-    "»": '"',
-    "‘": "'",
-    "’": "'",
-    "‚": "'",
-    "`": "'",
-    "´": "'",
-    "—": "-",
-    "–": "-",
-    "‐": "-",
-    "−": "-",
-    "…": "...",
-    "•": "*",
-    "·": "*",
-    "×": "x",
-    "÷": "/",
-    "≤": "<=",
-    "≥": ">=",
-    "≠": "!=",
-    "±": "+/-",
-    "→": "->",
-    "←": "<-",
-    "↑": "up",
-    "↓": "down",
-    "¢": "c",
-    "ł": "l",
-    "Ł": "L",
-    "đ": "d",
-    "Đ": "D",
-    "œ": "oe",
-    "Œ": "OE",
-    "ı": "i",
-    "\t": " ",
-    "\u00a0": " ",
-    "\u2009": " ",
-    "\u202f": " ",
-}
 
 # Twilio error codes a retry cannot fix: what each means for the operator (PROTOCOLS.md §7.2).
 _PERMANENT: Final[dict[int, str]] = {
@@ -181,231 +126,6 @@ def _check_e164(number: str, field: str) -> str:
             "write numbers in E.164 form, e.g. +15551234567"
         )
     return number
-
-
-def _gsm_char(ch: str) -> str | None:
-    """`ch` in GSM-7: itself, a faithful spelling, its base letter, "" (drop), or None (no way)."""
-    if ch in _GSM_BASIC or ch in _GSM_EXT:
-        return ch
-    if ch in _REPLACE:
-        return _REPLACE[ch]
-    # Accented letters outside GSM (ô, ł, ā): keep the base letter when that is GSM.
-    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-    if base and all(c in _GSM_BASIC for c in base):
-        return base
-    category = unicodedata.category(ch)
-    if category[0] in "LN":
-        return None  # a letter or digit of another script: only UCS-2 can carry it
-    return ""  # emoji, symbols, marks, controls: decoration an SMS can do without
-
-
-def to_gsm7(text: str) -> str:
-    """Text in the GSM-7 alphabet on one line: typographic marks replaced, the rest dropped."""
-    out = "".join(_gsm_char(ch) or "" for ch in text)
-    return " ".join(out.split())  # newlines and runs of spaces collapse to one space
-
-
-def _as_gsm7(text: str) -> str | None:
-    """`text` in GSM-7 without losing a word, or None when it has letters GSM-7 lacks."""
-    out: list[str] = []
-    for ch in text:
-        g = _gsm_char(ch)
-        if g is None:
-            return None
-        out.append(g)
-    return " ".join("".join(out).split())
-
-
-def _as_ucs2(text: str) -> str:
-    """`text` for a UCS-2 message: kept as written, on one line, without control characters."""
-    kept = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch)[0] != "C")
-    return " ".join(kept.split())
-
-
-def gsm7_length(text: str) -> int:
-    """Septets `text` takes (extension characters such as `€` and `[` count twice)."""
-    return sum(2 if ch in _GSM_EXT else 1 for ch in text)
-
-
-def ucs2_length(text: str) -> int:
-    """UTF-16 code units `text` takes (an emoji outside the BMP counts twice)."""
-    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
-
-
-def encoding_of(text: str) -> Encoding:
-    """GSM-7 when every character is in its alphabet, else UCS-2."""
-    return "GSM-7" if all(ch in _GSM_BASIC or ch in _GSM_EXT for ch in text) else "UCS-2"
-
-
-def _units(text: str, encoding: Encoding) -> int:
-    return gsm7_length(text) if encoding == "GSM-7" else ucs2_length(text)
-
-
-def segment_budget(encoding: Encoding, max_segments: int) -> int:
-    """Units that fit in `max_segments` segments: 160/306 septets, or 70/134 UCS-2 characters."""
-    single, split = _SEGMENT[encoding]
-    return single if max_segments <= 1 else split * max_segments
-
-
-def segments(text: str) -> int:
-    """Segments a carrier bills for `text`."""
-    encoding = encoding_of(text)
-    units = _units(text, encoding)
-    single, split = _SEGMENT[encoding]
-    return 1 if units <= single else -(-units // split)
-
-
-def _fit(text: str, budget: int, encoding: Encoding, ellipsis: str = _ELLIPSIS) -> str:
-    """`text` cut to at most `budget` units, ending in `ellipsis` when it had to be cut."""
-    if _units(text, encoding) <= budget:
-        return text
-    room = budget - _units(ellipsis, encoding)
-    if room <= 0:
-        return ""
-    out: list[str] = []
-    used = 0
-    for ch in text:
-        cost = _units(ch, encoding)
-        if used + cost > room:
-            break
-        out.append(ch)
-        used += cost
-    return "".join(out).rstrip() + ellipsis
-
-
-class _Composer:
-    """Puts parts into one message of a fixed budget, in the one encoding they all fit."""
-
-    def __init__(self, parts: Sequence[str], max_segments: int):
-        gsm = [_as_gsm7(p) for p in parts]
-        if all(g is not None for g in gsm):
-            self.encoding: Encoding = "GSM-7"
-            self.parts = [g or "" for g in gsm]
-        else:
-            self.encoding = "UCS-2"
-            self.parts = [_as_ucs2(p) for p in parts]
-        self.budget = segment_budget(self.encoding, max_segments)
-
-    def units(self, text: str) -> int:
-        return _units(text, self.encoding)
-
-    def fit(self, text: str, budget: int) -> str:
-        return _fit(text, budget, self.encoding)
-
-
-def _state_word(alert: AlertEvent) -> str:
-    if alert.state == "resolved":
-        return "RESOLVED"
-    return "STILL FIRING" if alert.repeat else "FIRING"
-
-
-def _input_compact(inp: Input, alert: AlertEvent) -> str:
-    """`XMAG 27.10@13:53` (New York time), `@4/8 13:53` when not on the alert's day."""
-    t = inp.time_ny
-    day = "" if t.date() == alert.time_ny.date() else f"{t.month}/{t.day} "
-    return f"{inp.symbol} {format_number(inp.price)}@{day}{t:%H:%M}"
-
-
-def sms_provenance(alert: AlertEvent, room: int | None = None, encoding: Encoding = "GSM-7") -> str:
-    """`(XMAG 27.10@13:53 MAGS 61.20@13:53 v3f2a9c1e)` in at most `room` units ("" if none fit).
-
-    When the whole does not fit, the last inputs give way to a count (`+1`), then all of them,
-    leaving the rule version; "" when the event carries no provenance or nothing fits.
-    """
-    items = [_input_compact(i, alert) for i in alert.inputs]
-    version = [f"v{alert.rule_version}"] if alert.rule_version else []
-    for shown in range(len(items), -1, -1):
-        hidden = len(items) - shown
-        words = [*items[:shown], *([f"+{hidden}"] if hidden and shown else []), *version]
-        if not words:
-            return ""
-        text = f"({' '.join(words)})"
-        if room is None or _units(text, encoding) <= room:
-            return text
-    return ""
-
-
-def sms_text(alert: AlertEvent, max_segments: int = 1) -> str:
-    """`FIRING warning rule: <summary> 7.98 < 8.00 13:47 ET (XMAG 27.10@13:53 v3f2a9c1e)`.
-
-    Within `max_segments` segments. The state, severity, rule, value and time always survive;
-    the summary gives way ("..."); the provenance is added only in the room the rest leaves in
-    the segments it already takes.
-    """
-    text = _alert_text(alert, max_segments)
-    if not (alert.inputs or alert.rule_version):
-        return text
-    encoding = encoding_of(text)
-    # the room left in the segments the text already takes: provenance never adds a segment
-    room = segment_budget(encoding, segments(text)) - _units(text, encoding) - 1
-    provenance = sms_provenance(alert, room, encoding)
-    if encoding == "GSM-7" and encoding_of(provenance) != "GSM-7":
-        return text  # a symbol outside GSM-7: not worth turning the whole text into UCS-2
-    return f"{text} {provenance}" if provenance else text
-
-
-def _alert_text(alert: AlertEvent, max_segments: int) -> str:
-    """The alert itself: `FIRING warning rule: <summary> 7.98 < 8.00 13:47 ET`."""
-    head = f"{_state_word(alert)} {alert.severity} {alert.rule}:"
-    tail = " ".join(
-        p for p in (compare_text(alert, symbols=True), f"{alert.time_ny:%H:%M} ET") if p
-    )
-    c = _Composer([head, alert.summary, tail], max_segments)
-    head, summary, tail = c.parts
-    fixed = c.units(head) + 1 + c.units(tail)
-    if fixed > c.budget:  # absurdly long rule name: keep the tail, cut the head
-        head = c.fit(head, c.budget - 1 - c.units(tail))
-        return f"{head} {tail}".strip()
-    summary = c.fit(summary, c.budget - fixed - 1)
-    return " ".join(p for p in (head, summary, tail) if p)
-
-
-def _item(alert: AlertEvent, one_rule: bool) -> str:
-    """One alert in a group text: `NVDA -3.20`, `NVDA big-move -3.20`, `NVDA ok`."""
-    labels = alert.labels
-    subject = labels.get("symbol") or ",".join(labels[k] for k in sorted(labels))
-    words = [subject] if subject else []
-    if not one_rule or not subject:
-        words.append(alert.rule)
-    if alert.state == "resolved":
-        words.append("ok")
-    elif alert.value is not None:
-        words.append(format_number(alert.value))
-    return " ".join(words)
-
-
-def sms_group_text(alerts: Sequence[AlertEvent], max_segments: int = 1) -> str:
-    """`3 alerts: NVDA -3.20; AMD -3.10; +1 more 13:47 ET`, most pressing first, within budget."""
-    ordered = order_alerts(alerts)
-    if not ordered:
-        return ""
-    rules = {a.rule for a in ordered}
-    one_rule = len(rules) == 1
-    noun = f"{next(iter(rules))} alerts" if one_rule else "alerts"
-    head = f"{len(ordered)} {noun}:"
-    tail = f"{ordered[0].time_ny:%H:%M} ET"
-    c = _Composer([head, tail, *(_item(a, one_rule) for a in ordered)], max_segments)
-    head, tail, *items = c.parts
-    shown: list[str] = []
-    for i, item in enumerate(items):
-        rest = len(items) - i - 1
-        more = f"; +{rest} more" if rest else ""
-        candidate = "; ".join([*shown, item])
-        if c.units(f"{head} {candidate}{more} {tail}") > c.budget:
-            break
-        shown.append(item)
-    hidden = len(items) - len(shown)
-    body = "; ".join(shown) + (f"; +{hidden} more" if shown and hidden else "")
-    if not shown:
-        body = f"+{hidden} more"
-    text = f"{head} {body} {tail}"
-    return text if c.units(text) <= c.budget else c.fit(text, c.budget)
-
-
-def sms_notice(text: str, max_segments: int = 1) -> str:
-    """A notice (a test message) cut to the budget in whichever encoding it needs."""
-    c = _Composer([text], max_segments)
-    return c.fit(c.parts[0], c.budget)
 
 
 class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
