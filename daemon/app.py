@@ -1,8 +1,10 @@
-"""The daemon: wires Redis, sources, evaluator, delivery and the scheduler, and stops cleanly.
+"""The daemon's wiring and lifecycle: Redis, sources, evaluator, delivery, jobs; stops cleanly.
 
-Everything long-running is an asyncio task or an APScheduler job on one event loop. `Daemon` owns
-their lifetimes; the stages themselves know nothing about each other except the Redis streams
-between them (sources → ticks/news → evaluator → outbox → router → one worker per channel).
+Everything long-running is an asyncio task or an APScheduler job (`schedule.py`) on one event
+loop. `Daemon` owns their lifetimes; the stages themselves know nothing about each other except
+the Redis streams between them (sources → ticks/news → evaluator → outbox → router → one worker
+per channel). Beside it: applying a reload (`live_reload.py`) and its alerts about itself to the
+ops channels (`ops_alerts.py`).
 """
 
 from __future__ import annotations
@@ -12,42 +14,28 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TextIO
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from daemon import __version__
-from daemon.alerts import AlertEvent
-from daemon.config import Config, ConfigError, mask_url
-from daemon.events import EarningsEvent
+from daemon.config import Config, mask_url
 from daemon.http import HttpServer
+from daemon.live_reload import LiveReload
 from daemon.notify.base import Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.delivery import Delivery
 from daemon.notify.registry import notifier_class
-from daemon.notify.worker import STOP_GRACE_S, RetryPolicy
-from daemon.reload import (
-    ReloadResult,
-    component_alert,
-    diff_rules,
-    ops_alert,
-    problems_digest,
-    watch_files,
-)
+from daemon.notify.retry import RetryPolicy
+from daemon.notify.worker import STOP_GRACE_S
+from daemon.ops_alerts import OpsAlerts
+from daemon.reload import ReloadResult, watch_files
 from daemon.rules.runner import Evaluator
-from daemon.sources.alpaca_rest import AlpacaBackfillSource, run_backfills
+from daemon.schedule import Jobs
 from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.base import FatalSourceError, Source, SourceContext
-from daemon.sources.earnings import (
-    EarningsCalendarSource,
-    load_earnings,
-    merge_earnings,
-)
+from daemon.sources.earnings import EarningsCalendarSource
 from daemon.sources.normalize import EdgeFilter
 from daemon.sources.registry import source_class
-from daemon.store.calendar import CalendarStore
 from daemon.store.client import Client
 from daemon.store.connect import connect, dedicated
 from daemon.store.embedded import EmbeddedRedis
@@ -62,7 +50,6 @@ __all__ = ["Daemon", "StartupError"]
 
 log = logging.getLogger("tickwatch")
 MIN_REDIS = (6, 2)
-HEARTBEAT_S = 10
 #: The embedded Redis is restarted when it exits, at most this many times in this many seconds.
 REDIS_RESTART_LIMIT = 5
 REDIS_RESTART_WINDOW_S = 300.0
@@ -88,21 +75,6 @@ def tune_gc_for_the_hot_path() -> None:
 
 class StartupError(Exception):
     """The daemon cannot start; the message says what to do."""
-
-
-class _CancelledJobFilter(logging.Filter):
-    """APScheduler logs a job cancelled by its shutdown as an error, with a traceback. The
-    daemon stops its scheduler with jobs still running (a poll under way), so that is expected
-    at stop, not an error: drop those records; any other failure of a job is still logged."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, asyncio.CancelledError)
-
-
-_JOB_LOG = logging.getLogger("apscheduler.executors.default")
-if not any(isinstance(f, _CancelledJobFilter) for f in _JOB_LOG.filters):
-    _JOB_LOG.addFilter(_CancelledJobFilter())
 
 
 class Daemon:
@@ -131,7 +103,8 @@ class Daemon:
         #: Ops alerts, the heartbeat and `/healthz`'s PING, on `redis`.
         self.ops_store: OpsStore | None = None
         self.http: HttpServer | None = None
-        self.scheduler: AsyncIOScheduler | None = None
+        #: The APScheduler jobs (sources, heartbeat), built at start.
+        self.jobs: Jobs | None = None
         self.sources: list[Source] = []
         self.notifiers: dict[str, Notifier] = {}
         self.evaluator: Evaluator | None = None
@@ -139,14 +112,14 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
         self.started_at = 0.0
-        self._last_activity = ""
         self.edge: EdgeFilter | None = None
         self._stop_watch = asyncio.Event()
-        self._reload_lock = asyncio.Lock()
-        self._last_refused = ""
+        #: Applies reloads and calendar updates; their results are kept in `reloads`.
+        self.live = LiveReload(self)
         self.reloads: list[ReloadResult] = []
+        #: The daemon's own alerts about Redis, sources and channels, to the ops channels.
+        self.ops_alerts = OpsAlerts(self)
         self.fatal_reasons: list[str] = []
-        self._offline_earnings: list[EarningsEvent] = []
         #: Wakes the stages waiting to retry Redis once the embedded server is back.
         self.reconnect = Reconnect()
         self.redis_restart_limit = redis_restart_limit
@@ -167,7 +140,7 @@ class Daemon:
                 limit=self.redis_restart_limit,
                 window_s=self.redis_restart_window_s,
                 stopping=self._stop_pending,
-                on_back=lambda summary, cause: self._redis_ops_alert(summary, {"cause": cause}),
+                on_back=lambda summary, cause: self.ops_alerts.redis(summary, {"cause": cause}),
                 on_give_up=self._redis_gave_up,
             )
             self._spawn(supervisor.run(), "embedded redis")
@@ -182,8 +155,8 @@ class Daemon:
                     "pick another http.listen in alerts.yaml, or remove it"
                 ) from e
         maxlen = s.redis.stream_maxlen
-        self._offline_earnings = list(self.cfg.earnings)
-        await self._with_provider_calendar(self.cfg)
+        self.live.offline_earnings = list(self.cfg.earnings)
+        await self.live.with_provider_calendar(self.cfg)
         plan = self.cfg.compile()
         self.notifiers = self._build_notifiers()
         ev = s.evaluator
@@ -202,7 +175,7 @@ class Daemon:
             self.notifiers,
             instance=self.instance,
             policy=self.retry,
-            ops=self._delivery_ops_alert,
+            ops=self.ops_alerts.delivery,
             maxlen=maxlen,
         )
         self._spawn(self._resilient("evaluator", self.evaluator.run), "evaluator")
@@ -224,26 +197,21 @@ class Daemon:
             edge,
             self.cfg.base_dir,
             symbols=self.cfg.universe,
-            ops=self._source_ops_alert,
+            ops=self.ops_alerts.source,
             on_fatal=self._source_fatal,
             arbiter=FeedArbiter(),
             reconnect=self.reconnect,
         )
-        self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.sources = [source_class(sc.type)(sc, ctx) for sc in s.sources if sc.enabled]
         for src in self.sources:
             if isinstance(src, EarningsCalendarSource):
-                src.on_update = self._calendar_changed
-        if any(isinstance(src, AlpacaBackfillSource) for src in self.sources):
-            # minute bars first, so windows and anchors are right before live ticks arrive
-            self._spawn(self._backfill_then_stream(), "backfill")
-        else:
-            self._schedule_sources()
-        self.scheduler.add_job(self._heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat",
-                               max_instances=1, coalesce=True)  # fmt: skip
-        self.scheduler.start()
+                src.on_update = self.live.calendar_changed
+        self.jobs = Jobs(
+            self.sources, self.ops_store, self.evaluator, self.delivery, started_at=self.started_at
+        )
+        self.jobs.start(self._spawn)
         if self.watch:
-            self._spawn(watch_files(self.cfg, self._files_changed, self._stop_watch), "watcher")
+            self._spawn(watch_files(self.cfg, self.live.files_changed, self._stop_watch), "watcher")
         log.info(
             "tickwatch %s running: %d rules (%d instances), sources: %s, channels: %s",
             __version__,
@@ -297,12 +265,6 @@ class Daemon:
         self.fatal_reasons.append(reason)
         self.failed.set()
 
-    async def _redis_ops_alert(self, summary: str, labels: Mapping[str, str]) -> None:
-        log.warning("ops alert: %s", summary)
-        await self._ops(
-            lambda seq, channels: component_alert("redis", summary, labels, seq, channels)
-        )
-
     def _build_notifiers(self, cfg: Config | None = None) -> dict[str, Notifier]:
         cfg = cfg or self.cfg
         out: dict[str, Notifier] = {}
@@ -333,146 +295,16 @@ class Daemon:
             log.error("%s stopped: %r", task.get_name(), exc, exc_info=exc)
             self.failed.set()
 
-    def _schedule_sources(self, skip: tuple[type[Source], ...] = ()) -> None:
-        assert self.scheduler is not None
-        for src in self.sources:
-            if not isinstance(src, skip):
-                src.schedule(self.scheduler)
-
-    async def _backfill_then_stream(self) -> None:
-        n = await run_backfills(self.sources)
-        log.info("backfill wrote %d bar(s); starting the live sources", n)
-        self._schedule_sources(skip=(AlpacaBackfillSource,))
-
-    async def _with_provider_calendar(self, cfg: Config) -> Config:
-        """The config's offline calendar merged with what calendar sources put in Redis."""
-        if self.redis is None:
-            return cfg
-        with contextlib.suppress(*REDIS_DOWN):
-            fetched = await load_earnings(CalendarStore(self.redis, self.keys))
-            if fetched:
-                cfg.earnings = merge_earnings(cfg.earnings, fetched)
-        return cfg
-
-    async def _calendar_changed(self) -> None:
-        """A calendar source wrote new dates: windows and reminders follow, alert states stay."""
-        async with self._reload_lock:
-            if self.evaluator is None:
-                return
-            self.cfg.earnings = self._offline_earnings
-            await self._with_provider_calendar(self.cfg)
-            plan = self.cfg.compile()
-            self.evaluator.use_plan(plan, {lr.rule.name for lr in self.cfg.rules})
-            log.info("earnings calendar updated: %d report(s) known", len(self.cfg.earnings))
-
     # --- hot reload -------------------------------------------------------------------------
-    async def _files_changed(self, paths: set[str]) -> None:
-        names = ", ".join(sorted(Path(p).name for p in paths))
-        await self.reload(f"file change: {names}")
-
     async def reload(self, reason: str = "SIGHUP") -> ReloadResult:
         """Re-read the config; apply it if valid, else keep everything and say why."""
-        async with self._reload_lock:
-            return await self._reload(reason)
-
-    async def _reload(self, reason: str) -> ReloadResult:
-        if self.evaluator is None or self.delivery is None:
-            log.warning("reload (%s) ignored: the daemon is still starting", reason)
-            return ReloadResult(ok=False, problems=["daemon not started"])
-        try:
-            new = await asyncio.to_thread(self.cfg.reload)
-        except ConfigError as e:
-            result = ReloadResult(ok=False, problems=[str(p) for p in e.problems])
-            for p in e.problems:
-                log.error("reload (%s) refused: %s", reason, p)
-            digest = problems_digest(e)
-            if digest != self._last_refused:  # one ops alert per distinct broken state
-                self._last_refused = digest
-                await self._send_ops_alert(result.problems)
-            self.reloads.append(result)
-            return result
-        self._last_refused = ""
-        result = diff_rules(self.cfg, new)
-        self._offline_earnings = list(new.earnings)
-        await self._with_provider_calendar(new)
-        plan = new.compile()
-        self.evaluator.use_plan(plan, set(result.unchanged))
-        if self.edge is not None and self.edge.universe != new.universe:
-            self.edge.universe = new.universe
-            for src in self.sources:
-                src.ctx.symbols = new.universe
-                await src.resubscribe(new.universe)
-        self.delivery.reconfigure(new.delivery)
-        if new.settings.channels != self.cfg.settings.channels:
-            old = self.notifiers
-            self.notifiers = self._build_notifiers(new)
-            for w in self.delivery.set_notifiers(self.notifiers, new.settings.channels):
-                name = f"deliver {w.channel}"
-                self._spawn(self._resilient(name, w.run), name)
-            asyncio.get_running_loop().call_later(
-                30, lambda: [asyncio.ensure_future(n.aclose()) for n in old.values()]
-            )
-        if result.needs_restart:
-            log.warning(
-                "reload: changes to %s take effect only after a restart",
-                ", ".join(result.needs_restart),
-            )
-        self.cfg = new
-        log.info("reload (%s) %s", reason, result.summary())
-        self.reloads.append(result)
-        return result
-
-    async def _send_ops_alert(self, problems: list[str]) -> None:
-        await self._ops(lambda seq, channels: ops_alert(problems, seq, channels))
-
-    async def _source_ops_alert(self, summary: str, labels: Mapping[str, str]) -> None:
-        log.warning("ops alert: %s", summary)
-        await self._ops(
-            lambda seq, channels: component_alert("source", summary, labels, seq, channels)
-        )
-
-    async def _delivery_ops_alert(
-        self, failing: str, summary: str, labels: Mapping[str, str]
-    ) -> None:
-        """A channel failed for good: tell the other ops channels (never the failing one)."""
-        await self._ops(
-            lambda seq, channels: component_alert("delivery", summary, labels, seq, channels),
-            exclude=failing,
-        )
-
-    async def _ops(self, make: Callable[[int, list[str]], AlertEvent], exclude: str = "") -> None:
-        """Number an ops alert and put it in the outbox for the ops channels."""
-        channels = [
-            c for c in self.cfg.settings.ops_channels if c in self.notifiers and c != exclude
-        ]
-        if not channels or self.ops_store is None:
-            return
-        with contextlib.suppress(*REDIS_DOWN):
-            await self.ops_store.add_ops_alert(lambda seq: make(seq, channels))
+        return await self.live.reload(reason)
 
     def _source_fatal(self, source: Source, error: FatalSourceError) -> None:
         """A source that cannot work (bad credentials) stops the daemon with a clear reason."""
         log.error("source %s cannot run: %s", source.name, error)
         self.fatal_reasons.append(f"source {source.name}: {error}")
         self.failed.set()
-
-    async def _heartbeat(self) -> None:
-        with contextlib.suppress(*REDIS_DOWN, asyncio.CancelledError):  # cancelled: at stop
-            await self._beat()
-
-    async def _beat(self) -> None:
-        assert self.ops_store is not None and self.evaluator is not None
-        st = self.evaluator.stats
-        sent = self.delivery.sent if self.delivery else {}
-        activity = (
-            f"ticks={st.ticks} headlines={st.headlines} alerts={st.alerts} "
-            f"sent={sum(sent.values())} dead={self.delivery.dead if self.delivery else 0}"
-        )
-        summary = f"{activity} uptime={time.monotonic() - self.started_at:.0f}s"
-        await self.ops_store.heartbeat(summary, ttl_ms=HEARTBEAT_S * 1000 + 1000)
-        if activity != self._last_activity:  # quiet while idle; Redis has the live summary
-            self._last_activity = activity
-            log.info("heartbeat: %s", summary)
 
     async def stop(self) -> None:
         """Stop sources and the evaluator, let the delivery under way finish, then close.
@@ -490,8 +322,8 @@ class Daemon:
         for src in self.sources:  # before the scheduler: a feed's job ends cleanly, not cancelled
             with contextlib.suppress(Exception):
                 await src.aclose()
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        if self.jobs is not None:
+            self.jobs.shutdown()
         delivering = [t for t in self._tasks if t.get_name().startswith("deliver ")]
         for task in self._tasks:
             if task not in delivering:

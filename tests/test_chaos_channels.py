@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from daemon.alerts import AlertEvent
 from daemon.app import Daemon
 from daemon.config import load_config
-from daemon.notify.worker import RetryPolicy
+from daemon.notify.retry import RetryPolicy
 from daemon.store.keys import Keys
 from tests.chaos import ChaosTable
 from tests.fakes.slack_server import FakeSlackServer

@@ -25,7 +25,7 @@ from daemon.config import load_config
 from daemon.events import Tick, dt_to_ms
 from daemon.notify.base import Notifier
 from daemon.notify.delivery import Delivery
-from daemon.notify.worker import Clock, RetryPolicy
+from daemon.notify.retry import Clock, RetryPolicy
 from daemon.rules import runner
 from daemon.rules.driver import Driver, simulate
 from daemon.rules.runner import Evaluator

@@ -25,7 +25,7 @@ import pytest
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import Notification
+from daemon.notify.notification import Notification
 from daemon.notify.worker import STOP_GRACE_S
 from daemon.store.keys import Keys
 from tests.chaos import ChaosTable

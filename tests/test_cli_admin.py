@@ -11,7 +11,7 @@ import redis as redis_sync
 
 from daemon.alerts import AlertEvent
 from daemon.cli import main
-from daemon.notify.base import Notification
+from daemon.notify.notification import Notification
 from daemon.store.keys import Keys
 
 

@@ -18,13 +18,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
+from daemon.notify.base import ChannelConfig, Notifier
 from daemon.notify.delivery import Delivery, DeliverySettings
+from daemon.notify.failure import DeliveryError
 from daemon.notify.inhibit import InhibitRule
+from daemon.notify.notification import Notification, Receipt
+from daemon.notify.retry import RetryPolicy
 from daemon.notify.routing import RouteConfig
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier
-from daemon.notify.worker import ChannelWorker, RetryPolicy
+from daemon.notify.worker import ChannelWorker
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
 from daemon.store.silences import SilenceStore

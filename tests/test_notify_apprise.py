@@ -15,7 +15,8 @@ import pytest
 import pytest_asyncio
 
 from daemon.notify.apprise import AppriseConfig, AppriseNotifier
-from daemon.notify.base import DeliveryError, Notification
+from daemon.notify.failure import DeliveryError
+from daemon.notify.notification import Notification
 from tests.fakes.webhook_server import FakeWebhookServer
 from tests.helpers import make_alert
 

@@ -11,16 +11,12 @@ from typing import Any, ClassVar, Literal
 import pytest
 from pydantic import Field, SecretStr
 
-from daemon.notify.base import (
-    ChannelConfig,
-    DeliveryError,
-    Notification,
-    Notifier,
-    Receipt,
-    TokenBucket,
-    redact,
-)
+from daemon.notify.base import ChannelConfig, Notifier
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
+from daemon.notify.failure import DeliveryError
+from daemon.notify.notification import Notification, Receipt
+from daemon.notify.pacing import TokenBucket
+from daemon.notify.redaction import redact
 from daemon.notify.slack import SlackNotifier
 from daemon.notify.sms import SmsNotifier
 from tests.helpers import make_alert

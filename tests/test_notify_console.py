@@ -10,8 +10,8 @@ import pytest
 
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
-from daemon.notify.base import Notification
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier, console_line
+from daemon.notify.notification import Notification
 from tests.helpers import make_alert as base_alert
 
 

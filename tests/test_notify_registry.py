@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import Field, TypeAdapter
 
-from daemon.notify.base import Notification
+from daemon.notify.notification import Notification
 from daemon.notify.registry import (
     BUILTIN_NOTIFIERS,
     ENTRY_POINT_GROUP,

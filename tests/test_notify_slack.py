@@ -17,7 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
-from daemon.notify.base import DeliveryError, Notification, Receipt
+from daemon.notify.failure import DeliveryError
+from daemon.notify.notification import Notification, Receipt
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.slack_blocks import (
     COLORS,
@@ -25,11 +26,10 @@ from daemon.notify.slack_blocks import (
     SPARK_CHARS,
     build_blocks,
     build_message,
-    compare_text,
-    format_time_ny,
     parse_series,
     sparkline,
 )
+from daemon.notify.wording import compare_text, format_time_ny
 from tests.fakes.slack_server import FakeSlackServer
 from tests.helpers import make_alert as base_alert
 

@@ -17,8 +17,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 from daemon.alerts import AlertEvent
 from daemon.events import dt_to_ms
 from daemon.notify.apprise import AppriseConfig, AppriseNotifier
-from daemon.notify.base import DeliveryError, Notification
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
+from daemon.notify.failure import DeliveryError
+from daemon.notify.notification import Notification
 from daemon.notify.registry import BUILTIN_NOTIFIERS, channel_config_models
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import (

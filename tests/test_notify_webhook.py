@@ -16,7 +16,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import DeliveryError, Notification
+from daemon.notify.failure import DeliveryError
+from daemon.notify.notification import Notification
 from daemon.notify.webhook import (
     WebhookConfig,
     WebhookNotifier,

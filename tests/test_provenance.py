@@ -17,8 +17,8 @@ import yaml
 
 from daemon.alerts import AlertEvent, Input
 from daemon.events import Tick, dt_to_ms
-from daemon.notify.base import Notification
 from daemon.notify.console import console_line
+from daemon.notify.notification import Notification
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.slack_blocks import build_blocks, build_reply, provenance_text
 from daemon.notify.sms import (

@@ -26,18 +26,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from daemon.http import DaemonCollector
-from daemon.notify.base import (
-    DeliveryError,
-    Notification,
-    Notifier,
-    parse_retry_after,
-    retry_after_from,
-)
+from daemon.notify.base import Notifier
 from daemon.notify.delivery import GIVE_UP_AFTER, Delivery, DeliveryOptions
+from daemon.notify.failure import DeliveryError, parse_retry_after, retry_after_from
+from daemon.notify.notification import Notification
+from daemon.notify.retry import Clock, RetryPolicy
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier
 from daemon.notify.webhook import WebhookConfig, WebhookNotifier
-from daemon.notify.worker import ChannelWorker, Clock, RetryPolicy
+from daemon.notify.worker import ChannelWorker
 from daemon.status import report
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys

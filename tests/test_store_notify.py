@@ -16,9 +16,9 @@ import pytest
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import Notification
 from daemon.notify.dispatch import Routed
 from daemon.notify.grouping import Group
+from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision
 from daemon.notify.routing import GroupOpts
 from daemon.notify.silences import KEEP_EXPIRED_MS

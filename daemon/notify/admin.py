@@ -15,8 +15,8 @@ from datetime import datetime
 from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.config import Config
 from daemon.durations import parse_duration
-from daemon.notify.base import Notification
 from daemon.notify.inhibit import Inhibitor
+from daemon.notify.notification import Notification
 from daemon.notify.pipeline import decide
 from daemon.notify.routing import compile_routes, explain, parse_matcher
 from daemon.store.client import Client

@@ -28,8 +28,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import Field, SecretStr
 
-from daemon.notify.base import ChannelConfig, DeliveryError, Notification, Notifier, Receipt
-from daemon.notify.slack_blocks import alert_line, compare_text, format_time_ny, order_alerts
+from daemon.notify.base import ChannelConfig, Notifier
+from daemon.notify.failure import DeliveryError
+from daemon.notify.notification import Notification, Receipt
+from daemon.notify.wording import alert_line, compare_text, format_time_ny, order_alerts
 
 
 def _import_apprise() -> Any:

@@ -4,41 +4,41 @@ Modelled on apprise's `NotifyBase`: each channel states its own config model, wh
 are secrets (for redaction and for "disabled: SLACK_BOT_TOKEN is not set" messages), and its
 limits (`rate_limit`, `body_maxlen`, `title_maxlen`). Transport lives in the subclass; the policy
 every channel shares lives here, in `deliver()`, once: per-channel message templates, truncation,
-throttling to the channel's rate, redaction of secrets from errors, and logging a permanent error
-once instead of on every alert. Retry policy lives in the delivery worker, driven by the
-`DeliveryError.retryable` flag each channel sets (Alertmanager's `(recoverable, err)` contract)
-and by `DeliveryError.retry_after`, the wait the service asked for (`parse_retry_after` reads an
-HTTP `Retry-After` header in either of its forms), which the worker honours however long it is.
+throttling to the channel's rate (`pacing.py`), redaction of secrets from errors (`redaction.py`),
+and logging a permanent error once instead of on every alert. What a send is given and returns
+is `notification.py`; how it fails (`DeliveryError`, `Retry-After`) is `failure.py`; when it is
+tried again is the delivery worker's (`retry.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import json
 import logging
-import math
-import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC
-from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal, get_args
+from collections.abc import Mapping
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.alerts import AlertEvent
+from daemon.notify.failure import DeliveryError, NotSent, parse_retry_after, retry_after_from
+from daemon.notify.notification import Notification, NotificationKind, Receipt
+from daemon.notify.pacing import TokenBucket
 from daemon.notify.quiet import QuietHours
+from daemon.notify.redaction import holds_secret, redact, secret_values
 from daemon.notify.templates import render_for
 
+# Besides its own two classes, the names this module held before they moved beside it, for the
+# importers that still take them from here (sms*.py, store/outbox.py, plugins).
 __all__ = [
     "ChannelConfig",
     "DeliveryError",
     "NotSent",
     "Notification",
+    "NotificationKind",
     "Notifier",
     "Receipt",
     "TokenBucket",
@@ -49,73 +49,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: What a channel says about a message it sent, e.g. Slack's `{"channel": "C1", "ts": "17.1"}`:
-#: kept per alert and channel, so a reminder or the resolve can thread under the first message.
-Receipt = Mapping[str, str]
-
-NotificationKind = Literal["alert", "group", "digest", "notice"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Notification:
-    """One message for one channel: an alert transition, a group or digest of them, or a notice.
-
-    `key` is the idempotency key of this (content, channel): delivering the same key twice sends
-    once. `thread` is the receipt of the first message about the same alert on this channel, for
-    channels that can follow up in place (Slack threads and `chat.update`). A `notice` carries
-    only `text` (a test message, a catch-up summary).
-    """
-
-    channel: str
-    key: str
-    alerts: tuple[AlertEvent, ...] = ()
-    kind: NotificationKind = "alert"
-    text: str = ""
-    thread: Mapping[str, str] | None = None
-    #: Channel-agnostic extra data (e.g. the group's labels), kept small.
-    meta: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def single(cls, alert: AlertEvent, channel: str) -> Notification:
-        return cls(channel=channel, key=f"{alert.id}@{channel}", alerts=(alert,))
-
-    @property
-    def alert(self) -> AlertEvent:
-        """The (first) alert: what single-alert channels render."""
-        return self.alerts[0]
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "channel": self.channel,
-                "key": self.key,
-                "alerts": [a.to_dict() for a in self.alerts],
-                "kind": self.kind,
-                "text": self.text,
-                "thread": dict(self.thread) if self.thread is not None else None,
-                "meta": dict(self.meta),
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Notification:
-        d = json.loads(text)
-        alerts = tuple(AlertEvent.from_dict(a) for a in d.get("alerts", []))
-        return cls(
-            channel=str(d["channel"]),
-            key=str(d["key"]),
-            alerts=alerts,
-            kind=d.get("kind", "alert"),
-            text=str(d.get("text", "")),
-            thread=d.get("thread"),
-            meta=d.get("meta") or {},
-        )
-
-
-#: Secrets shorter than this are not searched for in text (they would match everywhere).
-_MIN_SECRET = 4
 _REPORTED_MAX = 64  # distinct permanent errors remembered per channel
 
 
@@ -138,137 +71,6 @@ class ChannelConfig(BaseModel):
         description="At most this many messages per New York day; then one notice, and "
         "the rest are recorded, not sent",
     )
-
-
-class DeliveryError(Exception):
-    """A send failed. `retryable` says whether trying again can help (5xx, timeouts, 429).
-
-    `retry_after` is the wait in seconds the service asked for (HTTP `Retry-After`), None when it
-    said nothing; `reason` is a short phrase for `tickwatch status` ("rate limited by Slack"),
-    the message itself when not given.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        retry_after: float | None = None,
-        reason: str | None = None,
-    ):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.reason = reason or message
-
-
-class NotSent(Exception):
-    """`deliver(n, stop=...)` was told to stop before the send began (the daemon is stopping
-    while the message waited for its turn under the channel's rate limit): nothing went out."""
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """`Retry-After` as seconds to wait: delta-seconds (`120`) or an HTTP-date (RFC 9110 §10.2.3).
-
-    A negative number or a date already past is 0 (retry now); None when the header is absent
-    or unreadable. `now` (epoch seconds) is for tests.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:  # "-0000": UTC, as HTTP dates are
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def retry_after_from(
-    headers: Mapping[str, Any] | None, *, now: float | None = None
-) -> float | None:
-    """The `Retry-After` of a response's headers (any letter case), as `parse_retry_after`."""
-    if not headers:
-        return None
-    for name, value in headers.items():
-        if str(name).lower() == "retry-after":
-            if isinstance(value, list | tuple):  # some clients keep every value of a header
-                value = value[0] if value else None
-            return parse_retry_after(None if value is None else str(value), now=now)
-    return None
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """`text` with every secret (longest first, so a token inside a URL goes whole) as `***`."""
-    for s in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
-        text = text.replace(s, "***")
-    return text
-
-
-class TokenBucket:
-    """An async token bucket: `rate` messages per second, up to `burst` at once.
-
-    A caller reserves its token at once and then waits out its turn, so callers go in the order
-    they came and no lock is needed. `clock` is injectable for tests.
-    """
-
-    def __init__(
-        self, rate: float, burst: float = 1, *, clock: Callable[[], float] = time.monotonic
-    ):
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.burst = max(1.0, burst)
-        self._clock = clock
-        self._tokens = self.burst
-        self._last = clock()
-
-    def reserve(self, cost: float = 1) -> float:
-        """Take `cost` tokens; return how long to wait before using them (0 when saved up)."""
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        self._tokens -= cost
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    async def acquire(self, cost: float = 1, stop: asyncio.Event | None = None) -> float:
-        """Wait for `cost` tokens, or until `stop` is set; returns the seconds waited for."""
-        delay = self.reserve(cost)
-        if delay > 0:
-            if stop is None:
-                await asyncio.sleep(delay)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-        return delay
-
-
-def _holds_secret(annotation: Any) -> bool:
-    """`SecretStr`, or a container/optional of it (`list[SecretStr]`, `SecretStr | None`)."""
-    if annotation is SecretStr:
-        return True
-    return any(_holds_secret(arg) for arg in get_args(annotation))
-
-
-def _secret_values(value: Any) -> Iterator[tuple[str, SecretStr]]:
-    """(`[i]`-style suffix, secret) for a SecretStr or the SecretStrs inside a list or dict."""
-    if isinstance(value, SecretStr):
-        yield "", value
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            for sub, s in _secret_values(v):
-                yield f"[{i}]{sub}", s
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            for sub, s in _secret_values(v):
-                yield f".{k}{sub}", s
 
 
 class Notifier(ABC):
@@ -305,7 +107,7 @@ class Notifier(ABC):
         return tuple(
             name
             for name, finfo in cls.config_model.model_fields.items()
-            if _holds_secret(finfo.annotation)
+            if holds_secret(finfo.annotation)
         )
 
     def secret_values(self) -> list[str]:
@@ -315,7 +117,7 @@ class Notifier(ABC):
         """
         out: list[str] = []
         for fname in self.secret_fields():
-            for _, secret in _secret_values(getattr(self.config, fname)):
+            for _, secret in secret_values(getattr(self.config, fname)):
                 value = secret.get_secret_value()
                 if value:
                     out.append(value)
@@ -340,7 +142,7 @@ class Notifier(ABC):
             written = finfo.alias or fname
             empties: list[str] = []
             if fname in secret_fields:
-                found = list(_secret_values(value))
+                found = list(secret_values(value))
                 if isinstance(value, list | tuple | dict) and not found:
                     empties.append(written)
                 empties += [written + sub for sub, s in found if not s.get_secret_value()]

@@ -11,8 +11,9 @@ import sys
 from typing import ClassVar, Literal, TextIO
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import ChannelConfig, Notification, Notifier, Receipt
-from daemon.notify.slack_blocks import compare_text, format_number, order_alerts
+from daemon.notify.base import ChannelConfig, Notifier
+from daemon.notify.notification import Notification, Receipt
+from daemon.notify.wording import compare_text, format_number, order_alerts
 
 __all__ = ["ConsoleConfig", "ConsoleNotifier", "console_line"]
 

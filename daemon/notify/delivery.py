@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from daemon.durations import Duration
 from daemon.notify.base import ChannelConfig, Notifier
 from daemon.notify.inhibit import Inhibitor, InhibitRule
+from daemon.notify.retry import Clock, RetryPolicy
 from daemon.notify.router import Router
 from daemon.notify.routing import RouteConfig, compile_routes
-from daemon.notify.worker import STOP_GRACE_S, ChannelWorker, Clock, OpsAlert, RetryPolicy
+from daemon.notify.worker import STOP_GRACE_S, ChannelWorker, OpsAlert
 from daemon.store.client import Client
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys

@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import ChannelConfig, Notification
+from daemon.notify.base import ChannelConfig
 from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor
+from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision, decide
 from daemon.notify.routing import Route, Target, routing_labels
 from daemon.notify.silences import Silence

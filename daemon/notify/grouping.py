@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import Notification, NotificationKind
+from daemon.notify.notification import Notification, NotificationKind
 from daemon.notify.routing import GroupOpts
 
 __all__ = ["Group"]

@@ -18,7 +18,8 @@ from uuid import uuid4
 
 from daemon.alerts import AlertEvent, alert_key
 from daemon.config import Config
-from daemon.notify.base import DeliveryError, Notification
+from daemon.notify.failure import DeliveryError
+from daemon.notify.notification import Notification
 from daemon.notify.registry import make_notifier
 from daemon.notify.routing import compile_routes, targets
 from daemon.notify.templates import render, variant_for

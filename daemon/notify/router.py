@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.events import ms_to_dt
-from daemon.notify.base import ChannelConfig, Notification
+from daemon.notify.base import ChannelConfig
 from daemon.notify.dispatch import Dispatcher
 from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor
+from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision
 from daemon.notify.routing import GroupOpts, Route
 from daemon.notify.silences import Silence

@@ -30,14 +30,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from daemon.alerts import AlertEvent
-from daemon.notify.base import (
-    ChannelConfig,
-    DeliveryError,
-    Notification,
-    Notifier,
-    Receipt,
-    retry_after_from,
-)
+from daemon.notify.base import ChannelConfig, Notifier
+from daemon.notify.failure import DeliveryError, retry_after_from
+from daemon.notify.notification import Notification, Receipt
 from daemon.notify.slack_blocks import (
     SlackMessage,
     build_group,

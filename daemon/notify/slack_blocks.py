@@ -1,9 +1,8 @@
 """Slack message building: pure functions from an `AlertEvent` to a `chat.postMessage` payload.
 
 Kept apart from the transport (`slack.py`) so the layout can be tested without a server and reused
-later by `chat.update` (edit on resolve) and thread replies. The value-vs-threshold wording and
-number formatting live here too and are shared with the console and SMS channels, so all three say
-the same thing in the same words.
+later by `chat.update` (edit on resolve) and thread replies. The wording every channel shares
+(number formatting, value-vs-threshold, one-line alerts) is `wording.py`.
 
 Layout: fallback `text` (what notifications and screen readers show), plus one attachment whose
 `color` is the severity bar and whose Block Kit blocks hold a header, a fields section, the summary,
@@ -18,19 +17,28 @@ from __future__ import annotations
 
 import copy
 import math
-import operator
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any, Final, TypedDict
 
 from daemon.alerts import AlertEvent, Input
+from daemon.notify.wording import (
+    alert_line,
+    clip,
+    compare_text,  # re-exported for sms until its import lines move
+    format_number,  # re-exported for sms until its import lines move
+    format_time_ny,
+    labels_text,
+    order_alerts,  # re-exported for sms until its import lines move
+    state_word,
+)
 
+# compare_text, format_number and order_alerts live in wording.py; re-exported for sms until its
+# import lines move.
 __all__ = [
     "COLORS",
     "RESOLVED_COLOR",
     "SPARK_CHARS",
     "SlackMessage",
-    "alert_line",
     "build_blocks",
     "build_group",
     "build_message",
@@ -38,7 +46,6 @@ __all__ = [
     "compare_text",
     "fallback_text",
     "format_number",
-    "format_time_ny",
     "order_alerts",
     "parse_series",
     "provenance_text",
@@ -55,9 +62,7 @@ COLORS: Final[dict[str, str]] = {
 RESOLVED_COLOR: Final = "#2E933C"
 SPARK_CHARS: Final = "▁▂▃▄▅▆▇█"
 _SPARK_WIDTH: Final = 40  # points shown: the latest ones
-_SEVERITY_RANK: Final[dict[str, int]] = {"critical": 0, "warning": 1, "info": 2}
 _GROUP_LINES: Final = 10  # lines listed in a group message before "+N more"
-_LINE_MAX: Final = 280
 _PROVENANCE_INPUTS: Final = 8  # inputs named in the provenance line before "+N more"
 
 # Slack limits (Block Kit reference): header text 150, section text 3000, field text 2000.
@@ -65,108 +70,12 @@ _HEADER_MAX: Final = 150
 _SECTION_MAX: Final = 3000
 _FIELD_MAX: Final = 2000
 
-# Spellings a rule may use for its comparison, mapped to one canonical operator.
-_CANONICAL: Final[dict[str, str]] = {
-    "<": "<",
-    "lt": "<",
-    "below": "<",
-    "less_than": "<",
-    "crosses_below": "<",
-    "crossed_below": "<",
-    "<=": "<=",
-    "le": "<=",
-    "lte": "<=",
-    "at_or_below": "<=",
-    ">": ">",
-    "gt": ">",
-    "above": ">",
-    "greater_than": ">",
-    "crosses_above": ">",
-    "crossed_above": ">",
-    ">=": ">=",
-    "ge": ">=",
-    "gte": ">=",
-    "at_or_above": ">=",
-    "==": "==",
-    "=": "==",
-    "eq": "==",
-    "!=": "!=",
-    "ne": "!=",
-}
-_WORD: Final[dict[str, str]] = {
-    "<": "below",
-    "<=": "at or below",
-    ">": "above",
-    ">=": "at or above",
-    "==": "at",
-    "!=": "not at",
-}
-_SYMBOL: Final[dict[str, str]] = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "=", "!=": "!="}
-_NEGATED: Final[dict[str, str]] = {
-    "<": ">=",
-    "<=": ">",
-    ">": "<=",
-    ">=": "<",
-    "==": "!=",
-    "!=": "==",
-}
-_TEST: Final[dict[str, Callable[[float, float], bool]]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-
 
 class SlackMessage(TypedDict):
     """Keyword arguments for `chat_postMessage`, minus the channel."""
 
     text: str
     attachments: list[dict[str, Any]]
-
-
-def format_number(x: float) -> str:
-    """Two decimals for prices and spreads (`7.98`, `1,234.50`); 4 significant digits below 1."""
-    if x == 0 or abs(x) >= 1:
-        return f"{x:,.2f}"
-    return f"{x:.4g}"
-
-
-def format_time_ny(alert: AlertEvent) -> str:
-    """`Thu Apr 9 2026 13:47:00 EDT`: New York time, day without padding, zone abbreviation."""
-    t: datetime = alert.time_ny
-    return f"{t:%a %b} {t.day} {t:%Y %H:%M:%S %Z}"
-
-
-def compare_text(
-    alert: AlertEvent,
-    *,
-    symbols: bool = False,
-    fmt: Callable[[float], str] = format_number,
-) -> str:
-    """Value against threshold, e.g. `7.98 below 8.00` (or `7.98 < 8.00` with `symbols`).
-
-    The comparison is taken from the event. When the numbers contradict it (a resolve event that
-    still carries the firing rule's `below`), the true relation is shown instead (`8.12 at or
-    above 8.00`), so a message never states something false. Empty when the event has no value.
-    """
-    if alert.value is None:
-        return ""
-    value = fmt(alert.value)
-    if alert.threshold is None:
-        return value
-    threshold = fmt(alert.threshold)
-    raw = alert.comparison.strip()
-    op = _CANONICAL.get(raw.lower().replace(" ", "_").replace("-", "_"))
-    if op is None:
-        relation = raw.replace("_", " ") if raw else "vs"
-        return f"{value} {relation} {threshold}"
-    if not _TEST[op](alert.value, alert.threshold):
-        op = _NEGATED[op]
-    relation = _SYMBOL[op] if symbols else _WORD[op]
-    return f"{value} {relation} {threshold}"
 
 
 def severity_color(alert: AlertEvent) -> str:
@@ -181,38 +90,24 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _labels_text(labels: dict[str, str]) -> str:
-    if not labels:
-        return "none"
-    return ", ".join(f"{k}={labels[k]}" for k in sorted(labels))
-
-
-def _state_word(alert: AlertEvent) -> str:
-    return "RESOLVED" if alert.state == "resolved" else "FIRING"
-
-
 def fallback_text(alert: AlertEvent) -> str:
     """Plain one-liner for push notifications: `FIRING warning rule: 7.98 below 8.00 — summary`."""
-    head = f"{_state_word(alert)} {alert.severity} {alert.rule}"
-    labels = f" ({_labels_text(alert.labels)})" if alert.labels else ""
+    head = f"{state_word(alert)} {alert.severity} {alert.rule}"
+    labels = f" ({labels_text(alert.labels)})" if alert.labels else ""
     cmp = compare_text(alert)
     detail = " — ".join(part for part in (cmp, " ".join(alert.summary.split())) if part)
     return f"{head}{labels}: {detail}" if detail else f"{head}{labels}"
 
 
 def _field(title: str, body: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": _clip(f"*{title}*\n{_escape(body)}", _FIELD_MAX)}
+    return {"type": "mrkdwn", "text": clip(f"*{title}*\n{_escape(body)}", _FIELD_MAX)}
 
 
 def _labels_text_short(alert: AlertEvent) -> str:
     """Just the symbol when that is the only label (the common case), else `k=v, ...`."""
     if set(alert.labels) == {"symbol"}:
         return alert.labels["symbol"]
-    return _labels_text(alert.labels)
+    return labels_text(alert.labels)
 
 
 def parse_series(alert: AlertEvent) -> list[float]:
@@ -289,7 +184,7 @@ def _id_context(alert: AlertEvent) -> dict[str, Any]:
     elements = [{"type": "mrkdwn", "text": _escape(f"alert {alert.id}")}]
     provenance = provenance_text(alert)
     if provenance:
-        elements.append({"type": "mrkdwn", "text": _clip(_escape(provenance), _SECTION_MAX)})
+        elements.append({"type": "mrkdwn", "text": clip(_escape(provenance), _SECTION_MAX)})
     return {"type": "context", "elements": elements}
 
 
@@ -310,7 +205,7 @@ def build_blocks(alert: AlertEvent) -> list[dict[str, Any]]:
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": _clip(f"{_state_word(alert)}: {alert.rule}", _HEADER_MAX),
+                "text": clip(f"{state_word(alert)}: {alert.rule}", _HEADER_MAX),
                 "emoji": False,
             },
         },
@@ -321,7 +216,7 @@ def build_blocks(alert: AlertEvent) -> list[dict[str, Any]]:
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": _clip(_escape(summary), _SECTION_MAX)},
+                "text": {"type": "mrkdwn", "text": clip(_escape(summary), _SECTION_MAX)},
             }
         )
     trend = _trend_block(alert)
@@ -359,7 +254,7 @@ def build_reply(alert: AlertEvent) -> SlackMessage:
     blocks: list[dict[str, Any]] = [
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), _SECTION_MAX)},
+            "text": {"type": "mrkdwn", "text": clip("\n".join(lines), _SECTION_MAX)},
         }
     ]
     trend = _trend_block(alert)
@@ -387,7 +282,7 @@ def resolved_parent(alert: AlertEvent, parent_blocks: list[dict[str, Any]] | Non
     if header is not None:
         text = str(header["text"]["text"])
         rest = text.split(": ", 1)[1] if ": " in text else alert.rule
-        header["text"]["text"] = _clip(f"RESOLVED: {rest}", _HEADER_MAX)
+        header["text"]["text"] = clip(f"RESOLVED: {rest}", _HEADER_MAX)
     cmp = compare_text(alert)
     note = f"Resolved at {format_time_ny(alert)}" + (f" · {cmp}" if cmp else "")
     blocks.insert(
@@ -400,31 +295,10 @@ def resolved_parent(alert: AlertEvent, parent_blocks: list[dict[str, Any]] | Non
     }
 
 
-def order_alerts(alerts: Iterable[AlertEvent]) -> list[AlertEvent]:
-    """Most pressing first: firing before resolved, then by severity, then newest."""
-    return sorted(
-        alerts,
-        key=lambda a: (a.state == "resolved", _SEVERITY_RANK.get(a.severity, 3), -a.ts_ms),
-    )
-
-
-def _subject(alert: AlertEvent) -> str:
-    """What the alert is about in a few characters: the symbol, else the labels, else nothing."""
-    if set(alert.labels) == {"symbol"}:
-        return alert.labels["symbol"]
-    return _labels_text(alert.labels) if alert.labels else ""
-
-
-def alert_line(alert: AlertEvent, *, mrkdwn: bool = False) -> str:
-    """One alert on one line: `FIRING critical big-move NVDA: -5.20 below -5.00 — summary`."""
-    state = _state_word(alert)
-    subject = _subject(alert)
-    head = f"{state} {alert.severity} {alert.rule}" + (f" {subject}" if subject else "")
-    detail = " — ".join(p for p in (compare_text(alert), " ".join(alert.summary.split())) if p)
-    line = _clip(f"{head}: {detail}" if detail else head, _LINE_MAX)
-    if not mrkdwn:
-        return line
-    return f"• *{state}* {_escape(line.removeprefix(state + ' '))}"
+def _mrkdwn_line(alert: AlertEvent) -> str:
+    """`alert_line` as a Slack list item: a bullet, the state in bold, the rest escaped."""
+    state = state_word(alert)
+    return f"• *{state}* {_escape(alert_line(alert).removeprefix(state + ' '))}"
 
 
 def build_group(
@@ -433,7 +307,7 @@ def build_group(
     """Several alerts in one message: a line each, most pressing first, then `+N more`."""
     ordered = order_alerts(alerts)
     shown, rest = ordered[:limit], len(ordered) - limit
-    lines = [alert_line(a, mrkdwn=True) for a in shown]
+    lines = [_mrkdwn_line(a) for a in shown]
     if rest > 0:
         lines.append(f"+{rest} more")
     firing = [a for a in ordered if a.state == "firing"]
@@ -443,11 +317,11 @@ def build_group(
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": _clip(heading, _HEADER_MAX), "emoji": False},
+            "text": {"type": "plain_text", "text": clip(heading, _HEADER_MAX), "emoji": False},
         },
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), _SECTION_MAX)},
+            "text": {"type": "mrkdwn", "text": clip("\n".join(lines), _SECTION_MAX)},
         },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": counts}]},
     ]

@@ -28,7 +28,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from daemon.alerts import AlertEvent
-from daemon.notify.slack_blocks import compare_text, format_number
+from daemon.notify.wording import compare_text, format_number
 
 if TYPE_CHECKING:
     from jinja2 import Template

@@ -25,14 +25,9 @@ from pydantic import Field, SecretStr, field_validator
 
 from daemon.alerts import AlertEvent, Input
 from daemon.events import ms_to_dt
-from daemon.notify.base import (
-    ChannelConfig,
-    DeliveryError,
-    Notification,
-    Notifier,
-    Receipt,
-    parse_retry_after,
-)
+from daemon.notify.base import ChannelConfig, Notifier
+from daemon.notify.failure import DeliveryError, parse_retry_after
+from daemon.notify.notification import Notification, Receipt
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
