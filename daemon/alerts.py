@@ -21,15 +21,13 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
-from daemon.events import Tick, ms_to_dt
+from daemon.events import NEW_YORK, Tick, ms_to_dt
 
 __all__ = ["NEW_YORK", "AlertEvent", "Input", "Severity", "Transition", "alert_key"]
 
 Severity = Literal["info", "warning", "critical"]
 Transition = Literal["firing", "resolved"]
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 def alert_key(rule: str, labels: dict[str, str]) -> str:

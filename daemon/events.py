@@ -15,6 +15,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "NEW_YORK",
     "SENTIMENT_LABELS",
     "Headline",
     "Tick",
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 TickKind = Literal["trade", "quote", "bar"]
+#: The market's time zone: sessions, trading days and reports are New York time.
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 def dt_to_ms(dt: datetime) -> int:
@@ -178,7 +181,6 @@ class Headline:
 
 
 ReportTime = Literal["bmo", "amc", "unknown"]
-_NEW_YORK = ZoneInfo("America/New_York")
 
 
 @dataclass(slots=True, frozen=True)
@@ -197,7 +199,7 @@ class EarningsEvent:
         Unknown timing is treated as after the close, the common case for US mega-caps.
         """
         at = time(9, 30) if self.when == "bmo" else time(16, 0)
-        return int(datetime.combine(self.date, at, _NEW_YORK).timestamp() * 1000)
+        return int(datetime.combine(self.date, at, NEW_YORK).timestamp() * 1000)
 
     @property
     def when_text(self) -> str:

@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import typing
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -25,10 +24,10 @@ from daemon.backtest.data import DataError, History, open_history
 from daemon.backtest.model import BacktestResult
 from daemon.backtest.run import BacktestError, run_backtest
 from daemon.config import Config, ConfigError, load_config
+from daemon.events import NEW_YORK
 
 __all__ = ["add_parser", "main"]
 
-NEW_YORK = ZoneInfo("America/New_York")
 EXIT_OK, EXIT_BAD = 0, 2
 
 

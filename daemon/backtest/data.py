@@ -2,7 +2,8 @@
 
 A year of minute bars for a handful of symbols is about a million rows: holding them all as
 objects (as the replay source does) costs hundreds of MB, so each file is read a chunk at a
-time (pandas' chunked CSV reader, pyarrow's record batches) and the files are merged lazily.
+time (pandas' chunked CSV reader, pyarrow's record batches) and the files are merged lazily
+(`daemon.backtest.merge`).
 Rows are read by `daemon.sources.tables`, the replay source's reader, so a file the daemon
 replays is a file the backtest reads, with the same meaning.
 
@@ -22,14 +23,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from daemon.events import Headline, Tick
+from daemon.backtest.merge import Event, Run, merge
+from daemon.events import Headline
 from daemon.sources.normalize import REASONS, EdgeFilter
 from daemon.sources.tables import (
     TickColumns,
@@ -45,11 +46,6 @@ __all__ = ["CHUNK_ROWS", "DataError", "History", "open_history"]
 CHUNK_ROWS = 100_000
 #: Refusal messages kept (all are counted).
 _KEEP_REFUSED = 20
-#: Ticks built and yielded at a time (see `History.__iter__`): fewer than the allocations
-#: that start a young collection (700), so the ones the consumer is done with are gone by then.
-_PIECE = 256
-
-Event = Tick | Headline
 
 
 class DataError(Exception):
@@ -62,26 +58,6 @@ class _File:
     kind: str  # "ticks", "bars" or "headlines"
     rows: int  # known up front (Parquet metadata; CSV lines), for the progress bar
     parquet: bool
-
-
-@dataclass(eq=False)
-class _Run:
-    """One chunk's events of one file, in time order: what the merge takes slices of.
-
-    Its entries are the chunk's usable rows in time order, `ts` and `rows` one per entry.
-    A headline run holds its `headlines`; a tick run the `ticks`' fields (`make_ticks`) of
-    the entries the edge did not refuse (`why`: the refused, named when the merge reaches
-    them), its ticks built only as they are taken. Entries before `history` only warm."""
-
-    fi: int
-    order: int  # 0 ticks, 1 headlines: at the same instant ticks come first
-    ts: np.ndarray  # each entry's time, non-decreasing
-    rows: np.ndarray  # each entry's row in the file (from 0), to name it
-    headlines: list[Headline] = field(default_factory=list)
-    ticks: dict[str, list[Any]] = field(default_factory=dict)
-    history: int = 0
-    #: Entries refused by the edge (in order), with the reason's text.
-    why: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _entry(refusal: tuple[int, str]) -> int:
@@ -122,49 +98,18 @@ class History:
         refuse live (a crossed quote, a tick from the future, a headline seen before under
         another id) is refused here, counted by reason and named.
 
-        The order is (time, ticks before headlines, file), each file's rows in their order.
-        The files are merged a run at a time, not an event at a time: `heapq.merge` needs a
-        sortable tuple per event and pays a heap step per event, even for one file. Here the
-        file whose next event comes first gives every event up to the next one of any other
-        file, found by bisecting its run's times; one file (the usual case) is its runs one
-        after another. A chunk is read when the merge is through the chunk before, as with
-        an event-at-a-time merge, so refusals are named in the same order.
-
-        Ticks are built `_PIECE` at a time, as they are yielded: a chunk's 100,000 alive at
-        once outlive the garbage collector's young generations, and the full collections
-        that then follow cost more than building them."""
+        The order is (time, ticks before headlines, file), each file's rows in their order:
+        the files' runs (a chunk each, `_runs`) merged a run at a time (`merge`), a chunk read
+        when the merge is through the chunk before. Ticks are built as they are yielded."""
         # out_of_order_ms=0, and no tick is ever out of order: each file is checked to be in
         # time order (`_runs`) and the merge is by time, which is why the ticks can meet the
         # edge a chunk at a time (`EdgeFilter.tick_reasons`) as each is read
         edge = EdgeFilter(self.symbols or frozenset(), out_of_order_ms=0)
         now = int(time.time() * 1000)
-        heads: list[_Head] = []
-        for fi, f in enumerate(self.files):
-            runs = self._runs(fi, f, edge, now)
-            run = next(runs, None)
-            if run is not None:
-                heads.append(_Head(run, 0, runs))
-        while heads:
-            first = min(heads, key=_Head.key)
-            run = first.run
-            stop = len(run.ts)
-            if len(heads) > 1:  # up to the next event of another file
-                ts, order, fi = min(h.key() for h in heads if h is not first)
-                # ties go to the lower (order, file)
-                side: Literal["left", "right"] = (
-                    "right" if (run.order, run.fi) < (order, fi) else "left"
-                )
-                stop = int(np.searchsorted(run.ts, ts, side))
-            stop = min(stop, first.pos + _PIECE)
-            yield from self._take(run, first.pos, stop, edge, now)
-            if stop < len(run.ts):
-                first.pos = stop
-            elif (nxt := next(first.runs, None)) is not None:
-                first.run, first.pos = nxt, 0
-            else:
-                heads.remove(first)
+        files = [self._runs(fi, f, edge, now) for fi, f in enumerate(self.files)]
+        return merge(files, lambda run, a, b: self._take(run, a, b, edge, now))
 
-    def _take(self, run: _Run, a: int, b: int, edge: EdgeFilter, now: int) -> Sequence[Event]:
+    def _take(self, run: Run, a: int, b: int, edge: EdgeFilter, now: int) -> Sequence[Event]:
         """Entries `a:b` of `run`, in merge order: the refused named, the rest counted and
         returned to be yielded. Headlines meet the edge here, one by one (few; and whether
         one is a duplicate depends on the ones before it)."""
@@ -199,7 +144,7 @@ class History:
         out += rest
         return out
 
-    def _count(self, run: _Run, a: int, b: int) -> None:
+    def _count(self, run: Run, a: int, b: int) -> None:
         """Count entries `a:b` of a tick run, all accepted."""
         if a >= b:
             return
@@ -227,7 +172,7 @@ class History:
             self._refuse(f, row0 + i, why(i))
         self.refused_count += max(0, len(rows) - room)
 
-    def _runs(self, fi: int, f: _File, edge: EdgeFilter, now: int) -> Iterator[_Run]:
+    def _runs(self, fi: int, f: _File, edge: EdgeFilter, now: int) -> Iterator[Run]:
         """The file's runs, a chunk each (chunks with nothing to give are skipped), until
         `end_ms`. Reading a chunk refuses the rows it cannot read; a chunk's rows are put in
         time order (stable), but a chunk earlier than the one before it is a DataError."""
@@ -252,7 +197,7 @@ class History:
             if f.kind == "headlines":  # those before the range are left out
                 skip = 0 if self.start_ms is None else int(np.searchsorted(ts, self.start_ms))
                 rows, ts = rows[skip:], ts[skip:]
-                run = _Run(fi, 1, ts, row0 + rows, [heads[i] for i in rows.tolist()])
+                run = Run(fi, 1, ts, row0 + rows, [heads[i] for i in rows.tolist()])
             else:
                 run = self._tick_run(fi, cols, row0, rows, ts, edge, now)
             if len(run.ts):
@@ -291,7 +236,7 @@ class History:
         ts: np.ndarray,
         edge: EdgeFilter,
         now: int,
-    ) -> _Run:
+    ) -> Run:
         """The chunk's ticks at `rows` (in time order, before `end_ms`) as a run: symbols no
         rule reads counted in `ignored` and left out, the edge's refusals marked, ticks
         before `start_ms` marked `history`."""
@@ -318,7 +263,7 @@ class History:
                 why = [(i, REASONS.get(r, r)) for i, r in zip(at, what, strict=True)]
                 good = good[~refused]
         ticks = cols.fields(rows[good], self.source, (good < history).tolist())
-        return _Run(fi, 0, ts, row0 + rows, ticks=ticks, history=history, why=why)
+        return Run(fi, 0, ts, row0 + rows, ticks=ticks, history=history, why=why)
 
     def _ignore(self, cols: TickColumns, rows: np.ndarray) -> None:
         """Count rows of symbols no rule reads (not refused: a file of the whole market is
@@ -340,18 +285,6 @@ class History:
         by_row = dict(zip(rows.tolist(), heads, strict=True))
         rows, ts = _in_time_order(rows, ts)
         return rows, ts, by_row
-
-
-@dataclass(eq=False)
-class _Head:
-    """A file in the merge: its current run, how far into it, and the runs after it."""
-
-    run: _Run
-    pos: int
-    runs: Iterator[_Run]
-
-    def key(self) -> tuple[int, int, int]:
-        return int(self.run.ts[self.pos]), self.run.order, self.run.fi
 
 
 def _in_time_order(rows: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ bar_close` are judged once per bar, at its end, on the prices as they stood then
 is open and due is `daemon.rules.bars`).
 
 `daemon.rules.driver.Driver` feeds this engine from a stream of events and clock steps; the
-daemon's runner, `tickwatch test`, the backtest and `make bench` all go through it.
+daemon's runner, `tickwatch test`, the backtest and `make bench` all go through it. What a rule
+reload carries over to the next engine is `daemon.rules.carry`.
 """
 
 from __future__ import annotations
@@ -21,17 +22,12 @@ from collections.abc import Set as AbstractSet
 from daemon.alerts import AlertEvent, alert_key
 from daemon.events import Headline, Tick
 from daemon.rules.bars import BarBook, bar_end
+from daemon.rules.carry import carry_over, retired_events, rule_of
 from daemon.rules.compile import Instance, Plan
 from daemon.rules.conditions import NoDataGuard, Reading
 from daemon.rules.lifecycle import AlertState, Told, fire_event, step
 from daemon.rules.market import Market
-from daemon.rules.tell import (
-    ONE_SHOT_TRIGGERS,
-    headline_event,
-    resolves,
-    retired_event,
-    transition_event,
-)
+from daemon.rules.tell import ONE_SHOT_TRIGGERS, headline_event, transition_event
 
 __all__ = [
     "BAR_GRACE_MS",
@@ -51,11 +47,6 @@ DEFAULT_STALE_AFTER_MS = 15 * 60_000
 #: The clock closes a bar this long after its end, so that ticks of the bar still on their way
 #: (feed latency) are in it. The first tick after the end closes it at once.
 BAR_GRACE_MS = 2_000
-
-
-def rule_of(key: str) -> str:
-    """The rule name of an alert key (`big-move{symbol=NVDA}` → `big-move`)."""
-    return key.split("{", 1)[0]
 
 
 class Engine:
@@ -85,38 +76,9 @@ class Engine:
         self.errors: dict[str, tuple[int, str]] = {}
 
     def with_plan(self, plan: Plan, keep_rules: set[str]) -> tuple[Engine, list[str]]:
-        """An engine on a new plan (a rule reload), and the alert keys whose state it reset.
-
-        The market view carries over (prices, anchors, and windows already filled), and so does
-        the state of every alert whose rule is in `keep_rules` (unchanged rules): a firing alert
-        stays firing, a pending one keeps its clock. Changed or removed rules start afresh.
-        """
-        market = plan.new_market()
-        old = self.market
-        market.quotes = old.quotes
-        market.anchors = old.anchors
-        market.anchors.configured = dict(plan.anchors)
-        market.first_ms = old.first_ms
-        for sym, fresh in market.windows.items():
-            kept = old.windows.get(sym)
-            if kept is not None:
-                kept.span_ms = max(kept.span_ms, fresh.span_ms)
-                market.windows[sym] = kept
-        # unchanged rules keep their measures too: an expression's rolling windows carry over
-        old_by_key = {inst.key: inst for inst in self.plan.instances}
-        for inst in plan.instances:
-            kept_inst = old_by_key.get(inst.key)
-            if inst.rule in keep_rules and kept_inst is not None and inst.warms:
-                inst.cond = kept_inst.cond  # only expressions hold state worth carrying
-        states, dropped = {}, []
-        for key, st in self.states.items():
-            if rule_of(key) in keep_rules:
-                states[key] = st
-            else:
-                dropped.append(key)
-                # afresh, but the numbering goes on: an alert's id is `key#seq:state`, and a
-                # new firing numbered like an old one would be skipped as already delivered
-                states[key] = AlertState(seq=st.seq)
+        """An engine on a new plan (a rule reload), and the alert keys whose state it reset:
+        what carries over is `daemon.rules.carry.carry_over`."""
+        market, states, dropped = carry_over(self, plan, keep_rules)
         engine = Engine(plan, states, market)
         engine.evaluations = self.evaluations
         engine._clock_ms = self._clock_ms
@@ -124,24 +86,9 @@ class Engine:
         return engine, dropped
 
     def retire(self, keys: Iterable[str], now_ms: int, rules_left: set[str]) -> list[AlertEvent]:
-        """Resolved events for the firing alerts among `keys`, which a reload stops tracking.
-
-        Without them an alert of a removed or edited rule would just go quiet: its Slack message
-        stays red and the desk never hears it ended. An edited rule that still holds fires
-        afresh under its new definition. One-shot alerts and unannounced firings (cooldown,
-        `notify_resolved: false`) get nothing, as they would at a normal resolve.
-        """
-        by_key = {inst.key: inst for inst in self.plan.instances}
-        out = []
-        for key in keys:
-            st, inst = self.states.get(key), by_key.get(key)
-            if st is None or inst is None or st.state != "firing" or not st.notified:
-                continue
-            if not inst.policy.notify_resolved or not resolves(inst):
-                continue
-            how = "changed" if inst.rule in rules_left else "removed"
-            out.append(retired_event(inst, st, now_ms, how))
-        return out
+        """Resolved events for the firing alerts among `keys`, which a reload stops tracking
+        (`daemon.rules.carry.retired_events`)."""
+        return retired_events(self, keys, now_ms, rules_left)
 
     def warm(self, ticks: Tick | Sequence[Tick]) -> None:
         """Replay history (one step): prices, windows and expressions' rolling state; nothing

@@ -11,13 +11,19 @@ import datetime as dt
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
-from daemon.events import Tick
+from daemon.events import NEW_YORK, Tick
 
-__all__ = ["Anchors", "Market", "Quote", "VolumeProfile", "Window", "anchor_start_ms", "ny_date"]
-
-NEW_YORK = ZoneInfo("America/New_York")
+__all__ = [
+    "NEW_YORK",
+    "Anchors",
+    "Market",
+    "Quote",
+    "VolumeProfile",
+    "Window",
+    "anchor_start_ms",
+    "ny_date",
+]
 
 
 def anchor_start_ms(day: dt.date) -> int:

@@ -10,26 +10,27 @@ A read that fills the batch may cut one event time in two; its last event time i
 (unacknowledged) and judged with the next read, so that every tick of a step is applied before
 a rule reads it. The clock steps the driver every few seconds of wall time, and right when the
 next earnings reminder is due.
+
+Here are the batch loop, its commit and the hot reload at a batch boundary; start-up (restore,
+warm-up) is `daemon.rules.restore`, the wall clock and its steps `daemon.rules.wallclock`, the
+checkpoint's fields `daemon.rules.checkpoint`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from daemon.alerts import AlertEvent
-from daemon.durations import format_duration
 from daemon.events import Headline, Tick
+from daemon.rules.checkpoint import checkpoint_fields
 from daemon.rules.compile import Plan
 from daemon.rules.driver import CLOCK_EVERY_MS, Driver
 from daemon.rules.evaluate import Engine
-from daemon.rules.lifecycle import AlertState
-from daemon.rules.market import NEW_YORK, Quote
+from daemon.rules.restore import REMINDER_GRACE_MS, Restore
 from daemon.store.state import StateStore
 from daemon.store.streams import Entry, StreamStore
 
@@ -41,13 +42,6 @@ CLOCK_EVERY_S = CLOCK_EVERY_MS / 1000
 #: How long a read waits for new entries: also how long a reload waits for the batch
 #: boundary at which it takes effect, when no ticks are coming.
 BLOCK_MS = 20
-#: A wall-clock reading this far from where `time.monotonic` says it should be is a step of
-#: the wall clock (NTP, an operator, a VM resumed), not time passing: between two readings the
-#: two clocks otherwise differ by NTP's slewing, well under a millisecond a second.
-WALL_STEP_MS = 1_000
-#: A reminder that fell due while the daemon was down is still told this late (its id is
-#: stable, so one told before the restart is not delivered twice).
-REMINDER_GRACE_MS = 300_000
 
 
 @dataclass
@@ -60,7 +54,7 @@ class EvaluatorStats:
     last_event_ms: int = 0
 
 
-class Evaluator:
+class Evaluator(Restore):
     """Runs `plan` over the streams of `streams`, committing through `state` (both on the
     same Redis, under the same keys; the outbox's cap is `state.maxlen`)."""
 
@@ -116,63 +110,7 @@ class Evaluator:
     def engine(self) -> Engine:
         return self.driver.engine
 
-    # --- start-up -----------------------------------------------------------------------
-    async def restore(self) -> None:
-        """Load persisted alert states and checkpoint, then warm windows from stream history."""
-        k = self.keys
-        for stream in (k.ticks, k.news):
-            await self.streams.ensure_group(stream, k.EVAL_GROUP)
-        raw_states = await self.state.states()
-        states = {key: AlertState.from_json(v) for key, v in raw_states.items()}
-        market = self.plan.new_market()
-        self.driver = Driver(
-            self.plan, states, market, reminders_after_ms=self._now() - REMINDER_GRACE_MS
-        )
-        firing = sum(s.state == "firing" for s in states.values())
-        pending = sum(s.state == "pending" for s in states.values())
-        await self._warm()  # history first: windows and expression state
-        # then the exact prices and anchors
-        _load_checkpoint(self.driver.engine, await self.state.checkpoint())
-        # symbols not heard from yet count as silent from now on, not from the open:
-        # a daemon started at noon must not report every feed as hours overdue
-        market.first_ms = self._now()
-        # and until ticks arrive, the data's lag is what it was when they stopped: a daemon
-        # restarted on a replay of April must not call the replayed symbols silent today
-        newest = max((q.ts_ms for q in market.quotes.values()), default=0)
-        if newest:
-            self._lag_ms = self._now() - newest
-        log.info(
-            "evaluator ready: %d rule instances, %d headline rules; restored %d alert states "
-            "(%d firing, %d pending); warmed windows with %d ticks",
-            len(self.plan.instances),
-            len(self.plan.headline_rules),
-            len(states),
-            firing,
-            pending,
-            self.stats.warmed,
-        )
-
-    def _warn_missing_anchors(self) -> None:
-        """A YTD rule without its year-start price is silent; say so instead of staying quiet.
-
-        Checked after every 20,000 ticks rather than at start-up, when a replay or backfill
-        that brings the year-end price may simply not have run yet; said once per year.
-        """
-        m = self.engine.market
-        latest = max((q.ts_ms for q in m.quotes.values()), default=None)
-        if latest is None:
-            return
-        year = dt.datetime.fromtimestamp(latest / 1000, NEW_YORK).year
-        missing = sorted(s for s in m.ytd_symbols if m.anchors.get(s, dt.date(year, 1, 1)) is None)
-        if missing and year != self._anchor_warned_year:
-            self._anchor_warned_year = year
-            log.warning(
-                "no %d year-start price yet for %s: their YTD rules stay silent until a price "
-                "from before Jan 1 arrives (replay a year-end bar, or backfill)",
-                year,
-                ", ".join(missing),
-            )
-
+    # --- hot reload ---------------------------------------------------------------------
     def use_plan(self, plan: Plan, keep_rules: set[str]) -> None:
         """Switch to `plan` at the next batch boundary: never in the middle of a batch."""
         if self._next_plan is not None:
@@ -218,39 +156,6 @@ class Evaluator:
             "state, %d alert states reset",
             len(plan.instances), len(plan.headline_rules), len(keep), len(dropped),
         )  # fmt: skip
-
-    async def _warm(self, only: set[str] | None = None) -> None:
-        """Replay already-processed ticks from the last `warmup_ms` into windows only.
-
-        Prices and anchors then come from the checkpoint, which is exact; windows (and the
-        rolling state of expressions) are too big to checkpoint every batch, and the stream
-        already holds their history.
-        """
-        k = self.keys
-        boundary = await self.streams.first_unprocessed(k.ticks, k.EVAL_GROUP)
-        if boundary is None:
-            return
-        chunks: list[list[Entry]] = []
-        before, newest_ts, done = boundary, None, False
-        while not done:
-            rows = await self.streams.history(k.ticks, before, 5000)
-            if not rows:
-                break
-            chunks.append(rows)
-            before = rows[0][1]
-            first_ts = int(rows[0][2]["t"])
-            newest_ts = newest_ts if newest_ts is not None else int(rows[-1][2]["t"])
-            done = newest_ts - first_ts > self.warmup_ms or len(rows) < 5000
-        windows = self.engine.market.windows
-        for rows in reversed(chunks):
-            if only is None:  # start-up: prices, windows and expression state, in steps
-                self.driver.warm(Tick.from_fields(fields) for _, _, fields in rows)
-                self.stats.warmed += len(rows)
-                continue
-            for _, _, fields in rows:
-                if fields["s"] in only:  # a reload: only windows that are new
-                    windows[fields["s"]].add(int(fields["t"]), float(fields["p"]))
-                    self.stats.warmed += 1
 
     # --- main loop ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -304,40 +209,6 @@ class Evaluator:
     def _reminder_due(self) -> bool:
         due = self.driver.next_due_ms()
         return due is not None and due <= self._now()
-
-    def _now(self) -> int:
-        """`clock()`; with the system's wall clock, a step of it is noticed (`_wall_stepped`)."""
-        now = self.clock()
-        if self._watch_steps:
-            mono = time.monotonic()
-            if self._steady is not None:
-                wall, at = self._steady
-                step = now - wall - int((mono - at) * 1000)
-                if abs(step) >= WALL_STEP_MS:
-                    self._wall_stepped(now, step)
-            self._steady = (now, mono)
-        return now
-
-    def _wall_stepped(self, now_ms: int, step_ms: int) -> None:
-        """The wall clock jumped by `step_ms`. Event time still judges the rules; what the
-        clock decides follows the wall clock as it is now, at once:
-
-        - how far the data is behind it (live feed or replay, `check_clock`) is measured anew,
-          not left as it was at the last batch: a step of +1 h on a live feed makes its ticks
-          an hour behind, as a replay's are, so the clock does not count that hour as silence
-          (a no-data alert for every symbol) before the next batch would have said so;
-        - stepped back, staleness, silence and bar closes are judged again from the time it
-          shows, not only once it passes the time it showed before (timers stalled for as long
-          as the step). Reminders already told stay told; the next ones come when due.
-        """
-        by = format_duration(dt.timedelta(seconds=round(abs(step_ms) / 1000)))
-        log.warning(
-            "the wall clock stepped %s by %s; rules keep to event time, timers to the clock",
-            "forward" if step_ms > 0 else "back", by,
-        )  # fmt: skip
-        self._lag_ms += step_ms
-        if step_ms < 0:
-            self.driver.clock_stepped_back(now_ms)
 
     async def process(self, entries: list[Entry], *, hold_last: bool = False) -> list[AlertEvent]:
         """Evaluate one batch and commit its effects atomically.
@@ -425,7 +296,7 @@ class Evaluator:
         dirty = engine.take_dirty()
         await self.state.commit(
             states={key: st.to_json() for key, st in dirty.items()},
-            checkpoint=_checkpoint_fields(engine),
+            checkpoint=checkpoint_fields(engine),
             alerts=alerts,
             acks=acks,
         )
@@ -443,37 +314,3 @@ def _event_time(entry: Entry) -> int:
 
 def _wall_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _checkpoint_fields(engine: Engine) -> dict[str, str]:
-    """Last price of each symbol touched since the last call (with its kind and feed), every
-    anchor price, and the bars of `evaluate: bar_close` rules still to be judged."""
-    m = engine.market
-    out = {}
-    for sym in m.dirty:
-        q = m.quotes[sym]
-        out[f"q:{sym}"] = f"{q.price!r} {q.ts_ms} {q.kind} {q.source}".rstrip()
-    m.dirty.clear()
-    if out:
-        for (sym, day), price in m.anchors.prices.items():
-            out[f"a:{sym}:{day.isoformat()}"] = repr(price)
-    if engine.bars.open or engine.bars.judged:
-        out["bars"] = json.dumps(engine.bars.to_dict())
-    return out
-
-
-def _load_checkpoint(engine: Engine, fields: dict[str, str]) -> None:
-    m = engine.market
-    for name, value in fields.items():
-        kind, _, rest = name.partition(":")
-        if kind == "q":
-            price, ts, *more = value.split(" ", 3)
-            q = m.quotes[rest] = Quote(float(price), int(ts))
-            if more:
-                q.kind = more[0]
-                q.source = more[1] if len(more) > 1 else ""
-        elif kind == "a":
-            sym, _, day = rest.rpartition(":")
-            m.anchors.prices[(sym, dt.date.fromisoformat(day))] = float(value)
-        elif kind == "bars":
-            engine.bars.load(json.loads(value))

@@ -37,16 +37,16 @@ import functools
 import threading
 import warnings
 from typing import Literal, Self, get_args
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from daemon.events import NEW_YORK
 
 __all__ = ["ActiveWindow", "SessionName", "Sessions", "WeekdayName", "nyse"]
 
 SessionName = Literal["pre", "regular", "post", "closed"]
 WeekdayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
-NEW_YORK = ZoneInfo("America/New_York")
 CALENDAR = "XNYS"
 PRE_START = dt.time(4, 0)
 POST_END = dt.time(20, 0)

@@ -23,12 +23,12 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
 from daemon.durations import Duration
+from daemon.events import NEW_YORK as _NEW_YORK
 from daemon.events import Tick
 from daemon.sources.base import Source, SourceContext
 from daemon.sources.poller import Http, PollError, Provider, RestConfig, RestSource
@@ -50,7 +50,6 @@ log = logging.getLogger("tickwatch.sources.alpaca")
 ALPACA = Provider(
     "Alpaca", "https://data.alpaca.markets", ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
 )
-_NEW_YORK = ZoneInfo("America/New_York")
 _TIMEFRAME = re.compile(r"^(\d*)(Min|T|Hour|H|Day|D|Week|W)$")
 _UNIT_MS = {"Min": 60_000, "T": 60_000, "Hour": 3_600_000, "H": 3_600_000,
             "Day": 86_400_000, "D": 86_400_000, "Week": 604_800_000, "W": 604_800_000}  # fmt: skip
