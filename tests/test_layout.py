@@ -156,3 +156,27 @@ def test_the_allowlists_name_real_modules_outside_the_store() -> None:
         assert not _in_store(module), f"{module} is in the store: it needs no exception"
     for module in EXCEPTIONS:
         assert module in modules, f"EXCEPTIONS names {module}, which does not exist"
+
+
+def test_the_architecture_page_lists_every_module() -> None:
+    """docs/architecture.md is the map a newcomer reads first: a module missing from it is
+    a room nobody can find (add a row under its folder, with its docstring's first line)."""
+    page = (REPO / "docs" / "architecture.md").read_text()
+    listed: dict[str, set[str]] = {}
+    folder = ""
+    for line in page.splitlines():
+        if line.startswith("### `daemon/"):
+            folder = line.split("`")[1].removeprefix("daemon/").rstrip("/")
+        elif line.startswith("| `"):
+            listed.setdefault(folder, set()).add(line.split("`")[1])
+    missing = []
+    for p in _modules():
+        rel = p.relative_to(PACKAGE)
+        where = str(rel.parent) if str(rel.parent) != "." else ""
+        if p.name == "__main__.py" or (p.name == "__init__.py" and p.stat().st_size == 0):
+            continue
+        if p.name == "__init__.py" and where in ("", "sources", "store", "rules", "notify"):
+            continue
+        if p.name not in listed.get(where, set()):
+            missing.append(str(rel))
+    assert missing == [], f"docs/architecture.md does not list: {missing}"

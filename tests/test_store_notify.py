@@ -253,7 +253,9 @@ async def test_delivery_reclaims_what_a_dead_consumer_left(redis: Redis, keys: K
 async def test_silences_add_expire_and_drop_old(redis: Redis, keys: Keys) -> None:
     store = SilenceStore(redis, keys)
     now = int(time.time() * 1000)
-    s = await store.add(["symbol=NVDA"], author="ann", reason="earnings", ends_ms=now + 60_000)
+    # starting at `now` (not at add's own clock, a millisecond later or not): judged at `now`
+    s = await store.add(["symbol=NVDA"], author="ann", reason="earnings", ends_ms=now + 60_000,
+                        starts_ms=now)  # fmt: skip
     assert [x.id for x in await store.active(now)] == [s.id]
     with pytest.raises(ValueError):
         await store.add(["NVDA"], author="ann", reason="bad", ends_ms=now + 60_000)

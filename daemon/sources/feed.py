@@ -1,47 +1,54 @@
-"""What every live websocket feed shares; a provider module only builds messages and maps frames.
+"""The `FeedSource` base of live websocket feeds: connection life, handshake, reading, reconnect.
 
-The base owns the connection's whole life: connect, the provider's handshake (messages to send
-and the reply that ends each step), subscribing to the symbols the rules need and only the
-difference on a reload, reading frames, reconnecting with capped, fully jittered exponential
-backoff, telling a silent feed from a quiet market (NYSE regular session only), and the status
-an operator reads. Problems are sorted once, here: a frame we cannot read is counted and logged
-at most every 10 s, never fatal; a lost connection is retried; wrong credentials stop the daemon
-(`FatalSourceError`) with a message that names what to check and never the secret itself.
-
-Latency: the reader parses each frame into events and queues them; a single writer task drains
-the whole queue into one `emit` (one MULTI/EXEC) as soon as it is idle. Under load, frames pile up
-while a write is in flight and go out together in the next one; at low rates each frame is written
-as soon as it is parsed. No timer adds delay, and Redis round trips never stall the socket.
+A provider module only builds messages and maps frames. The base connects, runs the provider's
+handshake (messages to send and the reply that ends each step), subscribes (`subscribe`), reads
+frames into the writer's queue (`batching`), and reconnects with capped, fully jittered
+exponential backoff. Problems are sorted once, here: a lost connection is retried; wrong
+credentials stop the daemon (`FatalSourceError`) with a message that names what to check and
+never the secret itself. Silence, status and parse-error warnings are `watchdog`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
-import re
 import time
 from abc import abstractmethod
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import orjson
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.frames import CloseCode
 
-from daemon.durations import Duration
 from daemon.events import Headline, Tick
 from daemon.sources.arbiter import WILDCARD
-from daemon.sources.base import FatalSourceError, Source, SourceConfig, SourceContext
-from daemon.store.retry import REDIS_DOWN
+from daemon.sources.backoff import backoff_delay
+from daemon.sources.base import FatalSourceError, SourceContext
+from daemon.sources.batching import MAX_PENDING, FeedBatching
+from daemon.sources.feed_types import (
+    Event,
+    FeedConfig,
+    FeedError,
+    FeedState,
+    SessionConflict,
+    Step,
+    UnknownMessage,
+    quote_tick,
+)
+from daemon.sources.meter import RateMeter, RecentKeys
+from daemon.sources.redact import RedactingLogger, cut_secrets
+from daemon.sources.subscribe import FeedSubscriptions
+from daemon.sources.timestamps import TimestampParser
+from daemon.sources.watchdog import FeedWatch
 
-__all__ = [
+__all__ = [  # the names adapters and tests import from here, wherever they live
+    "Event",
     "FeedConfig",
     "FeedError",
     "FeedSource",
@@ -57,223 +64,8 @@ __all__ = [
 
 log = logging.getLogger("tickwatch.sources.feed")
 
-FeedState = Literal["idle", "connecting", "authenticating", "connected", "backoff", "failed",
-                    "stopped"]  # fmt: skip
-Event = Tick | Headline
-
-#: How many parse-error and refusal warnings a feed may log: one per this many seconds.
-LOG_EVERY_S = 10.0
 #: Consecutive "another session holds this key" refusals before giving up.
 SESSION_CONFLICT_TRIES = 3
-#: Events queued but not yet written beyond which the reader waits for the writer.
-MAX_PENDING = 200_000
-
-
-class FeedConfig(SourceConfig):
-    """Fields every websocket feed has, on top of `type`/`name`/`enabled`."""
-
-    url: str | None = Field(
-        None, description="Endpoint override (a sandbox, a proxy, a test server)"
-    )
-    symbols: list[str] | None = Field(
-        None,
-        description="Subscribe only to these of the symbols the rules need (default: all of "
-        "them); ['*'] subscribes to everything the feed carries",
-    )
-    priority: int = Field(
-        0,
-        description="Fallback order when several feeds carry a symbol: lower is preferred. "
-        "A feed's ticks are kept on standby while a preferred feed delivers that symbol.",
-    )
-    silent_after: Duration | None = Field(
-        default=timedelta(seconds=60),
-        description="During the NYSE regular session, no data for this long raises one ops "
-        "alert and reconnects; null disables the check",
-    )
-    max_frame: int = Field(
-        4 * 2**20, ge=1024, description="Largest frame accepted, in bytes (bigger: reconnect)"
-    )
-    backoff_initial: Duration = Field(
-        default=timedelta(seconds=0.5), description="First reconnect delay (before jitter)"
-    )
-    backoff_max: Duration = Field(
-        default=timedelta(seconds=30), description="Longest reconnect delay"
-    )
-    healthy_after: Duration = Field(
-        default=timedelta(seconds=30),
-        description="A connection that lasted this long resets the reconnect backoff",
-    )
-    batch_max: int = Field(1000, ge=1, le=50_000, description="Most events in one Redis write")
-    status_every: Duration = Field(
-        default=timedelta(seconds=5), description="How often the feed's status is written"
-    )
-
-    @field_validator("symbols")
-    @classmethod
-    def _symbols(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and WILDCARD in v and len(v) > 1:
-            raise ValueError("'*' means every symbol: write symbols: ['*'] alone")
-        return v
-
-
-# -- pure helpers ----------------------------------------------------------------------------
-
-
-class FeedError(Exception):
-    """Retryable: the server refused or broke something; reconnect after a backoff."""
-
-
-class SessionConflict(FeedError):
-    """The provider allows one session per key and another one holds it."""
-
-
-class UnknownMessage(Exception):
-    """A message type the provider's protocol does not list (counted, never fatal)."""
-
-
-class Step(NamedTuple):
-    """One handshake step: send `send`, then read until `until(message)` is True.
-
-    `until` raises `FatalSourceError` or `FeedError` for a refusal.
-    """
-
-    send: Sequence[Mapping[str, Any]]
-    until: Callable[[Any], bool]
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
-    """Full jitter (AWS): uniform in [0, min(cap, initial * 2**attempt)], so clients spread out."""
-    return rng.uniform(0.0, min(cap, initial * (2 ** min(attempt, 30))))
-
-
-def quote_tick(symbol: str, ts_ms: int, bid: float, ask: float, source: str) -> Tick | None:
-    """A quote as a tick priced at the mid; a missing side (0) leaves the other as the price."""
-    b = bid if bid > 0 else None
-    a = ask if ask > 0 else None
-    if b is not None and a is not None:
-        price = (b + a) / 2
-    elif b is not None or a is not None:
-        price = b if b is not None else a  # type: ignore[assignment]
-    else:
-        return None
-    return Tick(symbol, ts_ms, price, 0.0, b, a, "quote", source)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-class TimestampParser:
-    """RFC-3339 text (up to nanoseconds, `Z` or an offset) → epoch ms, truncated.
-
-    Ticks within one second share their first 19 characters, so the date-time part is parsed
-    once per second and cached; the fraction's first three digits are the milliseconds. Other
-    shapes (offsets, odd spacing) take the exact but slower `fromisoformat` path.
-    """
-
-    def __init__(self, cache_size: int = 4096) -> None:
-        self._cache: dict[str, int] = {}
-        self._cache_size = cache_size
-
-    def ms(self, text: str) -> int:
-        sec = self._cache.get(text[:19])
-        if sec is None:
-            sec = self._seconds(text[:19])
-        tail = text[19:]
-        if tail[:1] == "." and tail[-1:] == "Z":
-            frac = tail[1:-1]
-            if not frac.isdigit():
-                raise ValueError(f"bad timestamp {text!r}")
-            if len(frac) >= 3:
-                return sec * 1000 + int(frac[:3])
-            return sec * 1000 + int(frac) * (10 if len(frac) == 2 else 100)
-        if tail == "Z":
-            return sec * 1000
-        return self._slow(text)
-
-    def _seconds(self, head: str) -> int:
-        if len(head) != 19 or head[10] not in "Tt":
-            raise ValueError(f"bad timestamp {head!r}")
-        dt = datetime.fromisoformat(head).replace(tzinfo=UTC)
-        s = (dt - _EPOCH) // timedelta(seconds=1)
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()
-        self._cache[head] = s
-        return s
-
-    @staticmethod
-    def _slow(text: str) -> int:
-        dt = datetime.fromisoformat(_LONG_FRACTION.sub(r"\1", text))
-        if dt.tzinfo is None:
-            raise ValueError(f"timestamp {text!r} has no zone")
-        return (dt - _EPOCH) // timedelta(milliseconds=1)
-
-
-class RateMeter:
-    """Events per second over the last `window` seconds, in per-second buckets."""
-
-    def __init__(self, window: int = 60) -> None:
-        self.window = window
-        self._counts = [0] * window
-        self._secs = [-1] * window
-
-    def add(self, n: int, now: float) -> None:
-        sec = int(now)
-        i = sec % self.window
-        if self._secs[i] != sec:
-            self._secs[i] = sec
-            self._counts[i] = 0
-        self._counts[i] += n
-
-    def rate(self, now: float) -> float:
-        sec = int(now)
-        lo = sec - self.window
-        total = sum(c for c, s in zip(self._counts, self._secs, strict=True) if lo < s <= sec)
-        return total / self.window
-
-
-class RecentKeys:
-    """Remembers the last `size`..2×`size` keys: `seen(k)` is True for a repeat (two sets, O(1))."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._new: set[object] = set()
-        self._old: set[object] = set()
-
-    def seen(self, key: object) -> bool:
-        if key in self._new or key in self._old:
-            return True
-        self._new.add(key)
-        if len(self._new) >= self.size:
-            self._old, self._new = self._new, set()
-        return False
-
-
-_OUTGOING_FRAME = re.compile(r"^> (TEXT|BINARY) .*(\[\d+ bytes\])$", re.DOTALL)
-
-
-class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """websockets' logger with secrets cut out.
-
-    At DEBUG it logs request lines (a query-string token) and a truncated copy of each frame we
-    send: an auth message cut in the middle shows part of a secret that no search finds, so the
-    content of outgoing frames is not logged at all (our own log says what we subscribed).
-    """
-
-    def __init__(self, logger: logging.Logger, redact: Callable[[str], str]) -> None:
-        super().__init__(logger, {})
-        self._redact = redact
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        text = str(msg) % args if args else str(msg)
-        text = _OUTGOING_FRAME.sub(r"> \1 (content not logged) \2", text)
-        exc = kwargs.pop("exc_info", None)
-        if exc:
-            text += f" ({exc if isinstance(exc, BaseException) else 'see above'})"
-        kwargs.pop("stack_info", None)
-        self.logger.log(level, "%s", self._redact(text), **kwargs)
 
 
 def _close_code(e: ConnectionClosed) -> int | None:
@@ -283,10 +75,7 @@ def _close_code(e: ConnectionClosed) -> int | None:
     return None
 
 
-# -- the base source -------------------------------------------------------------------------
-
-
-class FeedSource(Source):
+class FeedSource(FeedBatching, FeedSubscriptions, FeedWatch):
     """A websocket market-data feed; subclasses describe the provider's protocol only."""
 
     config_model: ClassVar[type[FeedConfig]]
@@ -341,7 +130,7 @@ class FeedSource(Source):
         self._ops_sent: set[tuple[str, str]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._latency: deque[float] = deque(maxlen=4096)
-        self._ws_log = _RedactingLogger(logging.getLogger("websockets.client"), self.redact)
+        self._ws_log = RedactingLogger(logging.getLogger("websockets.client"), self.redact)
 
     # -- what a provider supplies -------------------------------------------------------------
     @abstractmethod
@@ -375,11 +164,8 @@ class FeedSource(Source):
 
     # -- helpers for providers ----------------------------------------------------------------
     def redact(self, text: str) -> str:
-        for secret in self.secrets().values():
-            value = secret.get_secret_value()
-            if len(value) >= 4 and value in text:
-                text = text.replace(value, "***")
-        return text
+        values = (secret.get_secret_value() for secret in self.secrets().values())
+        return cut_secrets(text, values, min_len=4)
 
     def auth_failed(self, detail: str) -> FatalSourceError:
         """The error for refused credentials: what to check, without the secret."""
@@ -389,72 +175,6 @@ class FeedSource(Source):
             f"check {fields} in alerts.yaml and the environment variables they come from "
             f"(usually {self.env_hint})"
         )
-
-    def ops_once(self, problem: str, summary: str, key: str = "") -> None:
-        """One ops alert per distinct (`problem`, `key`): a refusal may repeat, the page won't."""
-        if (problem, key) in self._ops_sent:
-            return
-        self._ops_sent.add((problem, key))
-        self._spawn(self._ops(summary, problem))
-
-    def parse_error(self, reason: str) -> None:
-        """Count a message we could not use; warn at most every 10 s with the totals."""
-        self.parse_errors[reason] += 1
-        now = time.monotonic()
-        if self._last_parse_log and now - self._last_parse_log < LOG_EVERY_S:
-            return
-        self._last_parse_log = now
-        detail = ", ".join(f"{n} {r}" for r, n in self.parse_errors.most_common())
-        log.warning("source %s: unreadable messages so far: %s", self.name, detail)
-
-    # -- subscriptions ------------------------------------------------------------------------
-    def _narrow(self, symbols: frozenset[str]) -> frozenset[str]:
-        only = self.config.symbols
-        if only is None:
-            return frozenset(symbols)
-        if WILDCARD in only:
-            return frozenset({WILDCARD})
-        return frozenset(symbols) & frozenset(only)
-
-    @property
-    def wanted(self) -> frozenset[str]:
-        return self._wanted
-
-    async def resubscribe(self, symbols: frozenset[str]) -> None:
-        """Send only the difference: subscribe what is new, unsubscribe what is gone."""
-        async with self._sub_lock:
-            self._wanted = self._narrow(symbols)
-            self._cover()
-            ws, have = self._ws, self._subscribed
-            if ws is None or have is None or have == self._wanted:
-                return  # the next session subscribes to the full set
-            added, removed = self._wanted - have, have - self._wanted
-            try:
-                if added:
-                    await self._send_all(ws, self.subscribe_messages(added, True))
-                if removed:
-                    await self._send_all(ws, self.subscribe_messages(removed, False))
-            except ConnectionClosed:
-                return  # the reconnect subscribes afresh
-            self._subscribed = self._wanted
-            log.info(
-                "source %s: subscribed %d more, %d fewer symbols (%d now)",
-                self.name, len(added), len(removed), len(self._wanted),
-            )  # fmt: skip
-
-    async def _subscribe_all(self, ws: ClientConnection) -> None:
-        async with self._sub_lock:
-            if self._wanted:
-                await self._send_all(ws, self.subscribe_messages(self._wanted, True))
-            self._subscribed = self._wanted
-
-    async def _send_all(self, ws: ClientConnection, messages: Sequence[Mapping[str, Any]]) -> None:
-        for m in messages:
-            await ws.send(json.dumps(m, separators=(",", ":")))
-
-    def _cover(self) -> None:
-        if self.ctx.arbiter is not None:
-            self.ctx.arbiter.cover(self.name, self.config.priority, self._wanted)
 
     # -- the run loop -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -700,132 +420,3 @@ class FeedSource(Source):
             if len(ticks) + len(news) > MAX_PENDING:
                 self._drained.clear()
                 await self._drained.wait()
-
-    # -- writing ------------------------------------------------------------------------------
-    async def _writer(self) -> None:
-        """Drain everything queued into `emit`, as soon as the previous write is acknowledged.
-
-        A batch that fails (Redis away) goes back to the front of the queue: `run` ends, the
-        daemon waits for Redis, and the next `run` writes it first.
-        """
-        step = self.config.batch_max
-        if self._ticks or self._news:
-            self._wake.set()  # left over from a write that failed
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            ticks, news, recv = self._ticks, self._news, self._recv_times
-            if not ticks and not news:
-                continue
-            self._ticks, self._news, self._recv_times = [], [], []
-            self._drained.set()
-            at_t = at_n = 0
-            try:
-                while at_t < len(ticks) or at_n < len(news):
-                    end_t = min(len(ticks), at_t + step)
-                    end_n = min(len(news), at_n + step - (end_t - at_t))
-                    await self.emit(ticks[at_t:end_t], news[at_n:end_n])
-                    at_t, at_n = end_t, end_n
-            except BaseException:
-                self._ticks[:0] = ticks[at_t:]
-                self._news[:0] = news[at_n:]
-                self._recv_times[:0] = recv
-                raise
-            self.written(recv, time.monotonic())
-
-    def written(self, recv_times: list[float], done: float) -> None:
-        """A batch is in Redis: note frame-received → write-acknowledged latency."""
-        self._latency.extend(done - t for t in recv_times)
-
-    # -- silence ------------------------------------------------------------------------------
-    async def _watch_silence(self) -> None:
-        assert self.config.silent_after is not None
-        limit = self.config.silent_after.total_seconds()
-        every = min(max(limit / 4, 0.01), 5.0)
-        while True:
-            await asyncio.sleep(every)
-            ws = self._ws
-            if ws is None or self.state != "connected" or not self._wanted:
-                continue
-            quiet = time.monotonic() - max(self._last_data, self._connected_at)
-            if quiet < limit:
-                continue
-            assert self._in_session is not None
-            if not self._in_session(int(time.time() * 1000)):
-                continue
-            if not self._silent:
-                self._silent = True
-                summary = (
-                    f"source {self.name} ({self.provider}) sent no data for {quiet:.0f}s during "
-                    f"the regular session; reconnecting"
-                )
-                log.warning("%s", summary)
-                await self._ops(summary, "silent")
-            else:
-                log.info("source %s: still silent; reconnecting again", self.name)
-            self._forced = f"no data for {quiet:.0f}s"
-            with contextlib.suppress(Exception):
-                await ws.close(CloseCode.GOING_AWAY, "silent feed")
-
-    # -- status and ops -----------------------------------------------------------------------
-    def _set_state(self, state: FeedState) -> None:
-        if state != self.state:
-            self.state = state
-            self._status_kick.set()
-
-    def status(self) -> dict[str, Any]:
-        """What an operator needs to see at a glance (also written to Redis)."""
-        now = time.monotonic()
-        lat = sorted(self._latency)
-
-        def pct(p: float) -> float | None:
-            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 3) if lat else None
-
-        return {
-            "name": self.name,
-            "type": self.kind,
-            "state": self.state,
-            "url": self.redact(self.endpoint()),
-            "priority": self.config.priority,
-            "symbols": len(self._wanted),
-            "last_message_age_s": round(now - self._last_msg, 3) if self._last_msg else None,
-            "last_data_age_s": round(now - self._last_data, 3) if self._last_data else None,
-            "messages_per_s": round(self._rate.rate(now), 2),
-            "reconnects": self.reconnects,
-            "parse_errors": sum(self.parse_errors.values()),
-            "parse_error_reasons": dict(self.parse_errors),
-            "accepted": self.accepted,
-            "rejected": sum(self.rejected.values()),
-            "rejected_reasons": dict(self.rejected),
-            "standby": self.standby,
-            "duplicates": self.duplicates,
-            "ignored": self.ignored,
-            "silent": self._silent,
-            "last_error": self.last_error,
-            "write_latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
-        }
-
-    async def _write_status(self) -> None:
-        await self.ctx.feed_status.write(self.name, self.status())
-
-    async def _status_loop(self) -> None:
-        every = self.config.status_every.total_seconds()
-        while True:
-            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(every):
-                    await self._status_kick.wait()
-            self._status_kick.clear()
-            with contextlib.suppress(*REDIS_DOWN):  # best effort: the writer notices Redis away
-                await self._write_status()
-
-    async def _ops(self, summary: str, problem: str) -> None:
-        try:
-            await self.ctx.ops(summary, {"source": self.name, "problem": problem})
-        except Exception as e:  # an ops alert that fails must not stop the feed
-            log.warning("source %s: could not raise an ops alert: %s", self.name, e)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)

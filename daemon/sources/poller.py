@@ -1,44 +1,42 @@
-"""What every REST source shares: one HTTP session, retries, throttling, and secrets kept secret.
+"""The `RestSource` base of REST sources and `Poller`, its scheduled, self-pausing variant.
 
-Providers differ in URLs and payloads; what goes wrong is the same everywhere (a 429 with
-Retry-After, a 5xx, a dropped connection, a wrong key) and is handled here once: waited out with
-backoff when waiting helps, turned into a `FatalSourceError` naming the variable to check when it
-cannot. aiohttp writes the full URL, `apikey=` query and all, into its exception text, so no
-aiohttp exception text reaches a log or a message without `redact`.
-
-`RestSource` is the plumbing (also used by the one-shot Alpaca backfill); `Poller` adds the
-APScheduler interval job and the pause after failures. Pollers keep no state between polls except
-what they save with `emit(..., cursor=...)`, so a restart resumes where the last poll ended.
+`RestSource` is the plumbing (also used by the one-shot Alpaca backfill): the session, the
+credentials, the provider; the HTTP itself is `rest.Http`'s. `Poller` adds the APScheduler
+interval job and the pause after failures. Pollers keep no state between polls except what they
+save with `emit(..., cursor=...)`, so a restart resumes where the last poll ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import random
-import re
 import time
 import traceback
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import aiohttp
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import Field, SecretStr, field_validator
-from yarl import URL
 
 from daemon.durations import Duration
+from daemon.sources.backoff import Backoff
 from daemon.sources.base import FatalSourceError, Source, SourceConfig, SourceContext
+from daemon.sources.rest import (
+    Answer,
+    Http,
+    PollError,
+    Throttled,
+    describe_error,
+    parse_retry_after,
+)
 from daemon.store.retry import REDIS_DOWN
 
-__all__ = [
+__all__ = [  # the names sources and tests import from here, wherever they live
     "Answer",
     "Backoff",
     "Http",
@@ -49,27 +47,14 @@ __all__ = [
     "RestConfig",
     "RestSource",
     "Throttled",
+    "count_into",
+    "now_ms",
     "parse_retry_after",
 ]
 
 log = logging.getLogger("tickwatch.sources.rest")
 
-_QUERY_SECRET = re.compile(r"(?i)\b(apikey|api_key|token|secret|password)=([^&\s'\"<>]+)")
-#: Alpha Vantage's Information text quotes the key: "We have detected your API key as XYZ and ..."
-_KEY_AS = re.compile(r"(?i)(api ?key as\s+)([A-Za-z0-9_\-]{4,})")
 _OPS_AFTER = 3  # consecutive failed polls (not throttling) before the ops channels hear of it
-
-
-class PollError(Exception):
-    """A request or poll failed in a way waiting may fix. The message holds no secret."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class Throttled(PollError):
-    """The provider asked us to slow down (HTTP 429, or Alpha Vantage's HTTP 200 Note)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,158 +64,6 @@ class Provider:
     name: str
     base_url: str
     key_env: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with equal jitter, so pollers that failed together retry apart."""
-
-    base: float = 1.0
-    cap: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds before try `attempt + 1`: the server's Retry-After when given, as asked."""
-        if retry_after is not None:
-            return max(retry_after, 0.0)
-        full = min(self.cap, self.base * 2.0 ** min(attempt, 30))
-        return full / 2 + random.random() * full / 2
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP date), None when absent/bad."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A 2xx answer's body. (Anything else became an exception in `Http.get`.)"""
-
-    status: int
-    text: str
-    path: str
-
-
-@dataclass
-class Http:
-    """GET with retries and the error mapping every provider shares; no I/O state of its own.
-
-    `secrets` are scrubbed from every message this class (or its user, via `redact`) produces;
-    `key_hint` says where the credentials come from, for the 401/403 message.
-    """
-
-    provider: str
-    key_hint: str
-    secrets: tuple[str, ...] = ()
-    retries: int = 2
-    backoff: Backoff = field(default_factory=Backoff)
-    #: Longest wait inside one poll; a longer Retry-After ends the poll and pauses the poller.
-    max_wait: float = 30.0
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-    def redact(self, text: str) -> str:
-        for s in sorted(self.secrets, key=len, reverse=True):
-            if s:
-                text = text.replace(s, "***")
-        text = _QUERY_SECRET.sub(r"\1=***", text)
-        return _KEY_AS.sub(r"\1***", text)
-
-    async def get(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Answer:
-        """The body of a 2xx answer. 401/403 → FatalSourceError; 429, 5xx and network errors
-        are retried `retries` times, then raised as Throttled/PollError; other 4xx → PollError."""
-        path = URL(url).path
-        what = f"{self.provider} {path}"
-        attempt = 0
-        while True:
-            error: PollError
-            try:
-                async with session.get(url, params=params, headers=headers) as resp:
-                    status = resp.status
-                    text = await resp.text(errors="replace")
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            except (aiohttp.ClientError, TimeoutError) as e:
-                # raised below `from None`: aiohttp's exception text holds the URL with the key
-                error = PollError(f"{what}: {self.redact(_describe(e))}")
-            else:
-                if 200 <= status < 300:
-                    return Answer(status, text, path)
-                detail = self.redact(_error_text(text))
-                if status in (401, 403):
-                    raise FatalSourceError(
-                        f"{self.provider} refused the credentials (HTTP {status}"
-                        f"{': ' + detail if detail else ''}); check {self.key_hint}"
-                    )
-                if status == 429:
-                    error = Throttled(f"{what}: HTTP 429 (rate limited)", retry_after)
-                elif status >= 500:
-                    error = PollError(f"{what}: HTTP {status} {detail}".rstrip(), retry_after)
-                else:
-                    raise PollError(f"{what}: HTTP {status} {detail}".rstrip())
-            wait = self.backoff.delay(attempt, error.retry_after)
-            if attempt >= self.retries or wait > self.max_wait:
-                raise error from None
-            attempt += 1
-            log.debug("%s; retry %d/%d in %.1fs", error, attempt, self.retries, wait)
-            await self.sleep(wait)
-
-    async def get_json(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        answer = await self.get(session, url, params=params, headers=headers)
-        return self.json(answer)
-
-    def json(self, answer: Answer) -> Any:
-        try:
-            return json.loads(answer.text)
-        except ValueError:
-            excerpt = self.redact(answer.text[:80])
-            raise PollError(
-                f"{self.provider} {answer.path}: answer is not JSON: {excerpt!r}"
-            ) from None
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def _error_text(body: str) -> str:
-    """The `message`/`error` of a JSON error body, else the body's start (HTML pages: nothing)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return "" if body.lstrip().startswith("<") else body.strip()[:200]
-    if isinstance(data, dict):
-        for key in ("message", "error", "Error Message", "msg"):
-            if isinstance(data.get(key), str):
-                return str(data[key])[:200]
-    return body.strip()[:200]
-
-
-# --- sources ----------------------------------------------------------------------------------
 
 
 class RestConfig(SourceConfig):
@@ -407,11 +240,11 @@ class Poller(RestSource):
         except PollError as e:
             await self._failed(e)
         except REDIS_DOWN as e:
-            await self._failed(PollError(f"cannot write to Redis ({_describe(e)})"))
+            await self._failed(PollError(f"cannot write to Redis ({describe_error(e)})"))
         except Exception as e:
             tb = self.http.redact(traceback.format_exc())
             log.error("source %s: poll failed on an unexpected error:\n%s", self.name, tb)
-            await self._failed(PollError(self.http.redact(_describe(e))))
+            await self._failed(PollError(self.http.redact(describe_error(e))))
         else:
             self._succeeded()
             return True
