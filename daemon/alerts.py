@@ -92,7 +92,7 @@ class AlertEvent:
     #: 0 for the firing itself; n for the n-th reminder that it is still firing (`repeat`).
     repeat: int = 0
     #: The rule's per-channel message variants (`messages:`), keyed by channel name or type,
-    #: unrendered: each channel renders its own at delivery (daemon/notify/templates.py).
+    #: unrendered: each channel renders its own at delivery (daemon/notify/channel_templates.py).
     templates: dict[str, str] = field(default_factory=dict)
     #: False for one-shot alerts (a crossing, a headline, a reminder, an ops notice): no resolve
     #: will follow, so delivery must not count them as firing (inhibition, "where it went").

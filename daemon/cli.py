@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from daemon.schema import write_schemas
+    from daemon.json_schemas import write_schemas
 
     for path in write_schemas(Path(args.out)):
         print(f"wrote {path}")

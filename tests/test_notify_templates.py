@@ -12,8 +12,7 @@ from jinja2.exceptions import SecurityError
 
 from daemon.alerts import AlertEvent
 from daemon.config import ConfigError, load_config
-from daemon.notify.console import ConsoleConfig, ConsoleNotifier
-from daemon.notify.templates import (
+from daemon.notify.channel_templates import (
     MAX_OUTPUT,
     NAMES,
     check_message_template,
@@ -22,6 +21,7 @@ from daemon.notify.templates import (
     render,
     render_for,
 )
+from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from tests.helpers import make_alert
 
 ALERT = make_alert(labels={"symbol": "XMAG"}, values={"spread": 7.98, "series": "8.1 8.0 7.98"})
@@ -98,7 +98,7 @@ def test_context_offers_every_documented_name() -> None:
 
 
 def test_render_failure_falls_back_and_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="daemon.notify.templates")
+    caplog.set_level(logging.WARNING, logger="daemon.notify.channel_templates")
     console = ConsoleNotifier("term", ConsoleConfig(type="console"))
     alert = make_alert(templates={"console": "{{ labels.sector }} {{ 1 / 0 }}"})
     assert render_for(console, alert) == alert.summary

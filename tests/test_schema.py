@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from daemon.schema import SCHEMAS, render
+from daemon.json_schemas import SCHEMAS, render
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

@@ -7,11 +7,11 @@ from typing import Any
 
 from daemon.config.errors import _did_you_mean
 from daemon.config.models import ChannelUnion, Config, Settings
+from daemon.notify.channel_templates import check_messages
 from daemon.notify.routing import RouteConfig
-from daemon.notify.templates import check_messages
 from daemon.rules.expr import ExprError, compile_expr
+from daemon.rules.message import check_template
 from daemon.rules.schema import CrossesCond, Rule
-from daemon.rules.template import check_template
 from daemon.yamlsrc import Path_, Problem, YamlSource
 
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")

@@ -24,12 +24,12 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.alerts import AlertEvent
+from daemon.notify.channel_templates import render_for
 from daemon.notify.failure import DeliveryError, NotSent, parse_retry_after, retry_after_from
 from daemon.notify.notification import Notification, NotificationKind, Receipt
 from daemon.notify.pacing import TokenBucket
 from daemon.notify.quiet import QuietHours
 from daemon.notify.redaction import holds_secret, redact, secret_values
-from daemon.notify.templates import render_for
 
 # Besides its own two classes, the names this module held before they moved beside it, for the
 # importers that still take them from here (sms*.py, store/outbox.py, plugins).

@@ -18,14 +18,14 @@ from uuid import uuid4
 
 from daemon.alerts import AlertEvent, alert_key
 from daemon.config import Config
+from daemon.notify.channel_templates import render, variant_for
 from daemon.notify.failure import DeliveryError
 from daemon.notify.notification import Notification
 from daemon.notify.registry import make_notifier
 from daemon.notify.routing import compile_routes, targets
-from daemon.notify.templates import render, variant_for
+from daemon.rules.message import DEFAULT_MESSAGES, DEFAULT_RESOLVED, placeholders
+from daemon.rules.message import render as render_message
 from daemon.rules.schema import BandCond, CrossesCond, PctMoveCond, Rule, SpreadCond, ThresholdCond
-from daemon.rules.template import DEFAULT_MESSAGES, DEFAULT_RESOLVED, placeholders
-from daemon.rules.template import render as render_message
 
 __all__ = ["Preview", "render_rule", "sample_alert", "send_test_notice"]
 

@@ -35,6 +35,7 @@ from daemon.rules.expr import compile_expr
 from daemon.rules.groups import expand
 from daemon.rules.lifecycle import Policy
 from daemon.rules.market import Market, VolumeProfile
+from daemon.rules.message import DEFAULT_MESSAGES, DEFAULT_RESOLVED, SERIES_CROSS_MESSAGE
 from daemon.rules.schema import (
     BandCond,
     BreadthCond,
@@ -50,7 +51,6 @@ from daemon.rules.schema import (
     When,
 )
 from daemon.rules.sessions import ActiveWindow, Sessions, nyse
-from daemon.rules.template import DEFAULT_MESSAGES, DEFAULT_RESOLVED, SERIES_CROSS_MESSAGE
 from daemon.rules.timers import ReminderRule
 from daemon.rules.version import rule_version
 

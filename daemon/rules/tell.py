@@ -15,7 +15,7 @@ from daemon.events import Headline, sentiment_label
 from daemon.rules.conditions import Reading
 from daemon.rules.lifecycle import AlertState, Told
 from daemon.rules.market import Market
-from daemon.rules.template import render
+from daemon.rules.message import render
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from daemon.alerts import NEW_YORK, AlertEvent, Severity, alert_key
 from daemon.events import EarningsEvent
+from daemon.rules.message import render
 from daemon.rules.schema import Reminder
-from daemon.rules.template import render
 
 __all__ = ["ReminderRule", "Timer", "due_at", "timers_after"]
 
