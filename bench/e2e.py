@@ -28,7 +28,7 @@ Goals (issue 12): p99 ≤ 10 ms at 1,000 ticks/s; end-to-end peak ≥ 0.50x raw 
 
     .venv/bin/python bench/e2e.py                      # about 1.5 minutes
     .venv/bin/python bench/e2e.py --rules 50 --symbols 25 --flip-symbols 5 --rates 200:2 \
-        --peak-ticks 2000 --peak-rounds 1              # a smoke run (tests/test_bench_smoke.py)
+        --peak-ticks 2000 --peak-rounds 1              # a smoke run (tests/e2e/test_bench_smoke.py)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Seeded 1-minute bars for XMAG and MAGS whose YTD spread and price ratio wander across levels.
 
-Used by tests/test_aligned_legs.py (issue 11: a two-symbol rule is judged once per bar time,
-on both legs of that bar). The bars cover NYSE regular sessions only (exchange_calendars'
+Used by tests/integration/test_aligned_legs.py (issue 11: a two-symbol rule is judged once per
+bar time, on both legs of that bar). The bars cover NYSE regular sessions only (exchange_calendars'
 XNYS: Presidents' Day is skipped, and the 2026-03-08 DST change moves the UTC open from 14:30
 to 13:30), so there are overnight and weekend gaps. A few bars of each leg are dropped at random
 minutes, so at some minutes only one leg has a bar and a rule reading both must not be judged.

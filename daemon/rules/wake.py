@@ -5,7 +5,7 @@ and ruinous on simulated time: a year is 6.3 million steps, 60 s of a backtest's
 A simulation asks `Wake.until` (`Driver.quiet_until`) instead and steps only the 5 s grid
 points from the one it names on; the steps it skips are provably idle (they would have told
 nothing and changed no state), so what it tells, and when, is what stepping every 5 s tells
-(tests/test_wake.py runs both on the same data).
+(tests/unit/test_wake.py runs both on the same data).
 
 The bound is conservative: an earlier time than the true one only costs a step. It is exact
 for what time alone can move in a quiet market: reminders, bar closes (end + grace), and the

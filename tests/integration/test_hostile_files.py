@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from daemon.config import INTERNAL_ERROR, Config, ConfigError, Settings, load_config
 from daemon.yamlsrc import load_yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 ALERTS = """\
 channels:

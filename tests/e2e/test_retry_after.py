@@ -44,7 +44,7 @@ from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.fakes.webhook_server import FakeWebhookServer
 from tests.helpers import make_alert, wait_until
-from tests.test_delivery import Running, alert, settings
+from tests.integration.test_delivery import Running, alert, settings
 
 #: Backoff far below any Retry-After used here: a wait that long can only be the service's.
 QUICK = RetryPolicy(base_delay=0.01, max_delay=0.05)

@@ -1,11 +1,13 @@
-"""Property tests, part two: the condition kinds `test_properties.py` leaves out.
+"""Property tests of the condition kinds that read more than one price series: headlines, the
+earnings calendar, the clock (stale, no data), volume history and groups (breadth); the price
+conditions are in `test_properties_price_conditions.py`.
 
-Same method and helpers as `tests/test_properties.py`: hypothesis draws a random stream (ticks,
-headlines, an earnings calendar, the clock), the real engine (`make_engine` + `Engine.on_tick`,
-`on_headline`, `on_clock`) runs it, and pandas computes independently, from each kind's
-documented semantics, what the condition reads at every evaluation. The alert state machine is
-then run over those readings (`lifecycle` of test_properties) and the told transitions must be
-the same, to the tick:
+Same method and helpers as `tests/unit/test_properties_price_conditions.py`: hypothesis draws a
+random stream (ticks, headlines, an earnings calendar, the clock), the real engine (`make_engine`
++ `Engine.on_tick`, `on_headline`, `on_clock`) runs it, and pandas computes independently, from
+each kind's documented semantics, what the condition reads at every evaluation. The alert state
+machine is then run over those readings (`lifecycle` of test_properties_price_conditions) and the
+told transitions must be the same, to the tick:
 
 1. headline: keywords (whole words, any case, `a|b`) with pandas `str.contains`, symbols with
    `explode`, the sentiment filter with Alpha Vantage's bands, cooldown per alert key;
@@ -49,8 +51,8 @@ from daemon.alerts import AlertEvent
 from daemon.events import Headline, Tick
 from daemon.rules.evaluate import Engine
 from tests.conftest import ENGINE_ALERTS, MakeEngine
-from tests.test_engine import MIN, SEC, T0, ny
-from tests.test_properties import (
+from tests.unit.test_engine import MIN, SEC, T0, ny
+from tests.unit.test_properties_price_conditions import (
     GRID,
     Draw,
     Leaf,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow  # starts the whole daemon, a redis-server and two fakes
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--rules", "50", "--symbols", "25", "--flip-symbols", "5", "--rates", "200:2",
         "--peak-ticks", "2000", "--peak-rounds", "1", "--timeout", "30"]  # fmt: skip
 

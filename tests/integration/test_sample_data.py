@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from pandas.errors import Pandas4Warning
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
 NY = "America/New_York"
 

@@ -22,10 +22,10 @@ from daemon.app import Daemon
 from daemon.backtest.data import open_history
 from daemon.backtest.run import run_backtest
 from daemon.store.keys import Keys
+from tests.e2e.test_e2e import shipped_config, slack_alert_ids
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
-from tests.test_e2e import shipped_config, slack_alert_ids
 
 pytestmark = pytest.mark.slow
 CLOCK_RULES = {"feed-silent", "mag7-earnings-reminder"}

@@ -11,7 +11,7 @@ from daemon.config import ConfigError
 from daemon.events import Tick
 from daemon.sources.replay import load_timeline
 from tests.conftest import MakeEngine
-from tests.test_engine import MIN, T0, feed, told
+from tests.unit.test_engine import MIN, T0, feed, told
 
 CROSSES = """\
 rules:
@@ -209,7 +209,7 @@ rules:
 def test_breadth_counts_group_members_down_since_the_previous_close(
     make_engine: MakeEngine,
 ) -> None:
-    from tests.test_engine import ny
+    from tests.unit.test_engine import ny
 
     e = make_engine(BREADTH)
     eve = ny(2026, 3, 16, 15, 59)
@@ -236,7 +236,7 @@ def test_breadth_of_a_symbol_free_condition_is_refused(make_engine: MakeEngine) 
 
 
 def test_volume_spike_compares_with_the_same_time_of_day(make_engine: MakeEngine) -> None:
-    from tests.test_engine import ny
+    from tests.unit.test_engine import ny
 
     e = make_engine("""\
 rules:

@@ -23,7 +23,7 @@ from tests.helpers import make_alert
 # apprise 2.3 still imports `imghdr` for its PGP plugin: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cret-pa55word"
 TOKEN = "tok-9f8e7d6c5b4a"
 

@@ -29,7 +29,7 @@ from daemon.store.keys import Keys
 from daemon.store.outbox import OutboxStore
 from daemon.store.silences import SilenceStore
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DAY = "2026-03-02"
 
 

@@ -21,7 +21,7 @@ from daemon.config import load_config
 from daemon.rules.driver import Driver, simulate
 from daemon.sources.replay import load_timeline
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = """\
 rules:
   - name: nvda-high

@@ -20,10 +20,10 @@ from daemon.app import Daemon
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
 from tests.chaos import ChaosTable
+from tests.e2e.test_e2e import SPREAD_RULE, shipped_config, slack_alert_ids
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
-from tests.test_e2e import SPREAD_RULE, shipped_config, slack_alert_ids
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 

@@ -27,11 +27,11 @@ from daemon.config import load_config
 from daemon.store.connect import connect
 from daemon.store.keys import Keys
 from tests.chaos import ChaosTable
+from tests.e2e.test_chaos import slack_bound
+from tests.e2e.test_e2e import SPREAD_RULE, shipped_config, slack_alert_ids
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
-from tests.test_chaos import slack_bound
-from tests.test_e2e import SPREAD_RULE, shipped_config, slack_alert_ids
 
 pytestmark = pytest.mark.slow
 

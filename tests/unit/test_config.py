@@ -13,7 +13,7 @@ from daemon.config import Config, ConfigError, load_config
 from daemon.notify.slack import SlackConfig
 from daemon.yamlsrc import MAX_FILE_BYTES, expand_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 ALERTS = """\
 groups:

@@ -23,10 +23,10 @@ from daemon.config import load_config
 from daemon.notify.retry import RetryPolicy
 from daemon.store.keys import Keys
 from tests.chaos import ChaosTable
+from tests.e2e.test_kill import config
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
-from tests.test_kill import config
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 N = 60

@@ -33,12 +33,12 @@ from daemon.store.keys import Keys
 from daemon.store.state import StateStore
 from daemon.store.streams import StreamStore
 from tests.chaos import ChaosTable
+from tests.e2e.test_e2e import slack_alert_ids
+from tests.e2e.test_retry_after import queue, webhook_channel
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.webhook_server import FakeWebhookServer
 from tests.helpers import wait_until
-from tests.test_delivery import Running, alert, settings
-from tests.test_e2e import slack_alert_ids
-from tests.test_retry_after import queue, webhook_channel
+from tests.integration.test_delivery import Running, alert, settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 HOUR = 3_600_000

@@ -20,11 +20,11 @@ from daemon.app import Daemon
 from daemon.config import load_config
 from daemon.store.keys import Keys
 from tests.chaos import ChaosTable
+from tests.e2e.test_e2e_live import MIN, YEAR_END, alerts_yaml
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.fakes.ws_feeds import FakeAlpacaServer
 from tests.helpers import wait_until
-from tests.test_e2e_live import MIN, YEAR_END, alerts_yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 SPREAD, CAPEX = "xmag-mags-ytd-spread-compresses", "megacap-ai-capex-guidance"

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from daemon.events import Tick
 from tests.conftest import MakeEngine
-from tests.test_engine import MIN, SEC, T0, feed, ny
+from tests.unit.test_engine import MIN, SEC, T0, feed, ny
 
 GRID = 0.25
 
@@ -117,8 +117,8 @@ def rules_yaml(when: dict[str, Any], for_ms: int = 0, cooldown_ms: int = 0) -> s
     """One rule. Its legs (if it reads several symbols) are judged on each other's last price
     however far apart and however long ago they ticked (`max_skew` and `stale_after` of ten
     years): these properties are about what each condition computes, against pandas
-    forward-filling each leg; alignment of legs has its own tests (tests/test_aligned_legs.py,
-    tests/test_driver.py)."""
+    forward-filling each leg; alignment of legs has its own tests
+    (tests/integration/test_aligned_legs.py, tests/unit/test_driver.py)."""
     rule = {
         "name": "prop",
         "when": when,

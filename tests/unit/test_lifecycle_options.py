@@ -6,7 +6,7 @@ from __future__ import annotations
 from daemon.events import Tick
 from daemon.rules.lifecycle import AlertState
 from tests.conftest import MakeEngine
-from tests.test_engine import MIN, T0, feed
+from tests.unit.test_engine import MIN, T0, feed
 
 SEC = 1000
 
@@ -88,7 +88,7 @@ def test_trigger_once_per_bar_close_judges_the_last_tick_of_each_bar(
 
 
 def test_expired_rule_stops_evaluating(make_engine: MakeEngine) -> None:
-    from tests.test_engine import ny
+    from tests.unit.test_engine import ny
 
     expires = "2026-03-16T10:02:00-04:00"
     assert ny(2026, 3, 16, 10, 0) == T0

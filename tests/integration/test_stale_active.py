@@ -16,7 +16,7 @@ from daemon.store.keys import Keys
 from daemon.store.state import StateStore
 from daemon.store.streams import StreamStore
 from tests.conftest import MakeEngine
-from tests.test_engine import MIN, feed, ny
+from tests.unit.test_engine import MIN, feed, ny
 
 STALE = """\
 rules:

@@ -20,7 +20,7 @@ from daemon.alerts import AlertEvent
 from daemon.config import load_config
 from daemon.ruletests import Expected, compare, expand_series, main, parse_at, parse_start
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "rules" / "tests").glob("*.yaml"))
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
 

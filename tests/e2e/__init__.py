@@ -1,0 +1,1 @@
+"""The whole daemon: `tickwatch run` subprocesses, feed->Redis->rules->Slack, chaos tests."""

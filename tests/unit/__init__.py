@@ -1,0 +1,1 @@
+"""Pure tests: no Redis, no sockets, no subprocesses (rules, lifecycle, routing, parsing...)."""
