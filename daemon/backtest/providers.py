@@ -19,7 +19,8 @@ from daemon.events import Headline
 from daemon.sources.alpaca import news_headline as alpaca_news_headline
 from daemon.sources.alpaca_rest import Bar, _fetch_raw_bars
 from daemon.sources.feed import TimestampParser
-from daemon.sources.poller import Http, PollError
+from daemon.sources.poller import Http
+from daemon.sources.rest import by_page_token, pages
 
 log = logging.getLogger("tickwatch.backtest.fetch")
 
@@ -137,25 +138,26 @@ class _Alpaca(_Client):
             "exclude_contentless": "false",
         }
         url = f"{self.base_url}/v1beta1/news"
+        out, bad = await pages(self.http, self.session, url, params, headers=headers,
+                               parse=self._news_page, follow=by_page_token,
+                               what="Alpaca /v1beta1/news", max_pages=_MAX_PAGES)  # fmt: skip
+        if bad:
+            log.warning("Alpaca news of %s: %d malformed article(s) skipped", symbol, bad)
+        return out
+
+    def _news_page(self, payload: Any) -> tuple[list[Headline], int, str | None]:
+        items = payload.get("news") if isinstance(payload, dict) else None
+        if not isinstance(items, list):
+            raise ValueError("the answer has no 'news' list")
         out: list[Headline] = []
         bad = 0
-        for _ in range(_MAX_PAGES):
-            payload = await self.http.get_json(self.session, url, params=params, headers=headers)
-            items = payload.get("news") if isinstance(payload, dict) else None
-            if not isinstance(items, list):
-                raise PollError("Alpaca /v1beta1/news: the answer has no 'news' list")
-            for m in items:
-                try:
-                    out.append(alpaca_news_headline(m, self.timestamps.ms(str(m["created_at"]))))
-                except (AttributeError, KeyError, TypeError, ValueError):
-                    bad += 1
-            token = payload.get("next_page_token")
-            if not isinstance(token, str) or not token:
-                if bad:
-                    log.warning("Alpaca news of %s: %d malformed article(s) skipped", symbol, bad)
-                return out
-            params["page_token"] = token
-        raise PollError(f"Alpaca /v1beta1/news: more than {_MAX_PAGES} pages")
+        for m in items:
+            try:
+                out.append(alpaca_news_headline(m, self.timestamps.ms(str(m["created_at"]))))
+            except (AttributeError, KeyError, TypeError, ValueError):
+                bad += 1
+        token = payload.get("next_page_token")
+        return out, bad, token if isinstance(token, str) and token else None
 
 
 class _Polygon(_Client):
@@ -180,23 +182,12 @@ class _Polygon(_Client):
         params: dict[str, str],
         parse: Callable[[Any], tuple[list[Any], int, str | None]],
     ) -> tuple[list[Any], int]:
-        rows: list[Any] = []
-        bad = 0
-        query: dict[str, str] | None = params
-        for _ in range(_MAX_PAGES):
-            payload = await self.http.get_json(
-                self.session, url, params=query, headers=self.headers
-            )
-            try:
-                page, page_bad, nxt = parse(payload)
-            except ValueError as e:
-                raise PollError(f"Polygon {urlsplit(url).path}: {e}") from None
-            rows.extend(page)
-            bad += page_bad
-            if nxt is None:
-                return rows, bad
-            url, query = self._follow(nxt), None  # the cursor in next_url holds the query
-        raise PollError(f"Polygon {urlsplit(url).path}: more than {_MAX_PAGES} pages")
+        def follow(_url: str, _params: dict[str, str] | None, nxt: str) -> tuple[str, None]:
+            return self._follow(nxt), None  # the cursor in next_url holds the query
+
+        return await pages(self.http, self.session, url, params, headers=self.headers,
+                           parse=parse, follow=follow, what=f"Polygon {urlsplit(url).path}",
+                           max_pages=_MAX_PAGES)  # fmt: skip
 
     async def bars(self, symbol: str, start_ms: int, end_ms: int) -> list[Bar]:
         url = (

@@ -32,6 +32,7 @@ from daemon.events import NEW_YORK as _NEW_YORK
 from daemon.events import Tick
 from daemon.sources.base import Source, SourceContext
 from daemon.sources.poller import Http, PollError, Provider, RestConfig, RestSource
+from daemon.sources.rest import by_page_token, pages
 
 __all__ = [
     "ALPACA",
@@ -169,20 +170,9 @@ async def _fetch_raw_bars(
         "sort": "asc",
     }
     url = f"{base_url.rstrip('/')}/v2/stocks/bars"
-    bars: list[Bar] = []
-    bad = 0
-    for _ in range(_MAX_PAGES):
-        payload = await http.get_json(session, url, params=params, headers=headers)
-        try:
-            page, page_bad, token = parse_bars_page(payload)
-        except ValueError as e:
-            raise PollError(f"Alpaca /v2/stocks/bars: {e}") from None
-        bars.extend(page)
-        bad += page_bad
-        if token is None:
-            return bars, bad
-        params["page_token"] = token
-    raise PollError(f"Alpaca /v2/stocks/bars: more than {_MAX_PAGES} pages; narrow the request")
+    return await pages(http, session, url, params, headers=headers, parse=parse_bars_page,
+                       follow=by_page_token, what="Alpaca /v2/stocks/bars",
+                       max_pages=_MAX_PAGES)  # fmt: skip
 
 
 async def fetch_bars(

@@ -25,7 +25,18 @@ from daemon.sources.backoff import Backoff
 from daemon.sources.base import FatalSourceError
 from daemon.sources.redact import cut_keys, cut_secrets
 
-__all__ = ["Answer", "Http", "PollError", "Throttled", "describe_error", "parse_retry_after"]
+__all__ = [
+    "Answer",
+    "Http",
+    "NextPage",
+    "PageParser",
+    "PollError",
+    "Throttled",
+    "by_page_token",
+    "describe_error",
+    "pages",
+    "parse_retry_after",
+]
 
 log = logging.getLogger("tickwatch.sources.rest")
 
@@ -152,6 +163,51 @@ class Http:
             raise PollError(
                 f"{self.provider} {answer.path}: answer is not JSON: {excerpt!r}"
             ) from None
+
+
+#: What a page parser gives: the page's rows, how many it skipped as malformed, and where the
+#: next page is (a token or a URL; None: this was the last).
+PageParser = Callable[[Any], tuple[list[Any], int, str | None]]
+#: From the request just made and the next page's pointer, the next request (url, params).
+NextPage = Callable[[str, dict[str, str] | None, str], tuple[str, dict[str, str] | None]]
+
+
+async def pages(
+    http: Http,
+    session: aiohttp.ClientSession,
+    url: str,
+    params: dict[str, str] | None,
+    *,
+    headers: Mapping[str, str],
+    parse: PageParser,
+    follow: NextPage,
+    what: str,
+    max_pages: int,
+) -> tuple[list[Any], int]:
+    """Every page of a paged answer (Alpaca's `next_page_token`, Polygon's `next_url`):
+    the rows and how many were skipped as malformed. A parser's ValueError and a pointer
+    that never ends are `PollError`s that name `what` (e.g. "Alpaca /v2/stocks/bars")."""
+    rows: list[Any] = []
+    bad = 0
+    for _ in range(max_pages):
+        payload = await http.get_json(session, url, params=params, headers=headers)
+        try:
+            page, page_bad, nxt = parse(payload)
+        except ValueError as e:
+            raise PollError(f"{what}: {e}") from None
+        rows.extend(page)
+        bad += page_bad
+        if nxt is None:
+            return rows, bad
+        url, params = follow(url, params, nxt)
+    raise PollError(f"{what}: more than {max_pages} pages; narrow the request")
+
+
+def by_page_token(
+    url: str, params: dict[str, str] | None, token: str
+) -> tuple[str, dict[str, str]]:
+    """Alpaca's paging: the same request, with `page_token`."""
+    return url, {**(params or {}), "page_token": token}
 
 
 def describe_error(e: BaseException) -> str:
