@@ -17,12 +17,12 @@ from typing import Any
 from daemon.config import Config
 from daemon.durations import format_duration
 from daemon.notify.admin import open_redis
+from daemon.notify.silence_book import SilenceStore
 from daemon.store.client import Client
 from daemon.store.deadletters import DeadLetterStore
 from daemon.store.feeds import FeedStatusStore
 from daemon.store.inspect import InspectStore
 from daemon.store.keys import Keys
-from daemon.store.silences import SilenceStore
 
 __all__ = ["report", "status_lines"]
 

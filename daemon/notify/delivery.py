@@ -21,12 +21,12 @@ from daemon.notify.inhibit import Inhibitor, InhibitRule
 from daemon.notify.retry import Clock, RetryPolicy
 from daemon.notify.router import Router
 from daemon.notify.routing import RouteConfig, compile_routes
+from daemon.notify.silence_book import SilenceStore
 from daemon.notify.worker import STOP_GRACE_S, ChannelWorker, OpsAlert
 from daemon.store.client import Client
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
 from daemon.store.outbox import OutboxStore
-from daemon.store.silences import SilenceStore
 
 __all__ = ["GIVE_UP_AFTER", "Delivery", "DeliveryOptions", "DeliverySettings"]
 

@@ -26,9 +26,9 @@ from daemon.notify.inhibit import Inhibitor
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision
 from daemon.notify.routing import GroupOpts, Route
+from daemon.notify.silence_book import SilenceStore
 from daemon.notify.silences import Silence
 from daemon.store.outbox import OutboxStore
-from daemon.store.silences import SilenceStore
 from daemon.store.streams import Entry
 
 __all__ = ["Router", "RouterStats"]

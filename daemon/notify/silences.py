@@ -1,7 +1,7 @@
 """Silences: "don't tell me about NVDA until 16:00", with an author, a reason and an end.
 
 A silence is a set of matchers over routing labels and a time range. It lives in Redis (one hash,
-id → JSON, kept by `daemon.store.silences.SilenceStore`) so every process and the CLI see the
+id → JSON, kept by `daemon.notify.silence_book.SilenceStore`) so every process and the CLI see the
 same ones, and it expires by itself: the end time is checked on every match, and expired silences
 are kept for a week for the record. This module is the pure part: what a silence is and matches.
 """

@@ -25,12 +25,12 @@ from daemon.notify.inhibit import InhibitRule
 from daemon.notify.notification import Notification, Receipt
 from daemon.notify.retry import RetryPolicy
 from daemon.notify.routing import RouteConfig
+from daemon.notify.silence_book import SilenceStore
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier
 from daemon.notify.worker import ChannelWorker
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
-from daemon.store.silences import SilenceStore
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until

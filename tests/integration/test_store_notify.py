@@ -21,13 +21,14 @@ from daemon.notify.grouping import Group
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision
 from daemon.notify.routing import GroupOpts
+from daemon.notify.silence_book import SilenceStore
 from daemon.notify.silences import KEEP_EXPIRED_MS
 from daemon.store.deadletters import DeadLetterStore
 from daemon.store.delivery import MARKER_TTL_S, DeliveryStore
 from daemon.store.inspect import InspectStore
 from daemon.store.keys import Keys
 from daemon.store.outbox import OutboxStore
-from daemon.store.silences import SilenceStore
+from daemon.store.silences import SilenceRecords
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = "2026-03-02"
@@ -250,6 +251,18 @@ async def test_delivery_reclaims_what_a_dead_consumer_left(redis: Redis, keys: K
 
 
 # --- silences, dead letters, status -------------------------------------------------------
+async def test_silence_records_are_raw_ids_and_json(redis: Redis, keys: Keys) -> None:
+    """The store keeps ids and text only: what a silence means is the notify stage's."""
+    records = SilenceRecords(redis, keys)
+    await records.put("a1", '{"x": 1}')
+    await records.put("b2", "not json, kept as written")
+    assert await records.get("a1") == '{"x": 1}' and await records.get("zz") is None
+    assert await records.all() == {"a1": '{"x": 1}', "b2": "not json, kept as written"}
+    await records.drop("a1")
+    await records.drop()  # nothing to drop: no command, no error
+    assert await redis.hkeys(keys.silences) == ["b2"]  # type: ignore[misc]
+
+
 async def test_silences_add_expire_and_drop_old(redis: Redis, keys: Keys) -> None:
     store = SilenceStore(redis, keys)
     now = int(time.time() * 1000)

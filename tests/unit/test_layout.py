@@ -7,6 +7,7 @@ imported at run time: an import inside a function or under `TYPE_CHECKING` count
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 class _Finder(ast.NodeVisitor):
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, wanted: Callable[[str | None], bool] = _is_redis) -> None:
         self.module = module
+        self.wanted = wanted
         self.found: list[RedisImport] = []
         self._type_checking = 0
 
@@ -64,11 +66,11 @@ class _Finder(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            if _is_redis(alias.name):
+            if self.wanted(alias.name):
                 self._add(node, alias.name)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        if node.level == 0 and _is_redis(node.module):
+        if node.level == 0 and self.wanted(node.module):
             assert node.module is not None
             self._add(node, node.module)
 
@@ -180,3 +182,22 @@ def test_the_architecture_page_lists_every_module() -> None:
         if p.name not in listed.get(where, set()):
             missing.append(str(rel))
     assert missing == [], f"docs/architecture.md does not list: {missing}"
+
+
+def _upper_stage(name: str | None) -> bool:
+    return name is not None and name.split(".")[:2] in (
+        ["daemon", "sources"], ["daemon", "rules"], ["daemon", "notify"],
+    )  # fmt: skip
+
+
+def test_the_store_imports_no_stage_above_it() -> None:
+    """The store serves the stages; it never runs their code (a type named under
+    TYPE_CHECKING is fine: it is not imported when the program runs)."""
+    found = []
+    for path in _modules():
+        if _in_store(_rel(path)):
+            finder = _Finder(_rel(path), _upper_stage)
+            finder.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+            found += [str(i) for i in finder.found if not i.type_checking]
+    assert found == [], "the store imports an upper stage:\n" + "\n".join(found)
+    assert _upper_stage("daemon.notify.routing") and not _upper_stage("daemon.store.keys")
