@@ -115,8 +115,13 @@ class _Sampler:
             s.clear = getattr(check, "clear", None)
 
 
+def _judged(inst: Instance) -> object:
+    """The rule's own condition, without its `on_no_data` wrapper."""
+    return inst.cond.inner if isinstance(inst.cond, NoDataGuard) else inst.cond
+
+
 def _label(inst: Instance) -> str:
-    cond = inst.cond.inner if isinstance(inst.cond, NoDataGuard) else inst.cond
+    cond = _judged(inst)
     while isinstance(cond, Composite) and cond.children:  # its value is its first part's
         cond = cond.children[0]
     kind = getattr(cond, "kind", "value")
@@ -126,9 +131,7 @@ def _label(inst: Instance) -> str:
 
 def _note(inst: Instance) -> str:
     """For a rule of several conditions: which one the line is, and when the rule fires."""
-    cond = inst.cond
-    if isinstance(cond, NoDataGuard):
-        cond = cond.inner
+    cond = _judged(inst)
     if not isinstance(cond, Composite) or not cond.children:
         return ""
     kinds = [getattr(c, "kind", "value") for c in cond.children]

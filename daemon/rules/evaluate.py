@@ -139,15 +139,11 @@ class Engine:
             self._close_bars(max(t.ts_ms for t in ticks), out, inclusive=not bars)
         for t in ticks:
             market.record(t)
-        symbols: AbstractSet[str]
         if len(ticks) == 1:
-            sym = ticks[0].symbol
             now = ticks[0].ts_ms
-            symbols = {sym}
-            instances = plan.by_symbol.get(sym)
+            instances = plan.by_symbol.get(ticks[0].symbol)
         else:
             now = max(market.quotes[t.symbol].ts_ms for t in ticks)
-            symbols = {t.symbol for t in ticks}
             instances = self._instances_of(ticks)
         if instances:
             for inst in instances:
@@ -167,7 +163,9 @@ class Engine:
                 self._close_bars(now, out, inclusive=True)
         if (plan.clock_instances or plan.silence_watch) and now - self._clock_ms >= 1000:
             self._clock_ms = now  # event time moved on: time-driven conditions may have changed
-            self._tick_clock(now, out, skip=symbols)
+            # the step's symbols were just judged: the clock judges the others (once a second,
+            # so the set is made here, not per tick)
+            self._tick_clock(now, out, skip={t.symbol for t in ticks})
         return out
 
     def _instances_of(self, ticks: Sequence[Tick]) -> list[Instance]:
