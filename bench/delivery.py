@@ -36,7 +36,8 @@ from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 from bench._common import fig, latency_series, percentiles, write_json  # noqa: E402
 from daemon.alerts import AlertEvent  # noqa: E402
 from daemon.notify.base import Notifier  # noqa: E402
-from daemon.notify.delivery import Delivery, DeliverySettings  # noqa: E402
+from daemon.notify.delivery import Delivery  # noqa: E402
+from daemon.notify.delivery_settings import DeliverySettings  # noqa: E402
 from daemon.notify.slack import SlackConfig, SlackNotifier  # noqa: E402
 from daemon.notify.sms import SmsConfig, SmsNotifier  # noqa: E402
 from daemon.store.connect import connect  # noqa: E402

@@ -22,11 +22,11 @@ from daemon.config import Config, mask_url
 from daemon.http import HttpServer
 from daemon.live_reload import LiveReload
 from daemon.notify.base import Notifier
+from daemon.notify.channel_worker import STOP_GRACE_S
 from daemon.notify.console import ConsoleConfig, ConsoleNotifier
 from daemon.notify.delivery import Delivery
 from daemon.notify.registry import notifier_class
 from daemon.notify.retry import RetryPolicy
-from daemon.notify.worker import STOP_GRACE_S
 from daemon.ops_alerts import OpsAlerts
 from daemon.reload import ReloadResult, watch_files
 from daemon.rules.runner import Evaluator

@@ -10,14 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Settings
+from daemon.config.models import full_settings_model
 from daemon.rules.schema import RuleFile
 
 __all__ = ["SCHEMAS", "render", "write_schemas"]
 
 SCHEMAS: dict[str, tuple[type[Any], str]] = {
     "rules.schema.json": (RuleFile, "tickwatch rule file (rules/*.yaml)"),
-    "alerts.schema.json": (Settings, "tickwatch daemon config (alerts.yaml)"),
+    "alerts.schema.json": (full_settings_model(), "tickwatch daemon config (alerts.yaml)"),
 }
 
 

@@ -21,7 +21,7 @@ from daemon.config import Config
 from daemon.events import Headline, Tick
 from daemon.notify.dispatch import Dispatcher
 from daemon.notify.inhibit import Inhibitor
-from daemon.notify.routing import compile_routes
+from daemon.notify.route_tree import compile_routes
 from daemon.rules.compile import Instance, Plan
 from daemon.rules.conditions import Composite, NoDataGuard
 from daemon.rules.driver import Driver, simulate

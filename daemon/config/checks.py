@@ -6,9 +6,10 @@ import re
 from typing import Any
 
 from daemon.config.errors import _did_you_mean
-from daemon.config.models import ChannelUnion, Config, Settings
+from daemon.config.models import Config, Settings
+from daemon.notify.base import ChannelConfig
 from daemon.notify.channel_templates import check_messages
-from daemon.notify.routing import RouteConfig
+from daemon.notify.route_tree import RouteConfig
 from daemon.rules.expr import ExprError, compile_expr
 from daemon.rules.message import check_template
 from daemon.rules.schema import CrossesCond, Rule
@@ -137,7 +138,7 @@ def _check_rule(
 
 
 def _check_routes(
-    main: YamlSource, route: RouteConfig, path: Path_, channels: dict[str, ChannelUnion]
+    main: YamlSource, route: RouteConfig, path: Path_, channels: dict[str, ChannelConfig]
 ) -> list[Problem]:
     problems = []
     for c_i, ch in enumerate(route.channels or []):

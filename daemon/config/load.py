@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from daemon.config.checks import _cross_check
 from daemon.config.errors import ConfigError, translate
-from daemon.config.models import Config, LoadedRule, Settings
+from daemon.config.models import Config, LoadedRule, Settings, settings_model_for
 from daemon.events import EarningsEvent
 from daemon.rulecache import RuleFileCache
 from daemon.rules.schema import RuleFile
@@ -82,10 +82,11 @@ def _load_config(
     if not isinstance(src.data, dict):
         raise ConfigError([*problems, src.problem((), "expected a mapping of settings")])
     settings: Settings | None = None
+    model = settings_model_for(src.data)
     try:
-        settings = Settings.model_validate(src.data)
+        settings = model.model_validate(src.data)
     except ValidationError as e:
-        problems += translate(e, src, Settings)
+        problems += translate(e, src, model)
 
     # Rule files are read even when alerts.yaml has problems, so one run reports everything.
     includes = settings.include if settings else _raw_includes(src.data)

@@ -16,21 +16,24 @@ from pydantic import (
     Field,
     PositiveFloat,
     SecretStr,
+    create_model,
     field_validator,
 )
 
 from daemon.durations import Duration
 from daemon.events import EarningsEvent
 from daemon.notify.base import ChannelConfig
-from daemon.notify.delivery import DeliveryOptions, DeliverySettings
+from daemon.notify.delivery_settings import DeliveryOptions, DeliverySettings
 from daemon.notify.inhibit import InhibitRule
-from daemon.notify.registry import channel_config_models
-from daemon.notify.routing import RouteConfig
+from daemon.notify.registry import NOTIFIERS
+from daemon.notify.route_tree import RouteConfig
+from daemon.plugins import PluginRegistry
 from daemon.rulecache import RuleFileCache
 from daemon.rules.compile import Plan, compile_rules
 from daemon.rules.groups import expand
 from daemon.rules.schema import Rule
-from daemon.sources.registry import source_config_models
+from daemon.sources.registry import SOURCES
+from daemon.sources.source_config import SourceConfig
 from daemon.yamlsrc import Path_
 
 
@@ -103,21 +106,8 @@ class EvaluatorSettings(_Model):
     )
 
 
-def _union(models: tuple[type[BaseModel], ...]) -> Any:
-    if len(models) == 1:
-        return models[0]
-    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
-
-
-if typing.TYPE_CHECKING:
-    from daemon.sources.base import SourceConfig
-
-    ChannelUnion = ChannelConfig
-else:
-    SourceConfig = _union(source_config_models())
-    ChannelUnion = _union(channel_config_models())
-
-
+# Parse alerts.yaml with `settings_model_for(data)`: this class types `sources` and `channels`
+# by their base models, the subclass made there by each kind's own model.
 class Settings(_Model):
     """alerts.yaml."""
 
@@ -129,7 +119,7 @@ class Settings(_Model):
     symbols: list[str] = Field(default_factory=list, description="Extra symbols to accept")
     groups: dict[str, list[str]] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(default_factory=list)
-    channels: dict[str, ChannelUnion] = Field(default_factory=dict)
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     include: list[str] = Field(default_factory=list, description="Rule file globs")
     ops_channels: list[str] = Field(
         default_factory=list, description="Where the daemon reports its own trouble (bad reload)"
@@ -160,6 +150,64 @@ class Settings(_Model):
     )
     anchors_csv: Path | None = Field(None, description="Anchor prices as CSV: symbol,date,price")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def settings_model_for(data: Any) -> type[Settings]:
+    """The `Settings` model for raw alerts.yaml `data`, typed by the kinds it names only.
+
+    Only the channel and source types a config uses are imported (a Slack-only desk never
+    loads twilio or websockets). A `type:` that is missing, unknown or a plugin that cannot
+    load makes the model cover every kind, so the error lists every type allowed."""
+    channels = data.get("channels") if isinstance(data, dict) else None
+    sources = data.get("sources") if isinstance(data, dict) else None
+    ch = _kinds(channels.values() if isinstance(channels, dict) else (), NOTIFIERS)
+    src = _kinds(sources if isinstance(sources, list) else (), SOURCES)
+    if ch is not None and src is not None:
+        try:
+            return settings_model(ch, src)
+        except KeyError:  # a plugin named by an entry point that does not load (logged)
+            pass
+    return full_settings_model()
+
+
+def full_settings_model() -> type[Settings]:
+    """`Settings` covering every channel and source kind (imports them all): the JSON Schema."""
+    return settings_model(tuple(NOTIFIERS.every()), tuple(SOURCES.every()))
+
+
+@functools.cache
+def settings_model(channel_kinds: tuple[str, ...], source_kinds: tuple[str, ...]) -> type[Settings]:
+    """`Settings` whose `channels` and `sources` are the union of these kinds' models."""
+    channel: Any = _union(tuple(NOTIFIERS.config_model(k) for k in channel_kinds), ChannelConfig)
+    source: Any = _union(tuple(SOURCES.config_model(k) for k in source_kinds), SourceConfig)
+    return create_model(
+        "Settings",
+        __base__=Settings,
+        __module__=__name__,
+        __doc__=Settings.__doc__,
+        sources=(list[source], Field(default_factory=list)),
+        channels=(dict[str, channel], Field(default_factory=dict)),
+    )
+
+
+def _kinds(items: typing.Iterable[Any], registry: PluginRegistry[Any]) -> tuple[str, ...] | None:
+    """The distinct `type:`s named, built-ins first; None if one is missing or names no
+    built-in and no entry point (a typo: the full model words the error)."""
+    named = {item.get("type") if isinstance(item, dict) else None for item in items}
+    known: typing.Collection[str] = registry.builtin_paths
+    if not all(isinstance(k, str) and k in known for k in named):
+        known = registry.names()
+        if not all(isinstance(k, str) and k in known for k in named):
+            return None
+    return tuple(k for k in known if k in named)
+
+
+def _union(models: tuple[type[BaseModel], ...], empty: type[BaseModel]) -> Any:
+    if not models:
+        return empty
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from daemon.durations import parse_duration
 from daemon.notify.inhibit import Inhibitor
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import decide
-from daemon.notify.routing import compile_routes, explain, parse_matcher
+from daemon.notify.route_tree import compile_routes, explain, parse_matcher
 from daemon.notify.silence_book import SilenceStore
 from daemon.store.client import Client
 from daemon.store.connect import connect

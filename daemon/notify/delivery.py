@@ -10,58 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import replace
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from daemon.durations import Duration
 from daemon.notify.base import ChannelConfig, Notifier
-from daemon.notify.inhibit import Inhibitor, InhibitRule
+from daemon.notify.channel_worker import STOP_GRACE_S, ChannelWorker, OpsAlert
+from daemon.notify.delivery_settings import DeliverySettings
+from daemon.notify.inhibit import Inhibitor
 from daemon.notify.retry import Clock, RetryPolicy
+from daemon.notify.route_tree import compile_routes
 from daemon.notify.router import Router
-from daemon.notify.routing import RouteConfig, compile_routes
 from daemon.notify.silence_book import SilenceStore
-from daemon.notify.worker import STOP_GRACE_S, ChannelWorker, OpsAlert
 from daemon.store.client import Client
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
 from daemon.store.outbox import OutboxStore
 
-__all__ = ["GIVE_UP_AFTER", "Delivery", "DeliveryOptions", "DeliverySettings"]
+__all__ = ["Delivery"]
 
 log = logging.getLogger("tickwatch.notify")
-
-#: How long a message may keep failing (from when it was queued) before it is dead-lettered.
-GIVE_UP_AFTER = timedelta(hours=1)
-
-
-class DeliveryOptions(BaseModel):
-    """`delivery:` in alerts.yaml: how long delivery keeps trying."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    give_up_after: Duration = Field(
-        default=GIVE_UP_AFTER,
-        description="A message still failing this long after it was queued goes to the dead "
-        "letters (with an ops alert); until then it is retried, waiting out any Retry-After "
-        "in full and backing off up to 60s otherwise. Permanent errors dead-letter at once",
-    )
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
-    """What the config says about delivery (parsed in `daemon.config`)."""
-
-    route: RouteConfig | None
-    inhibit_rules: list[InhibitRule]
-    max_alert_age_ms: int
-    channels: Mapping[str, ChannelConfig]
-    #: Only replays feed the daemon: alert ages count against the newest event time.
-    data_clock: bool = False
-    #: `delivery: {give_up_after: ...}`: a message failing this long after it was queued is
-    #: dead-lettered (permanent errors at once).
-    give_up_after: timedelta = GIVE_UP_AFTER
 
 
 class Delivery:

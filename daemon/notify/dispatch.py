@@ -20,7 +20,7 @@ from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision, decide
-from daemon.notify.routing import Route, Target, routing_labels
+from daemon.notify.route_tree import Route, Target, routing_labels
 from daemon.notify.silences import Silence
 
 __all__ = ["Dispatcher", "Routed"]

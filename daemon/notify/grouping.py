@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from daemon.alerts import AlertEvent
 from daemon.notify.notification import Notification, NotificationKind
-from daemon.notify.routing import GroupOpts
+from daemon.notify.route_tree import GroupOpts
 
 __all__ = ["Group"]
 

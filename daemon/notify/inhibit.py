@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from daemon.notify.routing import Matcher, parse_matcher
+from daemon.notify.route_tree import Matcher, parse_matcher
 
 __all__ = ["InhibitRule", "Inhibitor"]
 

@@ -32,7 +32,7 @@ from typing import Literal
 from daemon.alerts import AlertEvent
 from daemon.notify.base import ChannelConfig
 from daemon.notify.inhibit import Inhibitor
-from daemon.notify.routing import Route, Target, routing_labels, targets
+from daemon.notify.route_tree import Route, Target, routing_labels, targets
 from daemon.notify.silences import Silence
 
 __all__ = ["STAGES", "Decision", "Outcome", "decide"]

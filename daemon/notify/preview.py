@@ -22,7 +22,7 @@ from daemon.notify.channel_templates import render, variant_for
 from daemon.notify.failure import DeliveryError
 from daemon.notify.notification import Notification
 from daemon.notify.registry import make_notifier
-from daemon.notify.routing import compile_routes, targets
+from daemon.notify.route_tree import compile_routes, targets
 from daemon.rules.message import DEFAULT_MESSAGES, DEFAULT_RESOLVED, placeholders
 from daemon.rules.message import render as render_message
 from daemon.rules.schema import BandCond, CrossesCond, PctMoveCond, Rule, SpreadCond, ThresholdCond

@@ -1,6 +1,6 @@
 """When a failed send is tried again: `RetryPolicy`, `Clock`, `Wait`.
 
-The worker (`worker.py`) applies them; this module only decides and measures.
+The worker (`channel_worker.py`) applies them; this module only decides and measures.
 """
 
 from __future__ import annotations

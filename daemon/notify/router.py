@@ -25,7 +25,7 @@ from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision
-from daemon.notify.routing import GroupOpts, Route
+from daemon.notify.route_tree import GroupOpts, Route
 from daemon.notify.silence_book import SilenceStore
 from daemon.notify.silences import Silence
 from daemon.store.outbox import OutboxStore

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from daemon.notify.routing import parse_matcher
+from daemon.notify.route_tree import parse_matcher
 from daemon.notify.silences import KEEP_EXPIRED_MS, Silence
 from daemon.store.client import Client
 from daemon.store.keys import Keys

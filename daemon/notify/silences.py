@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from daemon.notify.routing import Matcher, parse_matcher
+from daemon.notify.route_tree import Matcher, parse_matcher
 
 __all__ = ["KEEP_EXPIRED_MS", "Silence"]
 

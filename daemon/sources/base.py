@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.events import Headline, Tick
 from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.normalize import REASONS, EdgeFilter
 from daemon.sources.sentiment import with_local_score
+from daemon.sources.source_config import SourceConfig
 from daemon.store.calendar import CalendarStore
 from daemon.store.feeds import FeedStatusStore
 from daemon.store.retry import Reconnect, run_resilient
@@ -33,14 +33,6 @@ from daemon.store.streams import StreamStore
 __all__ = ["FatalSourceError", "Source", "SourceConfig", "SourceContext"]
 
 log = logging.getLogger("tickwatch.sources")
-
-
-class SourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    type: str
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
-    enabled: bool = True
 
 
 class FatalSourceError(Exception):

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from daemon.durations import Duration
 from daemon.events import Headline, Tick
 from daemon.sources.arbiter import WILDCARD
-from daemon.sources.base import SourceConfig
+from daemon.sources.source_config import SourceConfig
 
 __all__ = [
     "Event",

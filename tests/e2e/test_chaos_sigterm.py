@@ -25,8 +25,8 @@ import pytest
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
+from daemon.notify.channel_worker import STOP_GRACE_S
 from daemon.notify.notification import Notification
-from daemon.notify.worker import STOP_GRACE_S
 from daemon.store.keys import Keys
 from tests.chaos import ChaosTable
 from tests.fakes.slack_server import FakeSlackServer

@@ -27,14 +27,15 @@ from redis.asyncio import Redis
 
 from daemon.http import DaemonCollector
 from daemon.notify.base import Notifier
-from daemon.notify.delivery import GIVE_UP_AFTER, Delivery, DeliveryOptions
+from daemon.notify.channel_worker import ChannelWorker
+from daemon.notify.delivery import Delivery
+from daemon.notify.delivery_settings import GIVE_UP_AFTER, DeliveryOptions
 from daemon.notify.failure import DeliveryError, parse_retry_after, retry_after_from
 from daemon.notify.notification import Notification
 from daemon.notify.retry import Clock, RetryPolicy
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier
 from daemon.notify.webhook import WebhookConfig, WebhookNotifier
-from daemon.notify.worker import ChannelWorker
 from daemon.status import report
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys

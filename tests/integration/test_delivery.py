@@ -19,16 +19,17 @@ from redis.exceptions import ResponseError
 
 from daemon.alerts import AlertEvent
 from daemon.notify.base import ChannelConfig, Notifier
-from daemon.notify.delivery import Delivery, DeliverySettings
+from daemon.notify.channel_worker import ChannelWorker
+from daemon.notify.delivery import Delivery
+from daemon.notify.delivery_settings import DeliverySettings
 from daemon.notify.failure import DeliveryError
 from daemon.notify.inhibit import InhibitRule
 from daemon.notify.notification import Notification, Receipt
 from daemon.notify.retry import RetryPolicy
-from daemon.notify.routing import RouteConfig
+from daemon.notify.route_tree import RouteConfig
 from daemon.notify.silence_book import SilenceStore
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.sms import SmsConfig, SmsNotifier
-from daemon.notify.worker import ChannelWorker
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
 from tests.fakes.slack_server import FakeSlackServer

@@ -20,7 +20,7 @@ from daemon.notify.dispatch import Routed
 from daemon.notify.grouping import Group
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision
-from daemon.notify.routing import GroupOpts
+from daemon.notify.route_tree import GroupOpts
 from daemon.notify.silence_book import SilenceStore
 from daemon.notify.silences import KEEP_EXPIRED_MS
 from daemon.store.deadletters import DeadLetterStore
@@ -71,7 +71,7 @@ def test_the_cap_notice_key_is_the_one_the_worker_used_to_spell() -> None:
 
 def test_the_pure_notify_modules_import_no_redis() -> None:
     code = (
-        "import sys, daemon.notify.pipeline, daemon.notify.routing, daemon.notify.silences, "
+        "import sys, daemon.notify.pipeline, daemon.notify.route_tree, daemon.notify.silences, "
         "daemon.notify.dispatch; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis'))"
     )

@@ -20,7 +20,7 @@ EXCEPTIONS: dict[str, str] = {}
 
 #: Pure code: no `redis` import at all, not even of a type under TYPE_CHECKING, and never
 #: allowlisted (`EXCEPTIONS` may not name them).
-PURE = ("daemon/rules/", "daemon/notify/pipeline.py", "daemon/notify/routing.py")
+PURE = ("daemon/rules/", "daemon/notify/pipeline.py", "daemon/notify/route_tree.py")
 
 
 @dataclass(frozen=True)
@@ -200,4 +200,4 @@ def test_the_store_imports_no_stage_above_it() -> None:
             finder.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
             found += [str(i) for i in finder.found if not i.type_checking]
     assert found == [], "the store imports an upper stage:\n" + "\n".join(found)
-    assert _upper_stage("daemon.notify.routing") and not _upper_stage("daemon.store.keys")
+    assert _upper_stage("daemon.notify.route_tree") and not _upper_stage("daemon.store.keys")

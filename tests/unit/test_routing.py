@@ -15,7 +15,7 @@ from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor, InhibitRule
 from daemon.notify.pipeline import STAGES, decide
 from daemon.notify.quiet import QuietHours
-from daemon.notify.routing import (
+from daemon.notify.route_tree import (
     RouteConfig,
     compile_routes,
     explain,
