@@ -60,6 +60,8 @@ def test_a_console_only_config_imports_no_channel_or_feed_plugin(tmp_path: Path)
     assert "daemon.notify.console" in loaded  # the output is what we think it is
     assert not PLUGIN_MODULES & loaded
     assert not {m for m in loaded if m.split(".")[0] in PLUGIN_LIBRARIES}
+    # nor what running a source or delivering needs: parsing is only parsing
+    assert not {"redis", "apscheduler"} & {m.split(".")[0] for m in loaded}
 
 
 def test_a_slack_config_imports_slack_and_nothing_else(tmp_path: Path) -> None:
