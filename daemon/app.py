@@ -21,30 +21,43 @@ from daemon import __version__
 from daemon.config import Config, mask_url
 from daemon.http import HttpServer
 from daemon.live_reload import LiveReload
-from daemon.notify.base import Notifier
-from daemon.notify.channel_worker import STOP_GRACE_S
-from daemon.notify.console import ConsoleConfig, ConsoleNotifier
-from daemon.notify.delivery import Delivery
-from daemon.notify.registry import notifier_class
-from daemon.notify.retry import RetryPolicy
+from daemon.notify import (
+    STOP_GRACE_S,
+    ConsoleConfig,
+    ConsoleNotifier,
+    Delivery,
+    Notifier,
+    RetryPolicy,
+    notifier_class,
+)
 from daemon.ops_alerts import OpsAlerts
 from daemon.reload import ReloadResult, watch_files
-from daemon.rules.runner import Evaluator
+from daemon.rules import Evaluator
 from daemon.schedule import Jobs
-from daemon.sources.arbiter import FeedArbiter
-from daemon.sources.base import FatalSourceError, Source, SourceContext
-from daemon.sources.earnings import EarningsCalendarSource
-from daemon.sources.normalize import EdgeFilter
-from daemon.sources.registry import source_class
-from daemon.store.client import Client
-from daemon.store.connect import connect, dedicated
-from daemon.store.embedded import EmbeddedRedis
-from daemon.store.keys import Keys
-from daemon.store.ops import OpsStore, server_version
-from daemon.store.retry import REDIS_DOWN, Reconnect, run_resilient
-from daemon.store.state import StateStore
-from daemon.store.streams import StreamStore
-from daemon.store.supervise import EmbeddedSupervisor
+from daemon.sources import (
+    EarningsCalendarSource,
+    EdgeFilter,
+    FatalSourceError,
+    FeedArbiter,
+    Source,
+    SourceContext,
+    source_class,
+)
+from daemon.store import (
+    REDIS_DOWN,
+    Client,
+    EmbeddedRedis,
+    EmbeddedSupervisor,
+    Keys,
+    OpsStore,
+    Reconnect,
+    StateStore,
+    StreamStore,
+    connect,
+    dedicated,
+    run_resilient,
+    server_version,
+)
 
 __all__ = ["Daemon", "StartupError"]
 

@@ -45,7 +45,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = _load(args.config, starting=False)
     if cfg is None:
         return EXIT_CONFIG
-    from daemon.notify.registry import make_notifier
+    from daemon.notify import make_notifier
 
     s = cfg.settings
     print(f"{args.config}: OK")
@@ -178,7 +178,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     from daemon.logs import setup_logging
-    from daemon.notify.preview import send_test_notice
+    from daemon.notify import send_test_notice
 
     setup_logging("CRITICAL", cfg.secret_values())  # the outcome is printed below, once
     try:
@@ -197,7 +197,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     cfg = _load(args.config, starting=False)
     if cfg is None:
         return EXIT_CONFIG
-    from daemon.notify.preview import render_rule
+    from daemon.notify import render_rule
 
     try:
         alert, previews = render_rule(cfg, args.rule, args.state)

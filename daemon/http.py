@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon.sources.feed import FeedSource
+from daemon.sources import FeedSource
 from daemon.status import report
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config.models import full_settings_model
-from daemon.rules.schema import RuleFile
+from daemon.rules import RuleFile
 
 __all__ = ["SCHEMAS", "render", "write_schemas"]
 

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 from daemon.config import Config, ConfigError
 from daemon.events import EarningsEvent
 from daemon.reload import ReloadResult, diff_rules, problems_digest
-from daemon.sources.earnings import load_earnings, merge_earnings
-from daemon.store.calendar import CalendarStore
-from daemon.store.retry import REDIS_DOWN
+from daemon.sources import load_earnings, merge_earnings
+from daemon.store import REDIS_DOWN, CalendarStore
 
 if TYPE_CHECKING:
     from daemon.app import Daemon

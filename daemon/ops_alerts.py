@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from daemon.alerts import AlertEvent
 from daemon.reload import component_alert, ops_alert
-from daemon.store.retry import REDIS_DOWN
+from daemon.store import REDIS_DOWN
 
 if TYPE_CHECKING:
     from daemon.app import Daemon

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.rules.schema import RuleFile
-from daemon.rules.version import rule_version
+from daemon.rules import RuleFile, rule_version
 from daemon.yamlsrc import YamlSource
 
 __all__ = ["RuleFileCache"]

@@ -18,12 +18,10 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from daemon.notify.delivery import Delivery
-from daemon.rules.runner import Evaluator
-from daemon.sources.alpaca_rest import AlpacaBackfillSource, run_backfills
-from daemon.sources.base import Source
-from daemon.store.ops import OpsStore
-from daemon.store.retry import REDIS_DOWN
+from daemon.notify import Delivery
+from daemon.rules import Evaluator
+from daemon.sources import AlpacaBackfillSource, Source, run_backfills
+from daemon.store import REDIS_DOWN, OpsStore
 
 __all__ = ["HEARTBEAT_S", "Jobs"]
 

@@ -16,13 +16,8 @@ from typing import Any
 
 from daemon.config import Config
 from daemon.durations import format_duration
-from daemon.notify.admin import open_redis
-from daemon.notify.silence_book import SilenceStore
-from daemon.store.client import Client
-from daemon.store.deadletters import DeadLetterStore
-from daemon.store.feeds import FeedStatusStore
-from daemon.store.inspect import InspectStore
-from daemon.store.keys import Keys
+from daemon.notify import SilenceStore, open_redis
+from daemon.store import Client, DeadLetterStore, FeedStatusStore, InspectStore, Keys
 
 __all__ = ["report", "status_lines"]
 

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from daemon.events import Headline
-from daemon.sources.alpaca_rest import Bar
+from daemon.sources import Bar
 
 log = logging.getLogger("tickwatch.backtest.fetch")
 

@@ -31,8 +31,9 @@ import pyarrow.parquet as pq
 
 from daemon.backtest.merge import Event, Run, merge
 from daemon.events import Headline
-from daemon.sources.normalize import REASONS, EdgeFilter
-from daemon.sources.tables import (
+from daemon.sources import (
+    REASONS,
+    EdgeFilter,
     TickColumns,
     headlines_from_frame,
     make_ticks,

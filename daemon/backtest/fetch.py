@@ -50,9 +50,7 @@ from daemon.backtest.providers import (
     parse_polygon_aggs,
     parse_polygon_news,
 )
-from daemon.sources.alpaca_rest import ALPACA
-from daemon.sources.base import FatalSourceError
-from daemon.sources.poller import Backoff, Http, PollError
+from daemon.sources import ALPACA, Backoff, FatalSourceError, Http, PollError
 
 __all__ = [
     "CACHE_DIR",

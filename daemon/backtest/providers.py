@@ -16,11 +16,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aiohttp
 
 from daemon.events import Headline
-from daemon.sources.alpaca import news_headline as alpaca_news_headline
-from daemon.sources.alpaca_rest import Bar, _fetch_raw_bars
-from daemon.sources.feed import TimestampParser
-from daemon.sources.poller import Http
-from daemon.sources.rest import by_page_token, pages
+from daemon.sources import Bar, Http, TimestampParser, by_page_token, fetch_raw_bars, pages
+from daemon.sources import news_headline as alpaca_news_headline
 
 log = logging.getLogger("tickwatch.backtest.fetch")
 
@@ -115,7 +112,7 @@ class _Alpaca(_Client):
         self.key_id, self.secret_key, self.feed = key_id, secret_key, feed
 
     async def bars(self, symbol: str, start_ms: int, end_ms: int) -> list[Bar]:
-        bars, bad = await _fetch_raw_bars(
+        bars, bad = await fetch_raw_bars(
             self.session, self.http, base_url=self.base_url, key_id=self.key_id,
             secret_key=self.secret_key, symbols=[symbol],
             start=datetime.fromtimestamp(start_ms / 1000, UTC),

@@ -19,12 +19,8 @@ from daemon.backtest.data import History
 from daemon.backtest.model import BacktestResult, Message, Series, Suppressed
 from daemon.config import Config
 from daemon.events import Headline, Tick
-from daemon.notify.dispatch import Dispatcher
-from daemon.notify.inhibit import Inhibitor
-from daemon.notify.route_tree import compile_routes
-from daemon.rules.compile import Instance, Plan
-from daemon.rules.conditions import Composite, NoDataGuard
-from daemon.rules.driver import Driver, simulate
+from daemon.notify import Dispatcher, Inhibitor, compile_routes
+from daemon.rules import Composite, Driver, Instance, NoDataGuard, Plan, simulate
 
 __all__ = ["BacktestError", "run_backtest", "select_rules"]
 

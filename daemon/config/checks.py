@@ -7,12 +7,8 @@ from typing import Any
 
 from daemon.config.errors import _did_you_mean
 from daemon.config.models import Config, Settings
-from daemon.notify.base import ChannelConfig
-from daemon.notify.channel_templates import check_messages
-from daemon.notify.route_tree import RouteConfig
-from daemon.rules.expr import ExprError, compile_expr
-from daemon.rules.message import check_template
-from daemon.rules.schema import CrossesCond, Rule
+from daemon.notify import ChannelConfig, RouteConfig, check_messages
+from daemon.rules import CrossesCond, ExprError, Rule, check_template, compile_expr
 from daemon.yamlsrc import Path_, Problem, YamlSource
 
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")

@@ -17,8 +17,8 @@ from daemon.config.errors import ConfigError, translate
 from daemon.config.models import Config, LoadedRule, Settings, settings_model_for
 from daemon.events import EarningsEvent
 from daemon.rulecache import RuleFileCache
-from daemon.rules.schema import RuleFile
-from daemon.sources.dated_csv import load_anchors_csv, load_earnings_csv
+from daemon.rules import RuleFile
+from daemon.sources import load_anchors_csv, load_earnings_csv
 from daemon.yamlsrc import Path_, Problem, YamlSource, load_yaml
 
 log = logging.getLogger("tickwatch.config")

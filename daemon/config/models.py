@@ -22,18 +22,18 @@ from pydantic import (
 
 from daemon.durations import Duration
 from daemon.events import EarningsEvent
-from daemon.notify.base import ChannelConfig
-from daemon.notify.delivery_settings import DeliveryOptions, DeliverySettings
-from daemon.notify.inhibit import InhibitRule
-from daemon.notify.registry import NOTIFIERS
-from daemon.notify.route_tree import RouteConfig
+from daemon.notify import (
+    NOTIFIERS,
+    ChannelConfig,
+    DeliveryOptions,
+    DeliverySettings,
+    InhibitRule,
+    RouteConfig,
+)
 from daemon.plugins import PluginRegistry
 from daemon.rulecache import RuleFileCache
-from daemon.rules.compile import Plan, compile_rules
-from daemon.rules.groups import expand
-from daemon.rules.schema import Rule
-from daemon.sources.registry import SOURCES
-from daemon.sources.source_config import SourceConfig
+from daemon.rules import Plan, Rule, compile_rules, expand
+from daemon.sources import SOURCES, SourceConfig
 from daemon.yamlsrc import Path_
 
 

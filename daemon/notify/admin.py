@@ -20,11 +20,7 @@ from daemon.notify.notification import Notification
 from daemon.notify.pipeline import decide
 from daemon.notify.route_tree import compile_routes, explain, parse_matcher
 from daemon.notify.silence_book import SilenceStore
-from daemon.store.client import Client
-from daemon.store.connect import connect
-from daemon.store.deadletters import DeadLetterStore
-from daemon.store.embedded import EmbeddedRedis
-from daemon.store.keys import Keys
+from daemon.store import Client, DeadLetterStore, EmbeddedRedis, Keys, connect
 
 __all__ = ["deadletter_list", "deadletter_retry", "open_redis", "routes_test", "silence_add",
            "silence_expire", "silence_list"]  # fmt: skip

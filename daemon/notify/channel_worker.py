@@ -42,7 +42,7 @@ from daemon.notify.base import Notifier
 from daemon.notify.failure import DeliveryError, NotSent
 from daemon.notify.notification import Notification, Receipt
 from daemon.notify.retry import Clock, RetryPolicy, Wait, queued_at, wait_text
-from daemon.store.delivery import DeliveryStore
+from daemon.store import DeliveryStore
 
 # Clock, RetryPolicy and Wait live in retry.py; named here too for importers of the old path.
 __all__ = ["STOP_GRACE_S", "ChannelWorker", "Clock", "RetryPolicy", "Wait", "WorkerStats"]

@@ -20,10 +20,7 @@ from daemon.notify.retry import Clock, RetryPolicy
 from daemon.notify.route_tree import compile_routes
 from daemon.notify.router import Router
 from daemon.notify.silence_book import SilenceStore
-from daemon.store.client import Client
-from daemon.store.delivery import DeliveryStore
-from daemon.store.keys import Keys
-from daemon.store.outbox import OutboxStore
+from daemon.store import Client, DeliveryStore, Keys, OutboxStore
 
 __all__ = ["Delivery"]
 

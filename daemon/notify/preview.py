@@ -23,9 +23,18 @@ from daemon.notify.failure import DeliveryError
 from daemon.notify.notification import Notification
 from daemon.notify.registry import make_notifier
 from daemon.notify.route_tree import compile_routes, targets
-from daemon.rules.message import DEFAULT_MESSAGES, DEFAULT_RESOLVED, placeholders
-from daemon.rules.message import render as render_message
-from daemon.rules.schema import BandCond, CrossesCond, PctMoveCond, Rule, SpreadCond, ThresholdCond
+from daemon.rules import (
+    DEFAULT_MESSAGES,
+    DEFAULT_RESOLVED,
+    BandCond,
+    CrossesCond,
+    PctMoveCond,
+    Rule,
+    SpreadCond,
+    ThresholdCond,
+    placeholders,
+)
+from daemon.rules import render as render_message
 
 __all__ = ["Preview", "render_rule", "sample_alert", "send_test_notice"]
 

@@ -28,8 +28,7 @@ from daemon.notify.pipeline import Decision
 from daemon.notify.route_tree import GroupOpts, Route
 from daemon.notify.silence_book import SilenceStore
 from daemon.notify.silences import Silence
-from daemon.store.outbox import OutboxStore
-from daemon.store.streams import Entry
+from daemon.store import Entry, OutboxStore
 
 __all__ = ["Router", "RouterStats"]
 

@@ -12,9 +12,7 @@ import time
 
 from daemon.notify.route_tree import parse_matcher
 from daemon.notify.silences import KEEP_EXPIRED_MS, Silence
-from daemon.store.client import Client
-from daemon.store.keys import Keys
-from daemon.store.silences import SilenceRecords
+from daemon.store import Client, Keys, SilenceRecords
 
 __all__ = ["SilenceStore"]
 

@@ -11,14 +11,12 @@ from daemon.rules.checkpoint import load_checkpoint
 from daemon.rules.driver import Driver
 from daemon.rules.lifecycle import AlertState
 from daemon.rules.wallclock import WallClock
-from daemon.store.streams import Entry
+from daemon.store import Entry
 
 if TYPE_CHECKING:
     from daemon.rules.compile import Plan
     from daemon.rules.runner import EvaluatorStats
-    from daemon.store.keys import Keys
-    from daemon.store.state import StateStore
-    from daemon.store.streams import StreamStore
+    from daemon.store import Keys, StateStore, StreamStore
 
 __all__ = ["REMINDER_GRACE_MS", "Restore"]
 

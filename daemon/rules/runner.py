@@ -31,8 +31,7 @@ from daemon.rules.compile import Plan
 from daemon.rules.driver import CLOCK_EVERY_MS, Driver
 from daemon.rules.evaluate import Engine
 from daemon.rules.restore import REMINDER_GRACE_MS, Restore
-from daemon.store.state import StateStore
-from daemon.store.streams import Entry, StreamStore
+from daemon.store import Entry, StateStore, StreamStore
 
 __all__ = ["Evaluator", "EvaluatorStats"]
 

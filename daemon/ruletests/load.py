@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from daemon.alerts import NEW_YORK
 from daemon.config import Config, ConfigError, load_config, translate
 from daemon.events import EarningsEvent, dt_to_ms
-from daemon.rules.market import anchor_start_ms
+from daemon.rules import anchor_start_ms
 from daemon.ruletests.diff import Expected
 from daemon.ruletests.notation import _at_ms
 from daemon.ruletests.run import Case, Suite, build_events

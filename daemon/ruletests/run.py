@@ -8,8 +8,7 @@ from pathlib import Path
 
 from daemon.alerts import AlertEvent
 from daemon.events import EarningsEvent, Headline, Tick
-from daemon.rules.compile import Plan
-from daemon.rules.driver import Driver, simulate
+from daemon.rules import Driver, Plan, simulate
 from daemon.ruletests.diff import CaseResult, Expected, compare
 from daemon.ruletests.notation import _at_ms, _ms
 from daemon.ruletests.schema import CaseSpec

@@ -41,6 +41,7 @@ __all__ = [
     "Bar",
     "fetch_bars",
     "fetch_daily_closes",
+    "fetch_raw_bars",
     "parse_bars_page",
     "run_backfills",
     "timeframe_ms",
@@ -144,7 +145,7 @@ def _alpaca_http(key_id: str, secret_key: str, http: Http | None) -> Http:
     )
 
 
-async def _fetch_raw_bars(
+async def fetch_raw_bars(
     session: aiohttp.ClientSession,
     http: Http,
     *,
@@ -195,7 +196,7 @@ async def fetch_bars(
     if not symbols:
         return []
     length = timeframe_ms(timeframe)
-    bars, bad = await _fetch_raw_bars(
+    bars, bad = await fetch_raw_bars(
         session, _alpaca_http(key_id, secret_key, http), base_url=base_url, key_id=key_id,
         secret_key=secret_key, symbols=symbols, start=start, end=end, timeframe=timeframe,
         feed=feed, limit=limit,
@@ -236,7 +237,7 @@ async def fetch_daily_closes(
     """
     if not symbols:
         return {}
-    bars, _ = await _fetch_raw_bars(
+    bars, _ = await fetch_raw_bars(
         session, _alpaca_http(key_id, secret_key, http), base_url=base_url, key_id=key_id,
         secret_key=secret_key, symbols=symbols, start=day - timedelta(days=14), end=day,
         timeframe="1Day", feed=feed, limit=10_000,

@@ -25,10 +25,7 @@ from daemon.sources.arbiter import FeedArbiter
 from daemon.sources.normalize import REASONS, EdgeFilter
 from daemon.sources.sentiment import with_local_score
 from daemon.sources.source_config import SourceConfig
-from daemon.store.calendar import CalendarStore
-from daemon.store.feeds import FeedStatusStore
-from daemon.store.retry import Reconnect, run_resilient
-from daemon.store.streams import StreamStore
+from daemon.store import CalendarStore, FeedStatusStore, Reconnect, StreamStore, run_resilient
 
 __all__ = ["FatalSourceError", "Source", "SourceConfig", "SourceContext"]
 

@@ -39,7 +39,7 @@ from daemon.sources.poller import (
     Provider,
     count_into,
 )
-from daemon.store.calendar import CalendarStore
+from daemon.store import CalendarStore
 
 __all__ = [
     "FINNHUB",

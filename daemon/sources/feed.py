@@ -186,7 +186,7 @@ class FeedSource(FeedBatching, FeedSubscriptions, FeedWatch):
                     f"usually from the environment ({self.env_hint})"
                 )
         if self.config.silent_after is not None and self._in_session is None:
-            from daemon.rules.sessions import nyse
+            from daemon.rules import nyse
 
             sessions = await asyncio.to_thread(nyse().load)
             self._in_session = sessions.is_regular

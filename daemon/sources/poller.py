@@ -34,7 +34,7 @@ from daemon.sources.rest import (
     describe_error,
     parse_retry_after,
 )
-from daemon.store.retry import REDIS_DOWN
+from daemon.store import REDIS_DOWN
 
 __all__ = [  # the names sources and tests import from here, wherever they live
     "Answer",

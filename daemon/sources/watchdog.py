@@ -21,7 +21,7 @@ from websockets.frames import CloseCode
 from daemon.sources.base import Source
 from daemon.sources.feed_types import FeedConfig, FeedState
 from daemon.sources.meter import RateMeter
-from daemon.store.retry import REDIS_DOWN
+from daemon.store import REDIS_DOWN
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection

@@ -18,9 +18,7 @@ from daemon.store.keys import Keys
 from daemon.store.streams import Entry, StreamStore
 
 if TYPE_CHECKING:
-    from daemon.notify.base import Notification
-    from daemon.notify.dispatch import Routed
-    from daemon.notify.grouping import Group
+    from daemon.notify import Group, Notification, Routed
 
 __all__ = ["OutboxStore"]
 
