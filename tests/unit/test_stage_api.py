@@ -94,3 +94,15 @@ def test_importing_a_stage_imports_none_of_its_modules() -> None:
     assert {"daemon.store", "daemon.notify"} <= set(out.stdout.split())
     assert loaded == set()
     assert not {"redis", "websockets", "slack_sdk"} & {m.split(".")[0] for m in out.stdout.split()}
+
+
+def test_the_shapes_between_stages_import_no_stage() -> None:
+    """events.py and alerts.py are what the stages pass on: they depend on none of them."""
+    for shape in ("events.py", "alerts.py"):
+        tree = ast.parse((REPO / "daemon" / shape).read_text())
+        daemon_imports = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("daemon")
+        }
+        assert daemon_imports <= {"daemon.events", "daemon.alerts"}, (shape, daemon_imports)
