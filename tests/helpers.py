@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import textwrap
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from daemon.alerts import AlertEvent
@@ -59,3 +62,19 @@ async def run_until_idle(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def install_distribution(
+    where: Path, monkeypatch: Any, name: str, modules: dict[str, str], entry_points: str
+) -> None:
+    """Puts a real distribution on sys.path: `modules` (module name → source) and a
+    `*.dist-info` declaring `entry_points` (entry_points.txt text), as `pip install` would.
+    `monkeypatch` takes it off sys.path after the test; drop the modules from sys.modules."""
+    for module, source in modules.items():
+        (where / f"{module}.py").write_text(textwrap.dedent(source))
+    dist = where / f"{name.replace('-', '_')}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(entry_points)
+    monkeypatch.syspath_prepend(str(where))
+    importlib.invalidate_caches()

@@ -4,11 +4,9 @@ distribution (a `*.dist-info` with `entry_points.txt`) put on sys.path: no mocks
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import operator
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +23,7 @@ from daemon.notify.registry import (
     notifiers,
 )
 from daemon.notify.slack import SlackNotifier
-from tests.helpers import make_alert
+from tests.helpers import install_distribution, make_alert
 
 PLUGIN = """
 from typing import ClassVar, Literal
@@ -80,14 +78,13 @@ slack = daemon.notify.slack:SlackNotifier
 @pytest.fixture
 def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Installs (by sys.path) a distribution declaring good and bad notifier plugins."""
-    (tmp_path / "tw_test_pager.py").write_text(textwrap.dedent(PLUGIN))
-    (tmp_path / "tw_test_broken.py").write_text("raise ImportError('needs libpager 2.0')\n")
-    dist = tmp_path / "tw_test_plugins-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tw-test-plugins\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
+    install_distribution(
+        tmp_path,
+        monkeypatch,
+        "tw-test-plugins",
+        {"tw_test_pager": PLUGIN, "tw_test_broken": "raise ImportError('needs libpager 2.0')"},
+        ENTRY_POINTS,
+    )
     yield tmp_path
     for name in ("tw_test_pager", "tw_test_broken"):
         sys.modules.pop(name, None)

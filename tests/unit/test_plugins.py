@@ -8,7 +8,6 @@ real distribution (a `*.dist-info` with `entry_points.txt`) put on sys.path: no 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 from daemon.config import ConfigError, load_config
 from daemon.notify.registry import NOTIFIERS
 from daemon.sources.registry import SOURCES, source_class
+from tests.helpers import install_distribution
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,18 +115,18 @@ class CounterSource(Source):
 @pytest.fixture
 def source_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Installs (by sys.path) a distribution declaring a good and a broken source plugin."""
-    (tmp_path / "tw_test_counter.py").write_text(textwrap.dedent(SOURCE_PLUGIN))
-    (tmp_path / "tw_test_nofeed.py").write_text("raise ImportError('needs libfeed 3')\n")
-    dist = tmp_path / "tw_test_sources-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tw-test-sources\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
+    install_distribution(
+        tmp_path,
+        monkeypatch,
+        "tw-test-sources",
+        {
+            "tw_test_counter": SOURCE_PLUGIN,
+            "tw_test_nofeed": "raise ImportError('needs libfeed 3')",
+        },
         "[tickwatch.sources]\n"
         "tw_counter = tw_test_counter:CounterSource\n"
-        "tw_nofeed = tw_test_nofeed:NoFeed\n"
+        "tw_nofeed = tw_test_nofeed:NoFeed\n",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
     SOURCES.forget()
     yield tmp_path
     SOURCES.forget()
