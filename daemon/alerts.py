@@ -101,6 +101,9 @@ class AlertEvent:
     inputs: tuple[Input, ...] = ()
     #: 8 hex characters of the rule's normalized content (`daemon.rules.version.rule_version`).
     rule_version: str = ""
+    #: The desk's short number for this firing (1-999, reused in turn), given by the router and
+    #: shown on every channel, so a reply can say `ACK 12`; 0 until routed.
+    number: int = 0
 
     @property
     def id(self) -> str:
@@ -128,6 +131,8 @@ class AlertEvent:
             del d["inputs"]
         if not self.rule_version:
             del d["rule_version"]
+        if not self.number:
+            del d["number"]
         return d
 
     def to_json(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from daemon import __version__
 from daemon.config import Config, mask_url
-from daemon.http import HttpServer
+from daemon.http import HttpServer, health
 from daemon.live_reload import LiveReload
 from daemon.notify import (
     STOP_GRACE_S,
@@ -220,8 +220,9 @@ class Daemon:
             if isinstance(src, EarningsCalendarSource):
                 src.on_update = self.live.calendar_changed
         self.jobs = Jobs(
-            self.sources, self.ops_store, self.evaluator, self.delivery, started_at=self.started_at
-        )
+            self.sources, self.ops_store, self.evaluator, self.delivery, started_at=self.started_at,
+            deadman=s.deadman, health=lambda: health(self),
+        )  # fmt: skip
         self.jobs.start(self._spawn)
         if self.watch:
             self._spawn(watch_files(self.cfg, self.live.files_changed, self._stop_watch), "watcher")

@@ -159,6 +159,37 @@ def cmd_deadletter(args: argparse.Namespace) -> int:
     return 1 if any("cannot" in x or "no such" in x for x in lines) else 0
 
 
+def cmd_ack(args: argparse.Namespace) -> int:
+    """`tickwatch ack REF` and `tickwatch snooze REF --for 1h`: the desk's word on one alert."""
+    from daemon.durations import parse_duration
+    from daemon.notify import Desk, NoSuchAlert, open_redis
+    from daemon.store import Keys
+
+    cfg = _load(args.config, starting=False)
+    if cfg is None:
+        return EXIT_CONFIG
+
+    async def act() -> str:
+        async with open_redis(cfg) as redis:
+            desk = Desk(redis, Keys(cfg.settings.redis.prefix))
+            if args.command == "ack":
+                a = await desk.ack(args.alert, by=args.by, via="cli")
+                return f"acknowledged {a.alert_key} ({a.by}): its escalation stops"
+            for_ms = int(parse_duration(args.duration).total_seconds() * 1000)
+            s = await desk.snooze(args.alert, for_ms=for_ms, by=args.by, via="cli")
+            return f"snoozed as silence {s.id} for {args.duration}: {' '.join(s.matchers)}"
+
+    try:
+        print(asyncio.run(act()))
+    except NoSuchAlert as e:
+        print(f"tickwatch {args.command}: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"tickwatch {args.command}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
 def cmd_routes(args: argparse.Namespace) -> int:
     from daemon.notify import admin
 
@@ -166,7 +197,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     try:
-        print("\n".join(asyncio.run(admin.routes_test(cfg, args.labels))))
+        print("\n".join(asyncio.run(admin.routes_test(cfg, args.labels, at=args.at))))
     except ValueError as e:
         print(f"tickwatch routes test: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -290,11 +321,31 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--all", action="store_true")
     dead.set_defaults(func=cmd_deadletter)
 
+    desk_commands = (
+        ("ack", "acknowledge a firing alert: its escalation stops"),
+        ("snooze", "hold a firing alert's messages and escalation for a while"),
+    )
+    for name, what in desk_commands:
+        cmd = sub.add_parser(name, help=what)
+        cmd.add_argument(
+            "alert", help="its key, or part of one firing alert's key (tickwatch status)"
+        )
+        cmd.add_argument("--by", required=True, help="who says so, e.g. ann@desk")
+        if name == "snooze":
+            cmd.add_argument(
+                "--for", dest="duration", default="1h", help="e.g. 30m, 2h (default 1h)"
+            )
+        cmd.add_argument("--config", default="alerts.yaml")
+        cmd.set_defaults(func=cmd_ack, command=name)
+
     routes = sub.add_parser("routes", help="where an alert with these labels would go, and why")
     routes.add_argument("--config", default="alerts.yaml")
     rsub = routes.add_subparsers(dest="action", required=True)
     rt = rsub.add_parser("test", help="e.g. routes test rule=spread severity=critical symbol=NVDA")
     rt.add_argument("labels", nargs="*", help="label=value (rule and severity count too)")
+    rt.add_argument(
+        "--at", help="as if at this New York time, e.g. 2026-03-16T10:00 (default: now)"
+    )
     routes.set_defaults(func=cmd_routes)
     return p
 

@@ -26,6 +26,8 @@ from prometheus_client.registry import Collector
 
 from daemon.sources import FeedSource
 from daemon.status import report
+from daemon.web.slack_hook import SlackHook
+from daemon.web.twilio_hook import TwilioHook
 
 if TYPE_CHECKING:
     from daemon.app import Daemon
@@ -197,6 +199,15 @@ class HttpServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/status", self._status)
+        slack = SlackHook(
+            lambda: daemon.cfg.settings.channels,
+            lambda: daemon.notifiers,
+            lambda: daemon.redis,
+            daemon.keys,
+        )
+        app.router.add_post("/hooks/slack/actions", slack.handle)
+        twilio = TwilioHook(lambda: daemon.cfg.settings.channels, lambda: daemon.redis, daemon.keys)
+        app.router.add_post("/hooks/twilio/sms", twilio.handle)
         self._runner = web.AppRunner(app, access_log=None)
 
     async def start(self) -> None:

@@ -73,7 +73,7 @@ def diff_rules(old: Config, new: Config) -> ReloadResult:
             res.changed.append(name)
     res.removed = [n for n in before if n not in after]
     o, n = old.settings, new.settings
-    for attr in ("redis", "sources", "evaluator"):
+    for attr in ("redis", "sources", "evaluator", "deadman"):
         if getattr(o, attr) != getattr(n, attr):
             res.needs_restart.append(attr)
     return res

@@ -3,8 +3,10 @@
 Time-driven work runs here, on the daemon's event loop: each source schedules its own job
 (`Source.schedule`), a backfill source first fills the minute bars and only then are the live
 sources scheduled, and the heartbeat writes a one-line activity summary to Redis every
-`HEARTBEAT_S` seconds (logged when it changes). `app.Daemon` builds one `Jobs`, starts it once
-everything it reads is running, and shuts it down at stop, after the sources are closed.
+`HEARTBEAT_S` seconds (logged when it changes). With `deadman:` configured, the dead-man's
+switch (`deadman.py`) pings its URL every minute while `/healthz` says the daemon is up.
+`app.Daemon` builds one `Jobs`, starts it once everything it reads is running, and shuts it down
+at stop, after the sources are closed.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from daemon.deadman import Deadman, DeadmanSettings, HealthCheck
+from daemon.durations import format_duration
 from daemon.notify import Delivery
 from daemon.rules import Evaluator
 from daemon.sources import AlpacaBackfillSource, Source, run_backfills
@@ -48,7 +53,11 @@ if not any(isinstance(f, _CancelledJobFilter) for f in _JOB_LOG.filters):
 
 
 class Jobs:
-    """One scheduler (UTC) with the sources' jobs and the heartbeat."""
+    """One scheduler (UTC) with the sources' jobs, the heartbeat and the dead-man's switch.
+
+    `deadman` (alerts.yaml's `deadman:`, off when None or its url is empty) needs `health`, what
+    `/healthz` answers (`daemon.http.health` bound to the daemon): pings go out only while it
+    says 200 with Redis answering."""
 
     def __init__(
         self,
@@ -58,6 +67,8 @@ class Jobs:
         delivery: Delivery | None,
         *,
         started_at: float,
+        deadman: DeadmanSettings | None = None,
+        health: HealthCheck | None = None,
     ):
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.sources = sources
@@ -66,9 +77,15 @@ class Jobs:
         self.delivery = delivery
         self.started_at = started_at
         self._last_activity = ""
+        self.deadman: Deadman | None = None
+        if deadman is not None and deadman.enabled:
+            if health is None:
+                raise ValueError("the dead-man's switch needs the daemon's health check")
+            self.deadman = Deadman(deadman, health)
 
     def start(self, spawn: Spawn) -> None:
-        """Schedule the sources (a backfill first, as a task of `spawn`'s) and the heartbeat."""
+        """Schedule the sources (a backfill first, as a task of `spawn`'s), the heartbeat and
+        the dead-man's switch."""
         if any(isinstance(src, AlpacaBackfillSource) for src in self.sources):
             # minute bars first, so windows and anchors are right before live ticks arrive
             spawn(self._backfill_then_stream(), "backfill")
@@ -76,6 +93,16 @@ class Jobs:
             self._schedule_sources()
         self.scheduler.add_job(self._heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat",
                                max_instances=1, coalesce=True)  # fmt: skip
+        if self.deadman is not None:
+            # the first ping at once: the service hears a restarted daemon is back
+            self.scheduler.add_job(self._deadman, "interval", seconds=self.deadman.every_s,
+                                   id="deadman", max_instances=1, coalesce=True,
+                                   next_run_time=datetime.now(UTC))  # fmt: skip
+            log.info(
+                "deadman: pinging %s every %s while the daemon is healthy",
+                self.deadman.host,
+                format_duration(self.deadman.settings.every),
+            )
         self.scheduler.start()
 
     def shutdown(self) -> None:
@@ -92,6 +119,11 @@ class Jobs:
         n = await run_backfills(self.sources)
         log.info("backfill wrote %d bar(s); starting the live sources", n)
         self._schedule_sources(skip=(AlpacaBackfillSource,))
+
+    async def _deadman(self) -> None:
+        if self.deadman is not None:
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled: at stop
+                await self.deadman.ping()
 
     async def _heartbeat(self) -> None:
         with contextlib.suppress(*REDIS_DOWN, asyncio.CancelledError):  # cancelled: at stop

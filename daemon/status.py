@@ -16,7 +16,7 @@ from typing import Any
 
 from daemon.config import Config
 from daemon.durations import format_duration
-from daemon.notify import SilenceStore, open_redis
+from daemon.notify import Desk, SilenceStore, open_redis
 from daemon.store import Client, DeadLetterStore, FeedStatusStore, InspectStore, Keys
 
 __all__ = ["report", "status_lines"]
@@ -115,4 +115,21 @@ async def report(redis: Client, keys: Keys, channels: list[str]) -> list[str]:
     lines.append(f"silences: {len(silences)} active")
     lines += [f"  {s.id} until {time.strftime('%H:%M', time.localtime(s.ends_ms / 1000))} "
               f"{' '.join(s.matchers)} ({s.author}: {s.reason})" for s in silences]  # fmt: skip
+    lines += await _firing(Desk(redis, keys), now)
+    return lines
+
+
+async def _firing(desk: Desk, now_ms: int) -> list[str]:
+    """Alerts firing now, each with who acknowledged it or when it escalates next."""
+    firing = await desk.firing()
+    lines = [f"firing: {len(firing)}"]
+    for f in firing:
+        if f.ack is not None:
+            state = f"acked by {f.ack.by} via {f.ack.via} {_age((now_ms - f.ack.at_ms) / 1000)} ago"
+        elif f.escalation_due_ms is not None:
+            wait = max(0.0, (f.escalation_due_ms - now_ms) / 1000)
+            state = f"not acked; escalates in {_seconds(wait)} (steps taken: {f.escalation_steps})"
+        else:
+            state = "not acked"
+        lines.append(f"  {f.key}: {state}")
     return lines

@@ -19,7 +19,7 @@ from daemon.backtest.data import History
 from daemon.backtest.model import BacktestResult, Message, Series, Suppressed
 from daemon.config import Config
 from daemon.events import Headline, Tick
-from daemon.notify import Dispatcher, Inhibitor, compile_routes
+from daemon.notify import Dispatcher, Inhibitor, MarketContext, compile_routes
 from daemon.rules import Composite, Driver, Instance, NoDataGuard, Plan, simulate
 
 __all__ = ["BacktestError", "run_backtest", "select_rules"]
@@ -214,6 +214,7 @@ def _deliver(cfg: Config, alerts: list[AlertEvent], result: BacktestResult, end_
         Inhibitor(s.inhibit_rules),
         s.channels,
         cfg.delivery.max_alert_age_ms,
+        MarketContext(cfg.earnings),  # sessions and earnings at each alert's simulated time
     )
     for a in sorted(alerts, key=lambda a: a.ts_ms):
         _flush(d, a.ts_ms, result)

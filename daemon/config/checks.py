@@ -113,12 +113,17 @@ def _check_rule(
                     msg = _check_ref(r, s.groups, allow_group=attr == "symbols")
                     if msg:
                         problems.append(rsrc.problem(where, msg))
-    for c_i, ch in enumerate(rule.channels):
+    named: list[tuple[Path_, str]] = [
+        ((*rpath, "channels", i), ch) for i, ch in enumerate(rule.channels)
+    ]
+    if rule.escalate is not None:
+        named += [((*rpath, "escalate", "to", i), ch) for i, ch in enumerate(rule.escalate.to)]
+    for where, ch in named:
         if ch not in s.channels:
             known = ", ".join(sorted(s.channels)) or "(none configured)"
             problems.append(
                 rsrc.problem(
-                    (*rpath, "channels", c_i),
+                    where,
                     f"unknown channel {ch!r}{_did_you_mean(ch, s.channels)}; "
                     f"channels in alerts.yaml: {known}",
                 )

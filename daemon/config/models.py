@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from daemon.deadman import DeadmanSettings
 from daemon.durations import Duration
 from daemon.events import EarningsEvent
 from daemon.notify import (
@@ -116,6 +117,9 @@ class Settings(_Model):
     evaluator: EvaluatorSettings = Field(default_factory=lambda: EvaluatorSettings())
     calendar: CalendarSettings = Field(default_factory=lambda: CalendarSettings())
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
+    deadman: DeadmanSettings | None = Field(
+        None, description="Dead-man's switch: ping a URL every minute while healthy; unset: off"
+    )
     symbols: list[str] = Field(default_factory=list, description="Extra symbols to accept")
     groups: dict[str, list[str]] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -316,6 +320,7 @@ class Config:
 
         walk(list(self.settings.channels.values()))
         walk(self.settings.sources)
+        walk(self.settings.deadman)
         return out
 
     @property
@@ -328,6 +333,8 @@ class Config:
             channels=dict(s.channels),
             data_clock=all(src.type == "replay" for src in s.sources),
             give_up_after=s.delivery.give_up_after,
+            escalations={lr.rule.name: lr.rule.escalate for lr in self.rules if lr.rule.escalate},
+            earnings=list(self.earnings),
         )
 
     def dump(self) -> dict[str, Any]:

@@ -14,11 +14,14 @@ from .console import ConsoleNotifier as ConsoleNotifier
 from .delivery import Delivery as Delivery
 from .delivery_settings import DeliveryOptions as DeliveryOptions
 from .delivery_settings import DeliverySettings as DeliverySettings
+from .desk import Desk as Desk
+from .desk import NoSuchAlert as NoSuchAlert
 from .dispatch import Dispatcher as Dispatcher
 from .dispatch import Routed as Routed
 from .grouping import Group as Group
 from .inhibit import Inhibitor as Inhibitor
 from .inhibit import InhibitRule as InhibitRule
+from .market_context import MarketContext as MarketContext
 from .preview import render_rule as render_rule
 from .preview import send_test_notice as send_test_notice
 from .registry import NOTIFIERS as NOTIFIERS
@@ -28,8 +31,14 @@ from .retry import RetryPolicy as RetryPolicy
 from .route_tree import RouteConfig as RouteConfig
 from .route_tree import compile_routes as compile_routes
 from .silence_book import SilenceStore as SilenceStore
+from .slack_actions import parse_click as parse_click
+from .slack_clicks import act_on_click as act_on_click
+from .sms import SmsConfig as SmsConfig
+from .sms_commands import HELP as HELP
+from .sms_commands import parse_command as parse_command
 
 __all__ = [
+    "HELP",
     "NOTIFIERS",
     "STOP_GRACE_S",
     "ChannelConfig",
@@ -38,22 +47,29 @@ __all__ = [
     "Delivery",
     "DeliveryOptions",
     "DeliverySettings",
+    "Desk",
     "Dispatcher",
     "Group",
     "InhibitRule",
     "Inhibitor",
+    "MarketContext",
+    "NoSuchAlert",
     "Notification",
     "Notifier",
     "RetryPolicy",
     "RouteConfig",
     "Routed",
     "SilenceStore",
+    "SmsConfig",
+    "act_on_click",
     "admin",
     "check_messages",
     "compile_routes",
     "make_notifier",
     "notifier_class",
     "open_redis",
+    "parse_click",
+    "parse_command",
     "render_rule",
     "send_test_notice",
 ]

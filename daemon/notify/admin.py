@@ -16,11 +16,13 @@ from daemon.alerts import NEW_YORK, AlertEvent
 from daemon.config import Config
 from daemon.durations import parse_duration
 from daemon.notify.inhibit import Inhibitor
+from daemon.notify.market_context import MarketContext
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import decide
-from daemon.notify.route_tree import compile_routes, explain, parse_matcher
+from daemon.notify.route_tree import compile_routes, explain, parse_matcher, routing_labels
 from daemon.notify.silence_book import SilenceStore
-from daemon.store import Client, DeadLetterStore, EmbeddedRedis, Keys, connect
+from daemon.sources import load_earnings, merge_earnings
+from daemon.store import CalendarStore, Client, DeadLetterStore, EmbeddedRedis, Keys, connect
 
 __all__ = ["deadletter_list", "deadletter_retry", "open_redis", "routes_test", "silence_add",
            "silence_expire", "silence_list"]  # fmt: skip
@@ -121,8 +123,22 @@ async def deadletter_retry(cfg: Config, ids: Sequence[str], *, all_: bool = Fals
 
 
 # --- routes test ---------------------------------------------------------------------------------
-async def routes_test(cfg: Config, label_args: Sequence[str]) -> list[str]:
-    """Where an alert with these labels would go now, and why (silences and all)."""
+def parse_at(text: str) -> int:
+    """`2026-03-16T10:00` (New York time unless it says its zone) → epoch ms."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"--at {text!r}: write a date and time, e.g. 2026-03-16T10:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=NEW_YORK)
+    return int(when.timestamp() * 1000)
+
+
+async def routes_test(
+    cfg: Config, label_args: Sequence[str], *, at: str | None = None
+) -> list[str]:
+    """Where an alert with these labels would go now (or `at`, New York time), and why:
+    the market then (session, early close, earnings), silences and all."""
     labels: dict[str, str] = {}
     for arg in label_args:
         m = parse_matcher(arg)
@@ -135,17 +151,27 @@ async def routes_test(cfg: Config, label_args: Sequence[str]) -> list[str]:
     rule_channels = next(
         (tuple(lr.rule.channels) for lr in cfg.rules if lr.rule.name == rule), tuple(s.channels)
     )
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if at is None else parse_at(at)
     alert = AlertEvent(rule=rule, key=rule, state="firing", seq=0, ts_ms=now,
                        severity=severity, summary="", channels=rule_channels,  # type: ignore[arg-type]
                        labels=labels)  # fmt: skip
     root = compile_routes(s.route)
-    lines = explain(root, {**labels, "rule": rule, "severity": severity})
+    keys = Keys(s.redis.prefix)
     async with open_redis(cfg) as redis:
-        silences = await SilenceStore(redis, Keys(s.redis.prefix)).active(now)
+        silences = await SilenceStore(redis, keys).active(now)
+        fetched = await load_earnings(CalendarStore(redis, keys))
+    market = MarketContext(merge_earnings(cfg.earnings, fetched)).at(now)
+    symbol = labels.get("symbol", "")
+    near = [f"{symbol} reports within {w}" for w, ms in (("1d", 86_400_000), ("7d", 7 * 86_400_000))
+            if symbol and market.earnings_within(symbol, ms)][:1]  # fmt: skip
+    lines = [
+        f"at {_ny(now)}: session={market.session}, early_close={market.labels['early_close']}"
+        + (f"; {near[0]}" if near else "")
+    ]
+    lines += explain(root, routing_labels(alert, market), market)
     decisions = decide(
         alert, root=root, now_ms=now, max_age_ms=10**12, inhibitor=Inhibitor(s.inhibit_rules),
-        firing={}, silences=silences, channels=dict(s.channels),
+        firing={}, silences=silences, channels=dict(s.channels), market=market,
     )  # fmt: skip
     for d in decisions:
         verdict = "SEND" if d.delivers else d.outcome.upper()

@@ -12,15 +12,17 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
+from daemon.notify.acks import AckBook
 from daemon.notify.base import ChannelConfig, Notifier
 from daemon.notify.channel_worker import STOP_GRACE_S, ChannelWorker, OpsAlert
 from daemon.notify.delivery_settings import DeliverySettings
+from daemon.notify.escalator import Escalator
 from daemon.notify.inhibit import Inhibitor
 from daemon.notify.retry import Clock, RetryPolicy
 from daemon.notify.route_tree import compile_routes
 from daemon.notify.router import Router
 from daemon.notify.silence_book import SilenceStore
-from daemon.store import Client, DeliveryStore, Keys, OutboxStore
+from daemon.store import Client, DeliveryStore, EscalationStore, Keys, OutboxStore
 
 __all__ = ["Delivery"]
 
@@ -61,7 +63,16 @@ class Delivery:
             channels=settings.channels,
             max_age_ms=settings.max_alert_age_ms,
             data_clock=settings.data_clock,
+            earnings=settings.earnings,
             consumer=f"router-{instance}",
+        )
+        self.escalator = Escalator(
+            EscalationStore(redis, keys, maxlen),
+            AckBook(redis, keys),
+            SilenceStore(redis, keys),
+            settings.escalations,
+            max_age_ms=settings.max_alert_age_ms,
+            consumer=f"escalator-{instance}",
         )
         self.workers: dict[str, ChannelWorker] = {}
         self.set_notifiers(notifiers, settings.channels)
@@ -106,10 +117,15 @@ class Delivery:
             settings.channels,
             settings.max_alert_age_ms,
         )
+        self.router.set_earnings(settings.earnings)
+        self.escalator.configure(settings.escalations, settings.max_alert_age_ms)
 
     def stages(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
-        """(task name, loop) for the router and every channel worker."""
-        out: list[tuple[str, Callable[[], Awaitable[None]]]] = [("router", self.router.run)]
+        """(task name, loop) for the router, the escalator and every channel worker."""
+        out: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("router", self.router.run),
+            ("escalator", self.escalator.run),
+        ]
         out += [(f"deliver {name}", w.run) for name, w in self.workers.items()]
         return out
 

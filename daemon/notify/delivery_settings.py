@@ -6,16 +6,18 @@ store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.durations import Duration
+from daemon.events import EarningsEvent
 from daemon.notify.base import ChannelConfig
 from daemon.notify.inhibit import InhibitRule
 from daemon.notify.route_tree import RouteConfig
+from daemon.rules import Escalate
 
 __all__ = ["GIVE_UP_AFTER", "DeliveryOptions", "DeliverySettings"]
 
@@ -49,3 +51,8 @@ class DeliverySettings:
     #: `delivery: {give_up_after: ...}`: a message failing this long after it was queued is
     #: dead-lettered (permanent errors at once).
     give_up_after: timedelta = GIVE_UP_AFTER
+    #: Rule name → its `escalate:` (rules that escalate only).
+    escalations: Mapping[str, Escalate] = field(default_factory=dict)
+    #: The config's earnings calendar (routes' `earnings: within`); the router merges in what
+    #: the calendar sources wrote to Redis.
+    earnings: Sequence[EarningsEvent] = ()

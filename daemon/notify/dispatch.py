@@ -6,7 +6,8 @@ it there and only there), and the open groups — and says what each transition 
 messages to send now, groups it joined, what was held back. The router (`router.Router`)
 persists each `Routed` in one MULTI/EXEC with the outbox acknowledgement; the backtest keeps it
 all in memory on simulated time. One code path, so a backtest's per-channel counts are the
-daemon's.
+daemon's. The market at each transition's `now_ms` (session, early close, earnings) comes from
+its `market_context.MarketContext`, computed once per transition.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from daemon.alerts import AlertEvent
 from daemon.notify.base import ChannelConfig
 from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor
+from daemon.notify.market_context import MarketContext, MarketNow
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision, decide
 from daemon.notify.route_tree import Route, Target, routing_labels
@@ -58,8 +60,11 @@ class Dispatcher:
         inhibitor: Inhibitor,
         channels: Mapping[str, ChannelConfig],
         max_age_ms: int,
+        market: MarketContext | None = None,
     ):
         self.configure(root, inhibitor, channels, max_age_ms)
+        #: Sessions and earnings, for routes, silences and quiet hours that ask about them.
+        self.market = market if market is not None else MarketContext()
         #: Every alert firing now: key -> routing labels.
         self.firing: dict[str, dict[str, str]] = {}
         #: Where each firing went: `key#seq` -> channels.
@@ -89,6 +94,7 @@ class Dispatcher:
     ) -> Routed:
         told_key = f"{alert.key}#{alert.seq}"
         told = self.told.get(told_key, []) if alert.state == "resolved" else None
+        market = self.market.at(now_ms)
         decisions = decide(
             alert,
             root=self.root,
@@ -100,6 +106,7 @@ class Dispatcher:
             silences=silences,
             channels=self.channels,
             told_channels=told,
+            market=market,
         )
         out = Routed(alert, decisions, told_key=told_key)
         # the firing set, for inhibition (a firing counts whether or not it was sent); one-shot
@@ -116,7 +123,7 @@ class Dispatcher:
                 out.singles.append(Notification.single(alert, d.channel))
                 delivered_to.append(d.channel)
             elif d.outcome == "group" and d.target is not None:
-                group = self._group(d.target, alert)
+                group = self._group(d.target, alert, market)
                 group.add(alert, now_ms)
                 out.touched.append(group)
                 delivered_to.append(d.channel)
@@ -126,8 +133,8 @@ class Dispatcher:
             out.told_set = self.told[told_key] = delivered_to
         return out
 
-    def _group(self, target: Target, alert: AlertEvent) -> Group:
-        gkey = target.group_key(routing_labels(alert))
+    def _group(self, target: Target, alert: AlertEvent, market: MarketNow) -> Group:
+        gkey = target.group_key(routing_labels(alert, market))
         group = self.groups.get(gkey)
         if group is None:
             group = self.groups[gkey] = Group(gkey, target.channel, target.route.opts)

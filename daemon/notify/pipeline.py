@@ -20,7 +20,9 @@ or failing channel never delays another:
     9. send         with retry, backoff and jitter, honouring Retry-After (`Notifier.deliver`)
    10. record       marker done, thread receipt kept; after N failures: dead letter + ops alert
 
-`decide` runs stages 1-6 for one transition and says, per channel, what became of it.
+`decide` runs stages 1-6 for one transition and says, per channel, what became of it. The
+market at that moment (`market_context.MarketNow`: the session, an early close, earnings nearby)
+is passed in, so stages 2-5 can match on it; the caller computes it once per transition.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Literal
 from daemon.alerts import AlertEvent
 from daemon.notify.base import ChannelConfig
 from daemon.notify.inhibit import Inhibitor
+from daemon.notify.market_context import MarketNow
 from daemon.notify.route_tree import Route, Target, routing_labels, targets
 from daemon.notify.silences import Silence
 
@@ -69,15 +72,17 @@ def decide(
     channels: Mapping[str, ChannelConfig],
     told_channels: Sequence[str] | None = None,
     born_ms: int | None = None,
+    market: MarketNow | None = None,
 ) -> list[Decision]:
     """Stages 1-6 for one alert transition.
 
     `firing` is every alert firing now (key → routing labels), for inhibition; `told_channels`
     is where this alert's firing went, for a resolve (None for a firing). `born_ms` is the
-    moment its age counts from (default: its event time).
+    moment its age counts from (default: its event time). `market` is the market at `now_ms`
+    (None: unknown, so no `session` label and no `earnings:` route matches).
     """
-    labels = routing_labels(alert)
-    found = targets(root, alert)
+    labels = routing_labels(alert, market)
+    found = targets(root, alert, market)
     if alert.state == "resolved":  # the resolve goes where the firing went, and only there
         told = list(told_channels or ())
         by_channel = {t.channel: t for t in found}
@@ -97,7 +102,7 @@ def decide(
             cfg is not None
             and cfg.quiet_hours is not None
             and alert.severity != "critical"
-            and cfg.quiet_hours.quiet(now_ms)
+            and cfg.quiet_hours.quiet(now_ms, market.session if market is not None else None)
         ):
             out.append(Decision(t.channel, "quiet", "quiet hours (only critical goes out)", t))
         elif active:

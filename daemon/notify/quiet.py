@@ -1,16 +1,19 @@
 """Quiet hours: when a channel (a phone, typically) only takes critical alerts.
 
-Times are wall-clock in the channel's zone (New York unless told), and a window may span
-midnight (22:00-07:00). Pure.
+Two forms. Wall-clock times in the channel's zone (New York unless told), a window that may span
+midnight (`{start: "22:00", end: "07:00"}`); or exchange sessions, quiet while the NYSE is in one
+of them (`{sessions: [pre, post, closed, holiday]}`, see `market_context`). Pure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from daemon.notify.market_context import MARKET_SESSIONS, MarketSession, session_at
 
 __all__ = ["QuietHours"]
 
@@ -19,15 +22,24 @@ _DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class QuietHours(BaseModel):
-    """`quiet_hours: {start: "22:00", end: "07:00"}` on a channel."""
+    """`quiet_hours: {start: "22:00", end: "07:00"}` or `{sessions: [post, closed]}` on a
+    channel."""
 
     model_config = ConfigDict(extra="forbid")
 
-    start: dt.time = Field(description="Start, HH:MM")
-    end: dt.time = Field(description="End, HH:MM (before start: the window spans midnight)")
+    start: dt.time | None = Field(None, description="Start, HH:MM (with end)")
+    end: dt.time | None = Field(
+        None, description="End, HH:MM (before start: the window spans midnight)"
+    )
     timezone: str = Field("America/New_York", description="IANA zone of start and end")
     weekdays: list[Weekday] | None = Field(
         None, description="Days the window starts on; omitted: every day"
+    )
+    sessions: list[MarketSession] | None = Field(
+        None,
+        description="Instead of start/end: quiet while the NYSE is in one of these sessions "
+        "(pre, regular, post, closed, holiday; New York time)",
+        json_schema_extra={"minItems": 1, "uniqueItems": True},
     )
 
     @field_validator("timezone")
@@ -39,7 +51,40 @@ class QuietHours(BaseModel):
             raise ValueError(f"unknown time zone {v!r}; write e.g. America/New_York") from None
         return v
 
-    def quiet(self, now_ms: int) -> bool:
+    @field_validator("sessions", mode="before")
+    @classmethod
+    def _sessions(cls, v: object) -> object:
+        if v is None:
+            return v
+        allowed = ", ".join(MARKET_SESSIONS)
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"sessions: list one or more of {allowed}")
+        for item in v:
+            if item not in MARKET_SESSIONS:
+                raise ValueError(f"sessions: {item!r} is not a session; use {allowed}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        times = self.start is not None or self.end is not None
+        if self.sessions is not None:
+            if times or self.weekdays is not None or "timezone" in self.model_fields_set:
+                raise ValueError(
+                    "quiet_hours: give either sessions: [...] or start/end (with timezone and "
+                    "weekdays), not both"
+                )
+        elif self.start is None or self.end is None:
+            raise ValueError(
+                'quiet_hours: give start and end (e.g. start: "22:00", end: "07:00"), or '
+                "sessions: [pre, post, closed, holiday]"
+            )
+        return self
+
+    def quiet(self, now_ms: int, session: str | None = None) -> bool:
+        """Whether `now_ms` is quiet time; `session` is the market's then (computed if None)."""
+        if self.sessions is not None:
+            return (session or session_at(now_ms)) in self.sessions
+        assert self.start is not None and self.end is not None
         local = dt.datetime.fromtimestamp(now_ms / 1000, ZoneInfo(self.timezone))
         t = local.time().replace(tzinfo=None)
         if self.start <= self.end:

@@ -4,7 +4,9 @@ Alertmanager's routing, for market alerts. Each route matches labels (the alert'
 `rule` and `severity`); the first matching child wins unless it says `continue`, and a route no
 child matches handles the alert itself. A route without `channels` sends to the rule's own
 `channels:`, so with no `route:` in alerts.yaml every alert goes where its rule says. Group
-settings are inherited down the tree. Pure: no I/O, no clock.
+settings are inherited down the tree. A route may also ask about the market (`session:`, the
+virtual labels `session` and `early_close`, and `earnings: within 1d` on the alert's `symbol`),
+from a `market_context.MarketNow` the caller computes once per alert. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from daemon.alerts import AlertEvent
-from daemon.durations import Duration
+from daemon.durations import Duration, format_duration, parse_duration
+from daemon.notify.market_context import MARKET_SESSIONS, MarketNow, MarketSession
 
 __all__ = [
     "GroupOpts",
@@ -28,6 +31,7 @@ __all__ = [
     "Target",
     "compile_routes",
     "parse_matcher",
+    "parse_within",
     "routing_labels",
 ]
 
@@ -81,9 +85,27 @@ def parse_matcher(text: str) -> Matcher:
     return make_matcher(label, op, value.strip("'\""))
 
 
-def routing_labels(alert: AlertEvent) -> dict[str, str]:
-    """What routes, silences and inhibitions match on: the labels, the rule and the severity."""
-    return {**alert.labels, "rule": alert.rule, "severity": alert.severity}
+def routing_labels(alert: AlertEvent, market: MarketNow | None = None) -> dict[str, str]:
+    """What routes, silences and inhibitions match on: the labels, the rule and the severity,
+    and with `market` the virtual labels `session` and `early_close` (reserved, like `rule`)."""
+    labels = {**alert.labels, "rule": alert.rule, "severity": alert.severity}
+    if market is not None:
+        labels.update(market.labels)
+    return labels
+
+
+_WITHIN = re.compile(r"^\s*within\s+(.+?)\s*$")
+
+
+def parse_within(text: str) -> int:
+    """`within 1d` → 86_400_000 (ms); a clear error for anything else."""
+    m = _WITHIN.match(text)
+    if m is None:
+        raise ValueError(f"{text!r}: write within <duration>, e.g. within 1d or within 6h")
+    ms = int(parse_duration(m.group(1)).total_seconds() * 1000)
+    if ms <= 0:
+        raise ValueError(f"{text!r}: the window must be longer than 0, e.g. within 1d")
+    return ms
 
 
 class RouteConfig(BaseModel):
@@ -96,6 +118,21 @@ class RouteConfig(BaseModel):
     )
     match_re: dict[str, str] = Field(
         default_factory=dict, description="Labels that must fully match a regular expression"
+    )
+    session: list[MarketSession] | None = Field(
+        None,
+        description="Only while the NYSE is in one of these sessions (New York time): pre "
+        "(04:00 to the open), regular (the open to the close, 13:00 on early-close days), "
+        "post (the close to 20:00), closed (nights, weekends), holiday (a weekday the exchange "
+        "is shut)",
+        json_schema_extra={"minItems": 1, "uniqueItems": True},
+    )
+    earnings: str | None = Field(
+        None,
+        description="Only when the alert's symbol has an earnings report within this long of "
+        "now, before or after the moment it meets the market (the open for BMO, the close "
+        "otherwise): within 1d",
+        json_schema_extra={"pattern": r"^\s*within\s+\S.*$"},
     )
     channels: list[str] | None = Field(
         None, description="Where matching alerts go; omitted: the rule's own channels"
@@ -127,6 +164,29 @@ class RouteConfig(BaseModel):
             make_matcher(label, "=~", rx)
         return v
 
+    @field_validator("session", mode="before")
+    @classmethod
+    def _sessions(cls, v: object) -> object:
+        if v is None:
+            return v
+        items = [v] if isinstance(v, str) else v
+        allowed = ", ".join(MARKET_SESSIONS)
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"session: list one or more of {allowed}")
+        for item in items:
+            if item not in MARKET_SESSIONS:
+                raise ValueError(f"session: {item!r} is not a session; use {allowed}")
+        if len(set(items)) != len(items):
+            raise ValueError("session: a session is listed twice")
+        return items
+
+    @field_validator("earnings")
+    @classmethod
+    def _earnings(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_within(v)
+        return v
+
 
 @dataclass(frozen=True, slots=True)
 class GroupOpts:
@@ -153,9 +213,25 @@ class Route:
     cont: bool
     opts: GroupOpts
     children: tuple[Route, ...]
+    #: `earnings: within ...`: the alert's symbol reports within this many ms of now.
+    earnings_ms: int | None = None
 
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(m.matches(labels) for m in self.matchers)
+    def matches(self, labels: Mapping[str, str], market: MarketNow | None = None) -> bool:
+        if not all(m.matches(labels) for m in self.matchers):
+            return False
+        if self.earnings_ms is None:
+            return True
+        return market is not None and market.earnings_within(
+            labels.get("symbol", ""), self.earnings_ms
+        )
+
+    def describe(self) -> str:
+        """Its matchers as `routes test` shows them."""
+        parts = [str(m) for m in self.matchers]
+        if self.earnings_ms is not None:
+            within = format_duration(timedelta(milliseconds=self.earnings_ms))
+            parts.append(f"earnings within {within}")
+        return ", ".join(parts) or "(matches everything)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,39 +283,50 @@ def compile_routes(
         else:
             matchers.append(make_matcher(label, "=", want))
     matchers += [make_matcher(label, "=~", rx) for label, rx in cfg.match_re.items()]
+    if cfg.session is not None:
+        alts = "|".join(cfg.session)
+        matchers.append(make_matcher("session", "=~", f"(?:{alts})"))
     children = tuple(
         compile_routes(child, f"{path}.{i}", opts) for i, child in enumerate(cfg.routes)
     )
     channels = tuple(cfg.channels) if cfg.channels is not None else None
-    return Route(path, tuple(matchers), channels, cfg.continue_, opts, children)
+    earnings_ms = parse_within(cfg.earnings) if cfg.earnings is not None else None
+    return Route(path, tuple(matchers), channels, cfg.continue_, opts, children, earnings_ms)
 
 
-def _walk(node: Route, labels: Mapping[str, str]) -> list[Route]:
+def _walk(node: Route, labels: Mapping[str, str], market: MarketNow | None) -> list[Route]:
     """Alertmanager's matching: children first, the first match stops unless it continues."""
     out: list[Route] = []
     for child in node.children:
-        if child.matches(labels):
-            out += _walk(child, labels)
+        if child.matches(labels, market):
+            out += _walk(child, labels, market)
             if not child.cont:
                 break
     return out or [node]
 
 
-def targets(root: Route, alert: AlertEvent) -> list[Target]:
-    """Every (channel, route) the alert goes to, each channel once (the first route wins)."""
-    labels = routing_labels(alert)
+def matched(root: Route, labels: Mapping[str, str], market: MarketNow | None = None) -> list[Route]:
+    """The routes that handle an alert with these routing labels (none if the root refuses)."""
+    return _walk(root, labels, market) if root.matches(labels, market) else []
+
+
+def targets(root: Route, alert: AlertEvent, market: MarketNow | None = None) -> list[Target]:
+    """Every (channel, route) the alert goes to, each channel once (the first route wins).
+
+    Without `market` the session labels are absent and `earnings:` routes never match."""
+    labels = routing_labels(alert, market)
     out: dict[str, Target] = {}
-    for r in _walk(root, labels) if root.matches(labels) else []:
+    for r in matched(root, labels, market):
         for ch in r.channels if r.channels is not None else alert.channels:
             out.setdefault(ch, Target(ch, r))
     return list(out.values())
 
 
-def explain(root: Route, labels: Mapping[str, str]) -> list[str]:
+def explain(root: Route, labels: Mapping[str, str], market: MarketNow | None = None) -> list[str]:
     """The matched route paths with their matchers, for `tickwatch routes test`."""
     lines = []
-    for r in _walk(root, labels) if root.matches(labels) else []:
-        what = ", ".join(str(m) for m in r.matchers) or "(matches everything)"
+    for r in matched(root, labels, market):
+        what = r.describe()
         chans = ", ".join(r.channels) if r.channels is not None else "the rule's channels"
         grouping = (
             "digest" if r.opts.digest else f"grouped by {list(r.opts.group_by)}"

@@ -6,6 +6,10 @@ streams, group state, the firing set (inhibition), where a firing went (its reso
 counters of what was held back, and the outbox acknowledgement. A crash before EXEC re-reads the
 entry; after it, nothing is done twice. Groups are flushed by the same loop when due. Every read
 and write is `store.outbox.OutboxStore`'s; this class decides, the store persists.
+
+Routes may ask about earnings (`earnings: within 1d`): the dispatcher's market context holds the
+config's reports merged with what calendar sources wrote to Redis (`store.CalendarStore`), read
+again at most once a minute.
 """
 
 from __future__ import annotations
@@ -14,27 +18,30 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from daemon.alerts import NEW_YORK, AlertEvent
-from daemon.events import ms_to_dt
+from daemon.events import EarningsEvent, ms_to_dt
 from daemon.notify.base import ChannelConfig
 from daemon.notify.dispatch import Dispatcher
 from daemon.notify.grouping import Group
 from daemon.notify.inhibit import Inhibitor
+from daemon.notify.market_context import MarketContext
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision
 from daemon.notify.route_tree import GroupOpts, Route
 from daemon.notify.silence_book import SilenceStore
 from daemon.notify.silences import Silence
-from daemon.store import Entry, OutboxStore
+from daemon.store import CalendarStore, Entry, OutboxStore
 
 __all__ = ["Router", "RouterStats"]
 
 log = logging.getLogger("tickwatch.notify")
 #: Options for a stored group whose route no longer groups (a reload): flush it at once.
 _FLUSH_NOW = GroupOpts(group_by=("...",))
+#: How often the earnings calendar in Redis is read again (seconds, wall clock).
+CALENDAR_REFRESH_S = 60.0
 
 
 @dataclass
@@ -65,6 +72,8 @@ class Router:
         max_age_ms: int = 15 * 60_000,
         data_clock: bool = False,
         consumer: str = "router-1",
+        earnings: Iterable[EarningsEvent] = (),
+        calendar: CalendarStore | None = None,
     ):
         #: Every read and write of the router's (the MULTI/EXEC commits included).
         self.outbox = outbox
@@ -73,7 +82,11 @@ class Router:
         self.stats = RouterStats()
         self.idle = asyncio.Event()
         #: The pure part (firing set, where firings went, groups); this class persists it.
-        self.dispatch = Dispatcher(root, inhibitor, channels, max_age_ms)
+        self.dispatch = Dispatcher(root, inhibitor, channels, max_age_ms, MarketContext(earnings))
+        #: The config's earnings (the CSV); Redis's calendar is merged in (`refresh_earnings`).
+        self.earnings = list(earnings)
+        self.calendar = calendar or CalendarStore(outbox.redis, outbox.keys)
+        self._calendar_read_at: float | None = None
         #: Replays run on their own clock: their alerts' event times are history by design, so
         #: an alert's age then counts only from when it was queued (`_born_ms`).
         self.data_clock = data_clock
@@ -89,6 +102,26 @@ class Router:
     ) -> None:
         """Swap in a new route tree and channel set (a reload); groups keep their state."""
         self.dispatch.configure(root, inhibitor, channels, max_age_ms)
+
+    def set_earnings(self, earnings: Iterable[EarningsEvent]) -> None:
+        """The config's earnings changed (a reload); Redis's are merged in again at once."""
+        self.earnings = list(earnings)
+        self._calendar_read_at = None
+
+    async def refresh_earnings(self, force: bool = False) -> None:
+        """Merge the calendar sources' reports from Redis with the config's, at most once per
+        `CALENDAR_REFRESH_S` (the lookup then costs nothing per alert)."""
+        wall = time.monotonic()
+        read_at = self._calendar_read_at
+        if not force and read_at is not None and wall - read_at < CALENDAR_REFRESH_S:
+            return
+        self._calendar_read_at = wall
+        from daemon.sources import load_earnings, merge_earnings  # the parser of its JSON
+
+        fetched = await load_earnings(self.calendar)
+        merged = merge_earnings(self.earnings, fetched) if fetched else self.earnings
+        if self.dispatch.market.set_earnings(merged):
+            log.info("routing: %d earnings report(s) known", len(merged))
 
     @property
     def max_age_ms(self) -> int:
@@ -158,8 +191,13 @@ class Router:
             return []
         if silences is None:
             silences = await self.silences.active(now)
+        await self.refresh_earnings()
         dispatch = self.dispatch
         told_key = f"{alert.key}#{alert.seq}"
+        first = alert.state == "firing" and alert.repeat == 0  # a firing gets its number
+        number = await self.outbox.numbers.number(told_key, assign=first)
+        if number:
+            alert = replace(alert, number=number)
         if alert.state == "resolved":  # where its firing went is in Redis (a restart between)
             told = await self.outbox.told(told_key)
             dispatch.told = {told_key: told} if told else {}

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Final, Literal
 
 import aiohttp
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -33,6 +33,7 @@ from daemon.alerts import AlertEvent
 from daemon.notify.base import ChannelConfig, Notifier
 from daemon.notify.failure import DeliveryError, retry_after_from
 from daemon.notify.notification import Notification, Receipt
+from daemon.notify.slack_actions import Click, action_block, answered
 from daemon.notify.slack_blocks import (
     SlackMessage,
     build_group,
@@ -64,6 +65,29 @@ class SlackConfig(ChannelConfig):
     channel: str
     base_url: str = "https://slack.com/api/"
     timeout: float = 10
+    signing_secret: SecretStr | None = Field(
+        None,
+        description="The Slack app's signing secret: firing messages get Acknowledge / Snooze / "
+        "Silence buttons, answered at POST /hooks/slack/actions (the app's Request URL)",
+    )
+    app_token: SecretStr | None = Field(
+        None,
+        description="An app-level token (xapp-...): buttons answered over Socket Mode, no "
+        "public endpoint needed",
+    )
+    allow_users: list[str] | None = Field(
+        None,
+        description="Slack user ids (U...) or names whose clicks count; omitted: anyone who can "
+        "see the channel. Other clicks change nothing and are logged",
+    )
+
+    @property
+    def interactive(self) -> bool:
+        """Whether firing messages carry the desk's buttons (someone can answer the clicks)."""
+        return self.signing_secret is not None or self.app_token is not None
+
+    def allows(self, user_id: str, user_name: str) -> bool:
+        return self.allow_users is None or bool({user_id, user_name} & set(self.allow_users))
 
 
 class SlackNotifier(Notifier):
@@ -108,6 +132,8 @@ class SlackNotifier(Notifier):
         if thread is not None and thread.get("channel") and thread.get("ts"):
             return await self._follow_up(n.alert, thread)
         message = build_message(n.alert)
+        if self.config.interactive and n.alert.state == "firing":
+            message["attachments"][0]["blocks"].insert(-1, action_block(n.alert, self.name))
         receipt = await self._post(message)
         blocks = json.dumps(message["attachments"][0]["blocks"], separators=(",", ":"))
         if len(blocks) <= _RECEIPT_BLOCKS_MAX:
@@ -179,6 +205,20 @@ class SlackNotifier(Notifier):
                 retryable=True,
                 reason=f"could not reach Slack ({type(e).__name__})",
             ) from e
+
+    async def answer(self, click: Click, note: str, reply: str) -> None:
+        """A click was acted on: the message updated in place (its buttons replaced by `note`),
+        and `reply` in its thread. Failures are raised as `DeliveryError` for the caller to log:
+        the click's effect (an ack) is already stored."""
+        blocks = answered(click, note)
+        attachments = (
+            [{"color": click.color, "blocks": blocks}] if click.color else [{"blocks": blocks}]
+        )
+        client = self._get_client()
+        await self._call(client.chat_update, channel=click.message_channel, ts=click.message_ts,
+                         text=self.truncate(note), attachments=attachments)  # fmt: skip
+        await self._call(client.chat_postMessage, channel=click.message_channel,
+                         thread_ts=click.message_ts, text=self.truncate(reply))  # fmt: skip
 
     def preview(self, n: Notification) -> str:
         """The message as a reader sees it: fallback line, then the blocks' text."""

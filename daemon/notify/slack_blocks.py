@@ -181,7 +181,8 @@ def provenance_text(alert: AlertEvent, limit: int = _PROVENANCE_INPUTS) -> str:
 
 def _id_context(alert: AlertEvent) -> dict[str, Any]:
     """The closing context line: the transition's id, and the provenance when there is one."""
-    elements = [{"type": "mrkdwn", "text": _escape(f"alert {alert.id}")}]
+    number = f"#{alert.number} · " if alert.number else ""
+    elements = [{"type": "mrkdwn", "text": _escape(f"{number}alert {alert.id}")}]
     provenance = provenance_text(alert)
     if provenance:
         elements.append({"type": "mrkdwn", "text": clip(_escape(provenance), _SECTION_MAX)})
@@ -277,7 +278,8 @@ def resolved_parent(alert: AlertEvent, parent_blocks: list[dict[str, Any]] | Non
     """
     if not parent_blocks:
         return build_message(alert)
-    blocks = copy.deepcopy(parent_blocks)
+    # its content kept; the desk's buttons go (nothing left to acknowledge)
+    blocks = [copy.deepcopy(b) for b in parent_blocks if b.get("type") != "actions"]
     header = blocks[0] if blocks and blocks[0].get("type") == "header" else None
     if header is not None:
         text = str(header["text"]["text"])

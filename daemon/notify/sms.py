@@ -105,6 +105,11 @@ class SmsConfig(ChannelConfig):
     max_segments: int = Field(
         default=1, ge=1, le=2, description="Longest message, in SMS segments (each is billed)"
     )
+    webhook_url: str | None = Field(
+        None,
+        description="The public URL Twilio posts replies to (the number's Messaging webhook, "
+        "ending /hooks/twilio/sms), exactly as set in Twilio: signatures are checked against it",
+    )
 
     @field_validator("from_")
     @classmethod

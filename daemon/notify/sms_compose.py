@@ -99,6 +99,8 @@ def sms_text(alert: AlertEvent, max_segments: int = 1) -> str:
 def _alert_text(alert: AlertEvent, max_segments: int) -> str:
     """The alert itself: `FIRING warning rule: <summary> 7.98 < 8.00 13:47 ET`."""
     head = f"{_state_word(alert)} {alert.severity} {alert.rule}:"
+    if alert.number and alert.state == "firing":  # what a reply names: "ACK 12"
+        head = f"#{alert.number} {head}"
     tail = " ".join(
         p for p in (compare_text(alert, symbols=True), f"{alert.time_ny:%H:%M} ET") if p
     )

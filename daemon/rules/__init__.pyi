@@ -6,6 +6,7 @@ from .compile import Instance as Instance
 from .compile import Plan as Plan
 from .compile import compile_rules as compile_rules
 from .conditions import Composite as Composite
+from .conditions import EarningsWindow as EarningsWindow
 from .conditions import NoDataGuard as NoDataGuard
 from .driver import Driver as Driver
 from .driver import simulate as simulate
@@ -21,11 +22,14 @@ from .message import render as render
 from .runner import Evaluator as Evaluator
 from .schema import BandCond as BandCond
 from .schema import CrossesCond as CrossesCond
+from .schema import EarningsCond as EarningsCond
+from .schema import Escalate as Escalate
 from .schema import PctMoveCond as PctMoveCond
 from .schema import Rule as Rule
 from .schema import RuleFile as RuleFile
 from .schema import SpreadCond as SpreadCond
 from .schema import ThresholdCond as ThresholdCond
+from .sessions import Sessions as Sessions
 from .sessions import nyse as nyse
 from .version import rule_version as rule_version
 
@@ -36,6 +40,9 @@ __all__ = [
     "Composite",
     "CrossesCond",
     "Driver",
+    "EarningsCond",
+    "EarningsWindow",
+    "Escalate",
     "Evaluator",
     "ExprError",
     "Instance",
@@ -44,6 +51,7 @@ __all__ = [
     "Plan",
     "Rule",
     "RuleFile",
+    "Sessions",
     "SpreadCond",
     "ThresholdCond",
     "anchor_start_ms",

@@ -2,6 +2,7 @@
 
 For type checkers; at run time `__init__.py` reads this file (lazy_loader.attach_stub)."""
 
+from .acks import AckRecords as AckRecords
 from .calendar import CalendarStore as CalendarStore
 from .client import Client as Client
 from .connect import connect as connect
@@ -9,11 +10,14 @@ from .connect import dedicated as dedicated
 from .deadletters import DeadLetterStore as DeadLetterStore
 from .delivery import DeliveryStore as DeliveryStore
 from .embedded import EmbeddedRedis as EmbeddedRedis
+from .escalations import EscalationStore as EscalationStore
 from .feeds import FeedStatusStore as FeedStatusStore
 from .inspect import InspectStore as InspectStore
 from .keys import Keys as Keys
+from .numbers import AlertNumbers as AlertNumbers
 from .ops import OpsStore as OpsStore
 from .ops import server_version as server_version
+from .opt_outs import OptOutRecords as OptOutRecords
 from .outbox import OutboxStore as OutboxStore
 from .retry import REDIS_DOWN as REDIS_DOWN
 from .retry import Reconnect as Reconnect
@@ -26,6 +30,8 @@ from .supervise import EmbeddedSupervisor as EmbeddedSupervisor
 
 __all__ = [
     "REDIS_DOWN",
+    "AckRecords",
+    "AlertNumbers",
     "CalendarStore",
     "Client",
     "DeadLetterStore",
@@ -33,10 +39,12 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedSupervisor",
     "Entry",
+    "EscalationStore",
     "FeedStatusStore",
     "InspectStore",
     "Keys",
     "OpsStore",
+    "OptOutRecords",
     "OutboxStore",
     "Reconnect",
     "SilenceRecords",

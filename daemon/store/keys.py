@@ -106,6 +106,32 @@ class Keys:
         return self._k("notify", "groups")
 
     @property
+    def acks(self) -> str:
+        """Hash alert key → JSON acknowledgement (who, how, when) of its current firing."""
+        return self._k("desk", "acks")
+
+    @property
+    def sms_opt_outs(self) -> str:
+        """Hash phone number → JSON of its STOP (when, which channel): texts to it are held."""
+        return self._k("desk", "sms_opt_outs")
+
+    @property
+    def numbers(self) -> str:
+        """Hash of the desk's short alert numbers: "n:<number>" → "alert key#seq", and
+        "k:<alert key#seq>" → number; with the counter under "next"."""
+        return self._k("desk", "numbers")
+
+    @property
+    def escalations(self) -> str:
+        """Sorted set "alert key#seq" → when its next escalation step is due (epoch ms)."""
+        return self._k("desk", "escalations")
+
+    @property
+    def escalation_state(self) -> str:
+        """Hash "alert key#seq" → JSON of an escalation under way (the alert, its step)."""
+        return self._k("desk", "escalation")
+
+    @property
     def silences(self) -> str:
         """Hash silence id → JSON silence (matchers, author, reason, start, end)."""
         return self._k("silences")
@@ -139,6 +165,8 @@ class Keys:
     #: The router's group on the outbox (named "notifier" since before there was a router).
     NOTIFY_GROUP = "notifier"
     DELIVER_GROUP = "deliver"
+    #: The escalator's group on the outbox: it sees every transition, as the router does.
+    ESCALATE_GROUP = "escalator"
 
     # --- delivery (notify side) ---
     def cap_notice(self, channel: str, day: str) -> str:

@@ -15,6 +15,7 @@ from redis.asyncio.client import Pipeline
 
 from daemon.store.deadletters import DEADLETTER_MAXLEN
 from daemon.store.keys import Keys
+from daemon.store.numbers import AlertNumbers
 from daemon.store.streams import Entry, StreamStore
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ class OutboxStore:
         self.keys = keys
         self.maxlen = maxlen
         self._streams = StreamStore(redis, keys, maxlen)
+        #: The desk's short numbers, given to firings as they are routed.
+        self.numbers = AlertNumbers(redis, keys)
 
     # --- reads ------------------------------------------------------------------------------
     async def ensure_group(self) -> None:

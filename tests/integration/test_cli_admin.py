@@ -122,3 +122,28 @@ def test_status(
     assert rc == 0 and "alive, ticks=5" in out
     assert "alpaca" in out and "connected" in out and "812.5 msg/s" in out
     assert "phone" in out and "held back: quiet 2" in out
+
+
+def test_ack_and_snooze_a_firing_alert_and_see_it_in_status(
+    cfg_path: Path, capsys: pytest.CaptureFixture[str], r: redis_sync.Redis, keys: Keys
+) -> None:
+    c = str(cfg_path)
+    for sym in ("NVDA", "MSFT"):  # as the router records what is firing
+        labels = {"symbol": sym, "rule": "nvda-high", "severity": "warning"}
+        r.hset(keys.firing, f"nvda-high{{symbol={sym}}}", json.dumps(labels))
+    rc, out, _ = run(capsys, "ack", "MSFT", "--by", "ann@desk", "--config", c)
+    assert rc == 0 and out.strip() == (
+        "acknowledged nvda-high{symbol=MSFT} (ann@desk): its escalation stops"
+    )
+    rc, out, _ = run(capsys, "status", "--config", c)
+    assert "firing: 2" in out
+    assert "nvda-high{symbol=MSFT}: acked by ann@desk via cli" in out
+    assert "nvda-high{symbol=NVDA}: not acked" in out
+    rc, out, _ = run(capsys, "snooze", "symbol=NVDA", "--for", "30m", "--by", "bob", "--config", c)
+    assert rc == 0 and "for 30m: rule=nvda-high symbol=NVDA" in out
+    rc, out, _ = run(capsys, "silence", "--config", c, "list")
+    assert "rule=nvda-high symbol=NVDA" in out and "bob: snoozed via cli" in out
+    rc, _, err = run(capsys, "ack", "TSLA", "--by", "ann", "--config", c)
+    assert rc == 1 and "no firing alert matches 'TSLA'; firing now: nvda-high{symbol=MSFT}" in err
+    rc, _, err = run(capsys, "ack", "nvda-high", "--by", "ann", "--config", c)
+    assert rc == 1 and "matches 2 alerts" in err

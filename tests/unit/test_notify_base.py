@@ -57,7 +57,7 @@ def script(**fields: Any) -> ScriptNotifier:
 
 def test_secret_fields_come_from_the_model() -> None:
     assert ScriptNotifier.secret_fields() == ("token", "extra")
-    assert SlackNotifier.secret_fields() == ("token",)
+    assert SlackNotifier.secret_fields() == ("token", "signing_secret", "app_token")
     assert SmsNotifier.secret_fields() == ("auth_token",)
     assert ConsoleNotifier.secret_fields() == ()
     assert script(extra=["second-secret"]).secret_values() == [TOKEN, "second-secret"]

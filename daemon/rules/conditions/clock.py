@@ -44,10 +44,14 @@ class EarningsWindow(_Slow):
 
     def verdict(self, m: Market, now_ms: int) -> tuple[bool, bool] | None:
         """As `measure` says, without building the Reading (every tick of the symbol)."""
+        inside = self.inside(now_ms)
+        return inside, not inside
+
+    def inside(self, now_ms: int) -> bool:
+        """Whether `now_ms` is inside the window (routing asks too: `earnings: within 1d`)."""
         times = self.times
         i = bisect_left(times, now_ms - self.after_ms)
-        inside = i < len(times) and times[i] - self.before_ms <= now_ms
-        return inside, not inside
+        return i < len(times) and times[i] - self.before_ms <= now_ms
 
     explain = measure
 

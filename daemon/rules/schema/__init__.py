@@ -32,7 +32,7 @@ from daemon.rules.schema.conditions import SentimentLabel as SentimentLabel
 from daemon.rules.schema.conditions import SeriesSpread as SeriesSpread
 from daemon.rules.schema.fields import NAME_PATTERN as NAME_PATTERN
 from daemon.rules.schema.fields import Symbols as Symbols
-from daemon.rules.schema.rule import FlapPolicy, Rule, RuleFile
+from daemon.rules.schema.rule import Escalate, FlapPolicy, Rule, RuleFile
 from daemon.rules.schema.rule import NoDataAction as NoDataAction
 from daemon.rules.schema.when import ALIASES as ALIASES
 from daemon.rules.schema.when import CONDITION_KINDS, When
@@ -45,6 +45,7 @@ __all__ = [
     "CrossesCond",
     "EarningsCond",
     "EarningsReminderCond",
+    "Escalate",
     "ExprCond",
     "FlapPolicy",
     "HeadlineCond",

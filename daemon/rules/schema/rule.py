@@ -27,6 +27,23 @@ class FlapPolicy(_Model):
     within: Duration
 
 
+class Escalate(_Model):
+    """`escalate: {after: 10m, to: [sms_oncall], repeat: 3}`: an alert still firing and not
+    acknowledged `after` it fired is sent on to `to`; again every `after`, `repeat` times in
+    all. An ack anywhere (Slack, SMS, the CLI, the API) ends it everywhere."""
+
+    after: Duration = Field(description="How long a firing may go unacknowledged, e.g. 10m")
+    to: list[str] = Field(min_length=1, description="Channels the escalation goes to")
+    repeat: int = Field(1, ge=1, le=20, description="Escalations at most, `after` apart")
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, v: dt.timedelta) -> dt.timedelta:
+        if v < dt.timedelta(seconds=1):
+            raise ValueError("escalate.after must be at least 1s (e.g. 10m)")
+        return v
+
+
 class Rule(_Model):
     """One trigger: a condition, how long it must hold, how it clears, who hears about it."""
 
@@ -102,6 +119,9 @@ class Rule(_Model):
         "{sms: '{{ symbol }} {{ value | num }}'}; it replaces `message` on that channel",
     )
     channels: list[str] = Field(min_length=1)
+    escalate: Escalate | None = Field(
+        None, description="Send on to other channels while firing and not acknowledged"
+    )
 
     @field_validator("labels")
     @classmethod
