@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= alerts.yaml
 
-.PHONY: run test test-fast lint format bench chaos check sample backtest clean
+.PHONY: run test test-fast lint format bench chaos check sample backtest clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,22 @@ check: $(STAMP)
 	$(BIN)/tickwatch check --config $(CONFIG)
 	$(BIN)/tickwatch test rules/tests
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The status page's browser test (tests/e2e/test_status_page.py) drives Debian's chromium through
+# Playwright (whose own browser download cannot work offline). Installed when missing and apt-get
+# is there: as root (CI), or through sudo -n. A no-op once installed; if it cannot be installed
+# the test skips, or fails when CI is set.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || ! command -v apt-get >/dev/null || { \
+	  sudo=$$(test "$$(id -u)" = 0 || echo sudo -n); \
+	  apt="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0"; \
+	  echo "installing chromium for the status page's browser test (first run only) ..."; \
+	  $$apt install -y chromium >/dev/null 2>&1 \
+	  || { $$apt update && $$apt install -y chromium >/dev/null; } \
+	  || echo "could not install chromium: the browser test will skip (fail under CI)"; }
 
 chaos: $(STAMP)
 	$(BIN)/python -m pytest -m chaos -q

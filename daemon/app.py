@@ -19,13 +19,13 @@ from typing import Any, TextIO
 
 from daemon import __version__
 from daemon.config import Config, mask_url
-from daemon.http import HttpServer, health
 from daemon.live_reload import LiveReload
 from daemon.notify import (
     STOP_GRACE_S,
     ConsoleConfig,
     ConsoleNotifier,
     Delivery,
+    Desk,
     Notifier,
     RetryPolicy,
     notifier_class,
@@ -58,6 +58,9 @@ from daemon.store import (
     run_resilient,
     server_version,
 )
+from daemon.web.health import health
+from daemon.web.server import HttpServer
+from daemon.web.slack_socket import SlackSocket
 
 __all__ = ["Daemon", "StartupError"]
 
@@ -116,6 +119,8 @@ class Daemon:
         #: Ops alerts, the heartbeat and `/healthz`'s PING, on `redis`.
         self.ops_store: OpsStore | None = None
         self.http: HttpServer | None = None
+        #: Socket Mode links for the desk's Slack buttons (channels with an app_token).
+        self.slack_socket: SlackSocket | None = None
         #: The APScheduler jobs (sources, heartbeat), built at start.
         self.jobs: Jobs | None = None
         self.sources: list[Source] = []
@@ -157,21 +162,34 @@ class Daemon:
                 on_give_up=self._redis_gave_up,
             )
             self._spawn(supervisor.run(), "embedded redis")
-        if s.http.listen is not None:
+        if s.http.enabled:
             self.http = HttpServer(self, *s.http.address)
             try:
                 await self.http.start()
             except OSError as e:
                 self.http = None
-                raise StartupError(
-                    f"cannot serve /healthz and /metrics on {s.http.listen}: {e.strerror or e}; "
-                    "pick another http.listen in alerts.yaml, or remove it"
-                ) from e
+                if s.http.explicit:
+                    raise StartupError(
+                        f"cannot serve /healthz and /metrics on {s.http.listen}: "
+                        f"{e.strerror or e}; pick another http.listen in alerts.yaml, or off"
+                    ) from e
+                log.warning(
+                    "http: cannot serve on %s (%s): running without /healthz, /metrics and the "
+                    "desk's webhooks; set http.listen in alerts.yaml to another port, or off",
+                    s.http.shown, e.strerror or e,
+                )  # fmt: skip
         maxlen = s.redis.stream_maxlen
         self.live.offline_earnings = list(self.cfg.earnings)
         await self.live.with_provider_calendar(self.cfg)
         plan = self.cfg.compile()
         self.notifiers = self._build_notifiers()
+        self.slack_socket = SlackSocket(
+            lambda: self.cfg.settings.channels,
+            lambda: self.notifiers,
+            lambda: self.redis,
+            self.keys,
+        )
+        await self.slack_socket.start()  # connects in the background; a refusal is logged
         ev = s.evaluator
         self.evaluator = Evaluator(
             StreamStore(self.redis, self.keys, maxlen),
@@ -289,12 +307,20 @@ class Daemon:
                 if isinstance(ch, ConsoleConfig)
                 else cls(name, ch)
             )
+            if hasattr(notifier, "opted_out"):  # a channel that texts phones (SMS): STOPs held
+                notifier.opted_out = self._opted_out
             reason = notifier.disabled_reason(cfg.env_vars_of_channel(name))
             if reason:
                 log.warning("channel %s (%s) is off: %s", name, ch.type, reason)
                 continue
             out[name] = notifier
         return out
+
+    async def _opted_out(self) -> dict[str, str]:
+        """The phones that replied STOP, for the SMS channels (none while Redis is away)."""
+        if self.redis is None:
+            return {}
+        return await Desk(self.redis, self.keys).opted_out()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
@@ -333,6 +359,9 @@ class Daemon:
         if self.http is not None:
             await self.http.stop()
             self.http = None
+        if self.slack_socket is not None:
+            await self.slack_socket.stop()
+            self.slack_socket = None
         for src in self.sources:  # before the scheduler: a feed's job ends cleanly, not cancelled
             with contextlib.suppress(Exception):
                 await src.aclose()

@@ -58,8 +58,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  channel   {name} ({ch.type}): {'off, ' + reason if reason else 'on'}")
     where = f"embedded, data in {s.redis.data_dir}" if not s.redis.url else "external"
     print(f"  redis:    {where}")
-    listen = cfg.settings.http.listen
-    print(f"  http:     /healthz and /metrics on {listen}" if listen else "  http:     off")
+    http = cfg.settings.http
+    print(f"  http:     /healthz, /readyz, /metrics and the desk's webhooks on {http.shown}"
+          if http.enabled else "  http:     off")  # fmt: skip
     print("  next:     `tickwatch test rules/tests` runs the rules' own tests; `tickwatch "
           "backtest --data FILE` tries them on history, and `--compare OLD_RULES` shows what "
           "an edit changes (alerts added, removed, moved) before it goes live")  # fmt: skip
@@ -187,6 +188,52 @@ def cmd_ack(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"tickwatch {args.command}: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """`tickwatch alerts`: what is firing and pending now, from the running daemon's API."""
+    import json
+    import urllib.error
+    import urllib.request
+    from datetime import datetime
+
+    from daemon.events import NEW_YORK
+
+    cfg = _load(args.config, starting=False)
+    if cfg is None:
+        return EXIT_CONFIG
+    http = cfg.settings.http
+    if not http.enabled:
+        print("tickwatch alerts: http is off in alerts.yaml (http.listen: off)", file=sys.stderr)
+        return EXIT_CONFIG
+    host, port = http.address
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{host}:{port}/api/alerts"
+    request = urllib.request.Request(url)
+    if http.token is not None:
+        request.add_header("Authorization", f"Bearer {http.token.get_secret_value()}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            rows = json.load(r)["alerts"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+        print(f"tickwatch alerts: no daemon answers at {url} ({e}); is `tickwatch run` "
+              "running with this alerts.yaml?", file=sys.stderr)  # fmt: skip
+        return 1
+    if not rows:
+        print("nothing firing or pending")
+    for a in rows:
+        since = datetime.fromtimestamp(a["since_ms"] / 1000, NEW_YORK).strftime("%m-%d %H:%M ET")
+        number = f"#{a['number']}" if a.get("number") else "-"
+        value = "" if a.get("value") is None else f"{a['value']:.4g}"
+        if a.get("threshold") is not None:
+            value += f" {a.get('comparison', '')} {a['threshold']:g}"
+        ack = a.get("ack")
+        esc = a.get("escalation")
+        who = (f"acked by {ack['by']}" if ack else
+               "escalating" if esc else "not acked" if a["state"] == "firing" else "")  # fmt: skip
+        print(f"{number:>4}  {a['state'].upper():<7}  {a['severity']:<8}  {a['key']}  {value}  "
+              f"since {since}  {who}".rstrip())  # fmt: skip
     return 0
 
 
@@ -320,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("ids", nargs="*")
     dr.add_argument("--all", action="store_true")
     dead.set_defaults(func=cmd_deadletter)
+
+    alerts = sub.add_parser("alerts", help="what is firing and pending now (the daemon's API)")
+    alerts.add_argument("--config", default="alerts.yaml")
+    alerts.set_defaults(func=cmd_alerts)
 
     desk_commands = (
         ("ack", "acknowledge a firing alert: its escalation stops"),

@@ -5,7 +5,7 @@ Cronitor or an Uptime Kuma push monitor (as Prometheus's Watchdog alert feeds on
 raises the alarm when the pings stop, so a daemon that died, hangs, or lost Redis is noticed by
 someone even though it can no longer say so itself. Each ping is a plain GET with no body (every
 such service takes one); an answer of 2xx counts, anything else is a failure. The ping is sent
-only while `/healthz` would say the daemon is up and Redis answers (`daemon.http.health`, the
+only while `/healthz` would say the daemon is up and Redis answers (`daemon.web.health.health`, the
 same verdict, handed in as `HealthCheck`), and it runs on the daemon's event loop, so a wedged
 loop, a failed stage or a lost Redis all stop it. The URL carries the check's token: it is a
 `SecretStr`, and logs name its host only. A failing or slow endpoint costs at most `timeout`
@@ -33,7 +33,7 @@ log = logging.getLogger("tickwatch.deadman")
 #: The shortest interval allowed (tests use it; a service wants minutes).
 MIN_EVERY = timedelta(seconds=1)
 
-#: `daemon.http.health` bound to the daemon: what `/healthz` would answer, (status, body).
+#: `daemon.web.health.health` bound to the daemon: what `/healthz` would answer, (status, body).
 HealthCheck = Callable[[], Awaitable[tuple[int, Mapping[str, Any]]]]
 
 

@@ -115,6 +115,8 @@ class LiveReload:
                 ", ".join(result.needs_restart),
             )
         d.cfg = new
+        if d.slack_socket is not None:
+            await d.slack_socket.start()  # links for new Slack apps; those no longer named close
         log.info("reload (%s) %s", reason, result.summary())
         d.reloads.append(result)
         return result

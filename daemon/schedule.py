@@ -56,7 +56,7 @@ class Jobs:
     """One scheduler (UTC) with the sources' jobs, the heartbeat and the dead-man's switch.
 
     `deadman` (alerts.yaml's `deadman:`, off when None or its url is empty) needs `health`, what
-    `/healthz` answers (`daemon.http.health` bound to the daemon): pings go out only while it
+    `/healthz` answers (`daemon.web.health.health` bound to the daemon): pings go out only while it
     says 200 with Redis answering."""
 
     def __init__(

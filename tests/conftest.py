@@ -21,6 +21,7 @@ from daemon.store.connect import connect
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
 from tests.chaos import ROWS, ChaosTable, render
+from tests.cluster import RedisClusterServers
 from tests.fakes.fixtures import *  # noqa: F403  (slack_server, twilio_server)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +33,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A 3-master Redis Cluster on loopback (started on first use, shared by the session)."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -142,12 +142,15 @@ def _check_routes(
     main: YamlSource, route: RouteConfig, path: Path_, channels: dict[str, ChannelConfig]
 ) -> list[Problem]:
     problems = []
-    for c_i, ch in enumerate(route.channels or []):
+    named: list[tuple[Path_, str]] = [
+        ((*path, "channels", i), ch) for i, ch in enumerate(route.channels or [])
+    ]
+    if route.escalate is not None:
+        named += [((*path, "escalate", "to", i), ch) for i, ch in enumerate(route.escalate.to)]
+    for where, ch in named:
         if ch not in channels:
             problems.append(
-                main.problem(
-                    (*path, "channels", c_i), f"unknown channel {ch!r}{_did_you_mean(ch, channels)}"
-                )
+                main.problem(where, f"unknown channel {ch!r}{_did_you_mean(ch, channels)}")
             )
     for i, child in enumerate(route.routes):
         problems += _check_routes(main, child, (*path, "routes", i), channels)

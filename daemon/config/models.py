@@ -55,36 +55,67 @@ class RedisSettings(_Model):
     def _url(cls, v: Any) -> Any:
         if v in ("", None):
             return None
-        if not re.match(r"^(redis|rediss|unix)://", str(v)):
-            raise ValueError(f"{v!r} is not a Redis URL; write redis://host:6379/0")
+        if not re.match(r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://", str(v)):
+            raise ValueError(f"{v!r} is not a Redis URL; write redis://host:6379/0, or "
+                             "redis+cluster://host:7000 for a Redis Cluster")  # fmt: skip
         return v
+
+
+#: Where the daemon serves HTTP unless `http.listen` says otherwise.
+DEFAULT_LISTEN = "127.0.0.1:9464"
 
 
 class HttpSettings(_Model):
-    """`/healthz` and `/metrics` for the on-call engineer and Prometheus (daemon/http.py)."""
+    """The daemon's HTTP server (daemon/web/): health, metrics, the desk's webhooks."""
 
     listen: str | None = Field(
         None,
-        description='"host:port" to serve /healthz and /metrics on, e.g. "127.0.0.1:9464"; '
-        "port 0 picks a free one (logged); unset: no HTTP server. Keep it on loopback unless a "
-        "proxy guards it",
+        description=f'"host:port" to serve on; unset or empty: {DEFAULT_LISTEN}; "off": no '
+        "HTTP server; port 0 picks a free one (logged). Keep it on loopback unless a proxy "
+        "guards it (beyond loopback every request needs the token)",
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="Bearer token, from the environment (e.g. ${TICKWATCH_API_TOKEN:-}): what "
+        "the API's writes need, and every request when served beyond loopback",
     )
 
-    @field_validator("listen")
+    @field_validator("listen", mode="before")
     @classmethod
-    def _listen(cls, v: str | None) -> str | None:
-        if not v:  # unset, or an empty ${TICKWATCH_HTTP_LISTEN:-}
+    def _listen(cls, v: Any) -> str | None:
+        if v is None or v == "":  # unset, or an empty ${TICKWATCH_HTTP_LISTEN:-}: the default
             return None
-        host, sep, port = v.rpartition(":")
+        if v is False or str(v).strip().lower() in ("off", "false", "no", "none"):
+            return "off"
+        text = str(v)
+        host, sep, port = text.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError(f"{v!r} is not host:port; write 127.0.0.1:9464")
-        return v
+            raise ValueError(f"{text!r} is not host:port; write 127.0.0.1:9464, or off")
+        return text
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token(cls, v: Any) -> Any:
+        return None if v in (None, "") else v  # an empty ${TICKWATCH_API_TOKEN:-}: no token
+
+    @property
+    def enabled(self) -> bool:
+        return self.listen != "off"
+
+    @property
+    def explicit(self) -> bool:
+        """Whether alerts.yaml names the address (then failing to bind it stops the start)."""
+        return self.listen is not None
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self.listen is not None
-        host, _, port = self.listen.rpartition(":")
+        assert self.enabled
+        host, _, port = (self.listen or DEFAULT_LISTEN).rpartition(":")
         return host.strip("[]"), int(port)
+
+    @property
+    def shown(self) -> str:
+        return self.listen or DEFAULT_LISTEN
 
 
 class EdgeSettings(_Model):

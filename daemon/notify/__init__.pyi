@@ -33,6 +33,7 @@ from .route_tree import compile_routes as compile_routes
 from .silence_book import SilenceStore as SilenceStore
 from .slack_actions import parse_click as parse_click
 from .slack_clicks import act_on_click as act_on_click
+from .slack_clicks import answer_click as answer_click
 from .sms import SmsConfig as SmsConfig
 from .sms_commands import HELP as HELP
 from .sms_commands import parse_command as parse_command
@@ -63,6 +64,7 @@ __all__ = [
     "SmsConfig",
     "act_on_click",
     "admin",
+    "answer_click",
     "check_messages",
     "compile_routes",
     "make_notifier",

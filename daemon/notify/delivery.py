@@ -71,6 +71,8 @@ class Delivery:
             AckBook(redis, keys),
             SilenceStore(redis, keys),
             settings.escalations,
+            root=compile_routes(settings.route),
+            earnings=settings.earnings,
             max_age_ms=settings.max_alert_age_ms,
             consumer=f"escalator-{instance}",
         )
@@ -118,7 +120,8 @@ class Delivery:
             settings.max_alert_age_ms,
         )
         self.router.set_earnings(settings.earnings)
-        self.escalator.configure(settings.escalations, settings.max_alert_age_ms)
+        self.escalator.configure(settings.escalations, settings.max_alert_age_ms,
+                                 compile_routes(settings.route), settings.earnings)  # fmt: skip
 
     def stages(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         """(task name, loop) for the router, the escalator and every channel worker."""

@@ -37,6 +37,8 @@ class Firing:
     #: The next escalation step's due time, and how many were taken (None: no escalation).
     escalation_due_ms: int | None = None
     escalation_steps: int = 0
+    #: The desk's number of its current firing (`ACK 12`); 0 when it has none.
+    number: int = 0
 
 
 class Desk:
@@ -51,7 +53,7 @@ class Desk:
         """Every alert firing now (as delivery knows it), with its ack and escalation."""
         labels = await self._outbox.firing()
         acks = await self.acks.all()
-        chains: dict[str, tuple[int, int]] = {}
+        chains: dict[str, tuple[int | None, int]] = {}
         for due, text in (await self._escalations.all()).values():
             try:
                 c = Chain.from_json(text)
@@ -60,10 +62,17 @@ class Desk:
             chains[c.alert.key] = (due, c.steps)
             # a one-shot alert (a headline) escalates but is never in the firing set
             labels.setdefault(c.alert.key, routing_labels(c.alert))
-        return [
-            Firing(key, labels[key], acks.get(key), *chains.get(key, (None, 0)))
-            for key in sorted(labels)
-        ]
+        numbers: dict[str, tuple[int, int]] = {}  # key → (seq, number) of its latest firing
+        for n, firing_seq in (await self._outbox.numbers.all()).items():
+            key, _, seq = firing_seq.rpartition("#")
+            if seq.isdigit() and int(seq) >= numbers.get(key, (-1, 0))[0]:
+                numbers[key] = (int(seq), n)
+        out = []
+        for key in sorted(labels):
+            next_due, steps = chains.get(key, (None, 0))
+            number = numbers.get(key, (0, 0))[1]
+            out.append(Firing(key, labels[key], acks.get(key), next_due, steps, number))
+        return out
 
     async def find(self, ref: str) -> str:
         """The alert key `ref` names: a key, or a part of exactly one firing alert's key."""
@@ -80,13 +89,7 @@ class Desk:
 
     async def numbered(self) -> list[tuple[int, str]]:
         """(number, alert key) of the alerts firing now and not acknowledged, by number."""
-        firing = {f.key for f in await self.firing() if f.ack is None}
-        out = []
-        for n, firing_seq in (await self._outbox.numbers.all()).items():
-            key = firing_seq.rpartition("#")[0]
-            if key in firing:
-                out.append((n, key))
-        return sorted(out)
+        return sorted((f.number, f.key) for f in await self.firing() if f.ack is None and f.number)
 
     async def by_number(self, number: int | None) -> str:
         """The alert key a reply means: alert `number` (`ACK 12`), or with none the one

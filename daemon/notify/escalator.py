@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from daemon.alerts import AlertEvent
+from daemon.events import EarningsEvent
 from daemon.notify.acks import AckBook
-from daemon.notify.escalation import Chain, first_due_ms, next_step
+from daemon.notify.escalation import Chain, current_policy, first_due_ms, next_step, policy_of
+from daemon.notify.market_context import MarketContext
+from daemon.notify.route_tree import Route, compile_routes
 from daemon.notify.silence_book import SilenceStore
 from daemon.rules import Escalate
 from daemon.store import Entry, EscalationStore
@@ -39,6 +42,8 @@ class Escalator:
         silences: SilenceStore,
         policies: Mapping[str, Escalate],
         *,
+        root: Route | None = None,
+        earnings: Iterable[EarningsEvent] = (),
         max_age_ms: int = 15 * 60_000,
         consumer: str = "escalator-1",
     ):
@@ -46,6 +51,9 @@ class Escalator:
         self.acks = acks
         self.silences = silences
         self.policies = dict(policies)
+        #: The route tree (routes may set `escalate:` too) and the market they may ask about.
+        self.root = root if root is not None else compile_routes(None)
+        self.market = MarketContext(earnings)
         #: A firing queued longer ago than this starts no chain (the router's `max_alert_age`:
         #: a backlog after downtime, or a new escalator group reading the outbox's history).
         self.max_age_ms = max_age_ms
@@ -53,11 +61,21 @@ class Escalator:
         self.sent = 0
         self.idle = asyncio.Event()
 
-    def configure(self, policies: Mapping[str, Escalate], max_age_ms: int) -> None:
-        """The rules' `escalate:` after a reload: chains of rules that no longer escalate end
-        at their next due time."""
+    def configure(
+        self,
+        policies: Mapping[str, Escalate],
+        max_age_ms: int,
+        root: Route | None = None,
+        earnings: Iterable[EarningsEvent] | None = None,
+    ) -> None:
+        """The rules' and routes' `escalate:` after a reload: chains whose rule or route no
+        longer escalates end at their next due time."""
         self.policies = dict(policies)
         self.max_age_ms = max_age_ms
+        if root is not None:
+            self.root = root
+        if earnings is not None:
+            self.market.set_earnings(earnings)
 
     async def run(self) -> None:
         await self.store.ensure_group()
@@ -90,11 +108,13 @@ class Escalator:
             except (KeyError, ValueError, TypeError):
                 await self.store.skip(entry_id)  # the router dead-letters it and says why
                 continue
-            chain = Chain(alert, started_ms=now)
-            policy = self.policies.get(alert.rule)
             fresh = now - _queued_ms(entry_id, alert) <= self.max_age_ms
-            if alert.state == "firing" and alert.repeat == 0 and policy is not None and fresh:
-                due = first_due_ms(policy, now)
+            found = None
+            if alert.state == "firing" and alert.repeat == 0 and fresh:
+                found = policy_of(alert, self.policies, self.root, self.market.at(now))
+            chain = Chain(alert, started_ms=now, source=found[1] if found else "rule")
+            if found is not None:
+                due = first_due_ms(found[0], now)
                 await self.store.schedule(entry_id, chain.member, due, chain.to_json())
             elif alert.state == "resolved":
                 ack = await self.acks.get(alert.key)
@@ -121,7 +141,8 @@ class Escalator:
             if number and not chain.alert.number:  # routed since the chain began: numbered
                 chain = replace(chain, alert=replace(chain.alert, number=number))
             ack = await self.acks.get(chain.alert.key)
-            step = next_step(chain, self.policies.get(chain.alert.rule), now,
+            policy = current_policy(chain, self.policies, self.root)
+            step = next_step(chain, policy, now,
                              acked_ms=ack.at_ms if ack else None, silences=silences)  # fmt: skip
             moved = step.chain or chain
             messages: tuple[tuple[str, str], ...] = ()

@@ -35,10 +35,29 @@ from daemon.events import NEW_YORK, EarningsEvent, ms_to_dt
 if TYPE_CHECKING:
     from daemon.rules import EarningsWindow, Sessions
 
-__all__ = ["MARKET_SESSIONS", "MarketContext", "MarketNow", "MarketSession", "session_at"]
+__all__ = ["MARKET_SESSIONS", "MarketContext", "MarketNow", "MarketSession", "check_sessions",
+           "session_at"]  # fmt: skip
 
 MarketSession = Literal["pre", "regular", "post", "closed", "holiday"]
 MARKET_SESSIONS: tuple[MarketSession, ...] = get_args(MarketSession)
+
+
+def check_sessions(v: object, field: str) -> object:
+    """A `session:` list as written (one name alone allowed), or ValueError naming `field`
+    and the sessions there are: what routes and quiet hours both validate with."""
+    if v is None:
+        return v
+    items = [v] if isinstance(v, str) else v
+    allowed = ", ".join(MARKET_SESSIONS)
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{field}: list one or more of {allowed}")
+    for item in items:
+        if item not in MARKET_SESSIONS:
+            raise ValueError(f"{field}: {item!r} is not a session; use {allowed}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{field}: a session is listed twice")
+    return items
+
 
 _MINUTE_MS = 60_000
 #: A regular session closing before this (New York time) is an early close.

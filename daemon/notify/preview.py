@@ -20,6 +20,7 @@ from daemon.alerts import AlertEvent, alert_key
 from daemon.config import Config
 from daemon.notify.channel_templates import render, variant_for
 from daemon.notify.failure import DeliveryError
+from daemon.notify.market_context import MarketContext
 from daemon.notify.notification import Notification
 from daemon.notify.registry import make_notifier
 from daemon.notify.route_tree import compile_routes, targets
@@ -221,7 +222,8 @@ def render_rule(
     channels, or those the route tree (`route:`) picks instead."""
     alert = sample_alert(cfg, rule_name, state)
     out: list[Preview] = []
-    for channel in [t.channel for t in targets(compile_routes(cfg.settings.route), alert)]:
+    market = MarketContext(cfg.earnings).at(alert.ts_ms)  # session and earnings routes too
+    for channel in [t.channel for t in targets(compile_routes(cfg.settings.route), alert, market)]:
         if channel not in cfg.settings.channels:
             continue  # reported by `tickwatch check`
         notifier = make_notifier(channel, cfg.channel(channel))

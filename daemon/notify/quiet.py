@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.notify.market_context import MARKET_SESSIONS, MarketSession, session_at
+from daemon.notify.market_context import MarketSession, check_sessions, session_at
 
 __all__ = ["QuietHours"]
 
@@ -54,15 +54,7 @@ class QuietHours(BaseModel):
     @field_validator("sessions", mode="before")
     @classmethod
     def _sessions(cls, v: object) -> object:
-        if v is None:
-            return v
-        allowed = ", ".join(MARKET_SESSIONS)
-        if not isinstance(v, list) or not v:
-            raise ValueError(f"sessions: list one or more of {allowed}")
-        for item in v:
-            if item not in MARKET_SESSIONS:
-                raise ValueError(f"sessions: {item!r} is not a session; use {allowed}")
-        return v
+        return check_sessions(v, "sessions")
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from daemon.alerts import AlertEvent
 from daemon.durations import Duration, format_duration, parse_duration
-from daemon.notify.market_context import MARKET_SESSIONS, MarketNow, MarketSession
+from daemon.notify.market_context import MarketNow, MarketSession, check_sessions
+from daemon.rules import Escalate
 
 __all__ = [
     "GroupOpts",
@@ -155,6 +156,12 @@ class RouteConfig(BaseModel):
     digest: Duration | None = Field(
         None, description="One message per this period with every alert routed here (digest)"
     )
+    escalate: Escalate | None = Field(
+        None,
+        description="Alerts handled here (and below, unless a child says otherwise) that stay "
+        "firing and unacknowledged are sent on: {after: 10m, to: [sms_oncall], repeat: 3}; a "
+        "rule's own escalate: wins",
+    )
     routes: list[RouteConfig] = Field(default_factory=list)
 
     @field_validator("match_re")
@@ -167,18 +174,7 @@ class RouteConfig(BaseModel):
     @field_validator("session", mode="before")
     @classmethod
     def _sessions(cls, v: object) -> object:
-        if v is None:
-            return v
-        items = [v] if isinstance(v, str) else v
-        allowed = ", ".join(MARKET_SESSIONS)
-        if not isinstance(items, list) or not items:
-            raise ValueError(f"session: list one or more of {allowed}")
-        for item in items:
-            if item not in MARKET_SESSIONS:
-                raise ValueError(f"session: {item!r} is not a session; use {allowed}")
-        if len(set(items)) != len(items):
-            raise ValueError("session: a session is listed twice")
-        return items
+        return check_sessions(v, "session")
 
     @field_validator("earnings")
     @classmethod
@@ -215,6 +211,8 @@ class Route:
     children: tuple[Route, ...]
     #: `earnings: within ...`: the alert's symbol reports within this many ms of now.
     earnings_ms: int | None = None
+    #: What an unacknowledged firing handled here escalates to (inherited down the tree).
+    escalate: Escalate | None = None
 
     def matches(self, labels: Mapping[str, str], market: MarketNow | None = None) -> bool:
         if not all(m.matches(labels) for m in self.matchers):
@@ -270,10 +268,14 @@ def _opts(cfg: RouteConfig, parent: GroupOpts) -> GroupOpts:
 
 
 def compile_routes(
-    cfg: RouteConfig | None, path: str = "root", parent: GroupOpts | None = None
+    cfg: RouteConfig | None,
+    path: str = "root",
+    parent: GroupOpts | None = None,
+    parent_escalate: Escalate | None = None,
 ) -> Route:
     """The tree as matchers and inherited options; no `route:` at all is an empty root."""
     cfg = cfg or RouteConfig()
+    escalate = cfg.escalate if cfg.escalate is not None else parent_escalate
     opts = _opts(cfg, parent or GroupOpts())
     matchers: list[Matcher] = []
     for label, want in cfg.match.items():
@@ -287,11 +289,12 @@ def compile_routes(
         alts = "|".join(cfg.session)
         matchers.append(make_matcher("session", "=~", f"(?:{alts})"))
     children = tuple(
-        compile_routes(child, f"{path}.{i}", opts) for i, child in enumerate(cfg.routes)
+        compile_routes(child, f"{path}.{i}", opts, escalate) for i, child in enumerate(cfg.routes)
     )
     channels = tuple(cfg.channels) if cfg.channels is not None else None
     earnings_ms = parse_within(cfg.earnings) if cfg.earnings is not None else None
-    return Route(path, tuple(matchers), channels, cfg.continue_, opts, children, earnings_ms)
+    return Route(path, tuple(matchers), channels, cfg.continue_, opts, children, earnings_ms,
+                 escalate)  # fmt: skip
 
 
 def _walk(node: Route, labels: Mapping[str, str], market: MarketNow | None) -> list[Route]:
@@ -303,6 +306,18 @@ def _walk(node: Route, labels: Mapping[str, str], market: MarketNow | None) -> l
             if not child.cont:
                 break
     return out or [node]
+
+
+def find_route(root: Route, path: str) -> Route | None:
+    """The route at `path` ("root.0.1") of this tree, or None (a reload removed it)."""
+    if root.path == path:
+        return root
+    for child in root.children:
+        if path == child.path or path.startswith(child.path + "."):
+            found = find_route(child, path)
+            if found is not None:
+                return found
+    return None
 
 
 def matched(root: Route, labels: Mapping[str, str], market: MarketNow | None = None) -> list[Route]:

@@ -30,7 +30,7 @@ from daemon.notify.inhibit import Inhibitor
 from daemon.notify.market_context import MarketContext
 from daemon.notify.notification import Notification
 from daemon.notify.pipeline import Decision
-from daemon.notify.route_tree import GroupOpts, Route
+from daemon.notify.route_tree import GroupOpts, Route, find_route
 from daemon.notify.silence_book import SilenceStore
 from daemon.notify.silences import Silence
 from daemon.store import CalendarStore, Entry, OutboxStore
@@ -139,7 +139,7 @@ class Router:
     def _load_group(self, gkey: str, text: str) -> Group | None:
         """A stored group with its route's current options (a reload may have changed them)."""
         _channel, path, _ = gkey.split("|", 2)
-        route = _find(self.dispatch.root, path)
+        route = find_route(self.dispatch.root, path)
         if route is None or not route.opts.grouped:
             route = None
         try:
@@ -275,17 +275,6 @@ class Router:
 
 def _ny(ms: int) -> str:
     return ms_to_dt(ms).astimezone(NEW_YORK).strftime("%m-%d %H:%M ET")
-
-
-def _find(root: Route, path: str) -> Route | None:
-    if root.path == path:
-        return root
-    for child in root.children:
-        if path == child.path or path.startswith(child.path + "."):
-            found = _find(child, path)
-            if found is not None:
-                return found
-    return None
 
 
 def _block_ms(router: Router) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from daemon.notify.route_tree import Matcher, parse_matcher
 
@@ -50,8 +51,13 @@ class Silence:
     def matches(self, labels: Mapping[str, str], now_ms: int) -> bool:
         return self.active(now_ms) and all(m.matches(labels) for m in self.compiled)
 
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["matchers"] = list(self.matchers)
+        return d
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Silence:

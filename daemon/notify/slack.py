@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Final, Literal
 
 import aiohttp
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -80,6 +80,19 @@ class SlackConfig(ChannelConfig):
         description="Slack user ids (U...) or names whose clicks count; omitted: anyone who can "
         "see the channel. Other clicks change nothing and are logged",
     )
+
+    @field_validator("signing_secret", "app_token", mode="before")
+    @classmethod
+    def _unset(cls, v: Any) -> Any:
+        return None if v in (None, "") else v  # an empty ${SLACK_SIGNING_SECRET:-}: not set
+
+    @field_validator("app_token")
+    @classmethod
+    def _xapp(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith("xapp-"):
+            raise ValueError("app_token must be an app-level token (xapp-...), from the Slack "
+                             "app's Basic Information page, with connections:write")  # fmt: skip
+        return v
 
     @property
     def interactive(self) -> bool:

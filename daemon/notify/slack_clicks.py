@@ -19,7 +19,7 @@ from daemon.notify.failure import DeliveryError
 from daemon.notify.slack import SlackConfig, SlackNotifier
 from daemon.notify.slack_actions import Click
 
-__all__ = ["act_on_click"]
+__all__ = ["act_on_click", "answer_click"]
 
 log = logging.getLogger("tickwatch.notify")
 
@@ -73,3 +73,19 @@ async def act_on_click(
         except DeliveryError as e:
             log.warning("slack: %s was done, but the message could not be updated: %s", note, e)
     return note
+
+
+async def answer_click(
+    click: Click,
+    desk: Desk,
+    channels: Mapping[str, ChannelConfig],
+    notifiers: Mapping[str, Notifier],
+) -> str | None:
+    """`act_on_click` for a way in (HTTP or Socket Mode), which answers Slack the same either
+    way: a click on an alert no longer firing is logged, not raised."""
+    try:
+        return await act_on_click(click, desk, channels, notifiers)
+    except NoSuchAlert as e:
+        log.info("slack: %s clicked %s on %s: %s", click.user_name, click.kind,
+                 click.alert_key, e)  # fmt: skip
+        return None

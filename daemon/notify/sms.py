@@ -18,9 +18,10 @@ delivery worker as `DeliveryError.retry_after`; the numbers not yet texted wait 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -67,6 +68,8 @@ __all__ = [
     "ucs2_length",
 ]
 
+log = logging.getLogger("tickwatch.notify")
+
 E164: Final = re.compile(r"^\+[1-9]\d{6,14}$")
 
 # Twilio error codes a retry cannot fix: what each means for the operator (PROTOCOLS.md §7.2).
@@ -110,6 +113,16 @@ class SmsConfig(ChannelConfig):
         description="The public URL Twilio posts replies to (the number's Messaging webhook, "
         "ending /hooks/twilio/sms), exactly as set in Twilio: signatures are checked against it",
     )
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook(cls, v: Any) -> Any:
+        if v in (None, ""):
+            return None  # an empty ${TWILIO_WEBHOOK_URL:-}: the request's own URL is used
+        if not str(v).startswith(("https://", "http://")):
+            raise ValueError(f"webhook_url {v!r} is not a URL; write the one set in Twilio, "
+                             "e.g. https://alerts.example.com/hooks/twilio/sms")  # fmt: skip
+        return v
 
     @field_validator("from_")
     @classmethod
@@ -200,6 +213,9 @@ class SmsNotifier(Notifier):
         self._client: Any = None  # twilio.rest.Client (the twilio package ships no types)
         self._http: _HeaderAuthHttpClient | None = None
         self._done: OrderedDict[str, set[str]] = OrderedDict()
+        #: The phones that replied STOP (`Desk.opted_out`), set by the daemon: not texted until
+        #: they reply START (Twilio would refuse them anyway, error 21610).
+        self.opted_out: Callable[[], Awaitable[Collection[str]]] | None = None
 
     def _get_client(self) -> Any:
         """Create on first use: the async HTTP client opens an aiohttp session (needs a loop)."""
@@ -247,7 +263,11 @@ class SmsNotifier(Notifier):
             self._done.popitem(last=False)
 
         failures: list[_Failure] = []
-        pending = [to for to in self.config.to if to not in done]
+        stopped = set(await self.opted_out()) if self.opted_out is not None else set()
+        pending = [to for to in self.config.to if to not in done and to not in stopped]
+        if stopped & set(self.config.to):
+            log.info("sms channel %s: not texting %s (replied STOP; START resumes)", self.name,
+                     ", ".join(sorted(stopped & set(self.config.to))))  # fmt: skip
         for i, to in enumerate(pending):
             try:
                 async with asyncio.timeout(self.config.timeout):

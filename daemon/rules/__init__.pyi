@@ -31,6 +31,8 @@ from .schema import SpreadCond as SpreadCond
 from .schema import ThresholdCond as ThresholdCond
 from .sessions import Sessions as Sessions
 from .sessions import nyse as nyse
+from .snapshot import RuleView as RuleView
+from .snapshot import snapshot as snapshot
 from .version import rule_version as rule_version
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "Plan",
     "Rule",
     "RuleFile",
+    "RuleView",
     "Sessions",
     "SpreadCond",
     "ThresholdCond",
@@ -64,4 +67,5 @@ __all__ = [
     "render",
     "rule_version",
     "simulate",
+    "snapshot",
 ]

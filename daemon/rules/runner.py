@@ -83,6 +83,9 @@ class Evaluator(Restore):
         self._steady: tuple[int, float] | None = None  # the last reading: (wall ms, monotonic s)
         self.driver = Driver(plan, reminders_after_ms=self._now() - REMINDER_GRACE_MS)
         self.stats = EvaluatorStats()
+        #: The latest transition of each alert key, for the API and the status page (one per
+        #: alert the rules know, so bounded by the plan).
+        self.last: dict[str, AlertEvent] = {}
         #: How far event time was behind the wall clock when ticks last arrived: a replay of
         #: old data (its bars close on its own event time), or a live feed, even a silent one.
         self._lag_ms = 0
@@ -301,6 +304,7 @@ class Evaluator(Restore):
         )
         self.stats.alerts += len(alerts)
         for a in alerts:
+            self.last[a.key] = a
             log.debug("alert %s %s", a.state, a.key)
 
 

@@ -120,6 +120,11 @@ class FeedWatch(Source):
             self.state = state
             self._status_kick.set()
 
+    @property
+    def fresh(self) -> bool:
+        """Connected, and not silent in the session: its prices can be trusted now."""
+        return self.state == "connected" and not self._silent
+
     def status(self) -> dict[str, Any]:
         """What an operator needs to see at a glance (also written to Redis)."""
         now = time.monotonic()

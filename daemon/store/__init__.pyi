@@ -7,6 +7,7 @@ from .calendar import CalendarStore as CalendarStore
 from .client import Client as Client
 from .connect import connect as connect
 from .connect import dedicated as dedicated
+from .connect import is_cluster as is_cluster
 from .deadletters import DeadLetterStore as DeadLetterStore
 from .delivery import DeliveryStore as DeliveryStore
 from .embedded import EmbeddedRedis as EmbeddedRedis
@@ -52,6 +53,7 @@ __all__ = [
     "StreamStore",
     "connect",
     "dedicated",
+    "is_cluster",
     "run_resilient",
     "server_version",
 ]

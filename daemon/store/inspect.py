@@ -1,4 +1,4 @@
-"""Read-only looks at delivery's state in Redis, for `tickwatch status` and `GET /status`."""
+"""Read-only looks at delivery's state in Redis, for `tickwatch status`, `/status` and the API."""
 
 from __future__ import annotations
 
@@ -47,3 +47,8 @@ class InspectStore:
             if g is not None and g["last-delivered-id"] != last:
                 waiting = len(await self.redis.xrange(stream, f"({g['last-delivered-id']}", "+"))
         return waiting, pending
+
+    async def recent_alerts(self, count: int) -> list[tuple[str, str]]:
+        """The newest `count` alert transitions in the outbox, newest first: (id, JSON)."""
+        rows: Any = await self.redis.xrevrange(self.keys.outbox, count=count)
+        return [(entry_id, fields["alert"]) for entry_id, fields in rows if "alert" in fields]

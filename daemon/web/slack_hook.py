@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from daemon.notify import ChannelConfig, Desk, NoSuchAlert, Notifier, act_on_click, parse_click
+from daemon.notify import ChannelConfig, Desk, Notifier, answer_click, parse_click
 from daemon.store import Client, Keys
 
 __all__ = ["SlackHook"]
@@ -68,9 +68,5 @@ class SlackHook:
         redis = self.redis()
         if redis is None:
             return web.Response(status=503, text="starting or stopping\n")
-        try:
-            await act_on_click(click, Desk(redis, self.keys), self.channels(), self.notifiers())
-        except NoSuchAlert as e:
-            log.info("slack: %s clicked %s on %s: %s", click.user_name, click.kind,
-                     click.alert_key, e)  # fmt: skip
+        await answer_click(click, Desk(redis, self.keys), self.channels(), self.notifiers())
         return web.Response(status=200)

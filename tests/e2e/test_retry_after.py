@@ -25,7 +25,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from daemon.http import DaemonCollector
 from daemon.notify.base import Notifier
 from daemon.notify.channel_worker import ChannelWorker
 from daemon.notify.delivery import Delivery
@@ -39,6 +38,7 @@ from daemon.notify.webhook import WebhookConfig, WebhookNotifier
 from daemon.status import report
 from daemon.store.delivery import DeliveryStore
 from daemon.store.keys import Keys
+from daemon.web.metrics import DaemonCollector
 from tests.chaos import ChaosTable
 from tests.fakes import RecordedRequest
 from tests.fakes.slack_server import FakeSlackServer

@@ -7,6 +7,8 @@ and mark their parent as Slack does (`thread_ts`, `reply_count`); `replies(ts)` 
 `message_not_found`). Failures are injected for the next N calls: `ok:false` with any error code,
 429 with `Retry-After`, or a 5xx.
 Point a client at it with `AsyncWebClient(token=server.token, base_url=server.base_url)`.
+Socket Mode (`apps.connections.open` with `server.app_token`, and the websocket link) is
+`server.socket_mode`, a `tests.fakes.slack_socket.SocketModeFake`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import FakeHTTPServer, Injection, RecordedRequest
+from tests.fakes.slack_socket import DEFAULT_APP_TOKEN, SocketModeFake
 
 __all__ = ["DEFAULT_SLACK_TOKEN", "FakeSlackServer"]
 
@@ -36,10 +39,16 @@ class FakeSlackServer(FakeHTTPServer):
     """
 
     def __init__(
-        self, token: str = DEFAULT_SLACK_TOKEN, channels: dict[str, str] | None = None
+        self,
+        token: str = DEFAULT_SLACK_TOKEN,
+        channels: dict[str, str] | None = None,
+        app_token: str = DEFAULT_APP_TOKEN,
     ) -> None:
         super().__init__()
         self.token = token
+        self.app_token = app_token
+        #: Socket Mode: `apps.connections.open` and the websocket link on this same port.
+        self.socket_mode = SocketModeFake(self, app_token)
         self.channels = channels
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         #: (channel, ts, fields changed) for each `chat.update` applied, in order.
@@ -54,6 +63,7 @@ class FakeSlackServer(FakeHTTPServer):
         app = web.Application()
         app.router.add_post("/api/chat.postMessage", self._post_message)
         app.router.add_post("/api/chat.update", self._update)
+        self.socket_mode.add_routes(app)
         app.router.add_post("/api/{method}", self._unknown_method)
         return app
 

@@ -1,6 +1,6 @@
 """The dead-man's switch against a loopback healthchecks-style endpoint, on a running daemon.
 
-The daemon is real (its Redis, evaluator and `/healthz` verdict, `daemon.http.health`), the
+The daemon is real (its Redis, evaluator and `/healthz` verdict, `daemon.web.health.health`), the
 endpoint is an aiohttp server on 127.0.0.1 that records each ping, and the pinger is
 `schedule.Jobs` with `deadman:` from a loaded alerts.yaml, pinging every second.
 """
@@ -22,11 +22,11 @@ from daemon.app import Daemon
 from daemon.config import ConfigError, load_config
 from daemon.deadman import Deadman
 from daemon.events import Tick
-from daemon.http import health
 from daemon.schedule import Jobs
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
 from daemon.store.streams import StreamStore
+from daemon.web.health import health
 from tests.fakes import FakeHTTPServer, Injection
 from tests.helpers import wait_until
 

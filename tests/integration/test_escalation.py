@@ -205,3 +205,38 @@ async def test_an_unacked_critical_reaches_the_oncall_phone_through_delivery(
         assert d.escalator.sent == 1
     finally:
         await run.stop()
+
+
+async def test_a_route_escalates_what_it_handles_and_a_rules_own_wins(
+    redis: Redis, keys: Keys
+) -> None:
+    """`escalate:` on a route (inherited below it) covers alerts whose rule says nothing."""
+    from daemon.notify.route_tree import RouteConfig, compile_routes
+
+    tree = RouteConfig.model_validate({
+        "escalate": {"after": "5m", "to": ["pager"]},  # the root's, for everything below
+        "routes": [
+            {"match": {"severity": "critical"}, "escalate": {"after": "2m", "to": ["sms"]}},
+            {"match": {"symbol": "AMD"}},  # inherits the root's
+        ],
+    })  # fmt: skip
+    e = Escalator(EscalationStore(redis, keys), AckBook(redis, keys), SilenceStore(redis, keys),
+                  {"own-rule": Escalate(after=dt.timedelta(minutes=9), to=["slack"])},
+                  root=compile_routes(tree), consumer="escalator-test")  # fmt: skip
+    t0 = int(time.time() * 1000)
+    crit = alert(1, ("desk",), severity="critical", rule="crit-rule")
+    amd = alert(2, ("desk",), symbol="AMD", rule="amd-rule")
+    own = alert(3, ("desk",), severity="critical", rule="own-rule")
+    await feed(redis, keys, e, [crit, amd, own], t0)
+    due = {Chain.from_json(text).alert.rule: (d, Chain.from_json(text).source)
+           for d, text in (await e.store.all()).values()}  # fmt: skip
+    assert due == {"crit-rule": (t0 + 2 * MIN, "root.0"), "amd-rule": (t0 + 5 * MIN, "root.1"),
+                   "own-rule": (t0 + 9 * MIN, "rule")}  # fmt: skip
+    assert await e.take_due(now_ms=t0 + 5 * MIN) == 2
+    assert [n.alert.rule for n in await queued(redis, keys, "sms")] == ["crit-rule"]
+    assert [n.alert.rule for n in await queued(redis, keys, "pager")] == ["amd-rule"]
+    # a reload that drops the routes' escalate: ends their chains; the rule's goes on
+    e.configure({"own-rule": Escalate(after=dt.timedelta(minutes=9), to=["slack"])},
+                15 * MIN, compile_routes(None))  # fmt: skip
+    assert await e.take_due(now_ms=t0 + 9 * MIN) == 1
+    assert [n.alert.rule for n in await queued(redis, keys, "slack")] == ["own-rule"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 
 from daemon.app import Daemon, StartupError
 from daemon.config import ConfigError, load_config
+from daemon.config.models import HttpSettings
 from daemon.events import Tick
 from daemon.store.embedded import EmbeddedRedis
 from daemon.store.keys import Keys
@@ -75,6 +77,7 @@ async def test_metrics_count_ticks_alerts_and_deliveries(
         assert m[("tickwatch_notifications_dead_total", (("channel", "console"),))] == 0
         assert m[("tickwatch_alert_states", (("state", "firing"),))] == 1
         assert m[("tickwatch_routing_decisions_total", (("outcome", "send"),))] >= 1
+        assert m[("tickwatch_escalations_total", ())] == 0
 
         status, text = await get(port, "/healthz")
         assert status == 200, text
@@ -170,10 +173,61 @@ async def test_feed_metrics_and_a_feed_that_cannot_connect_reads_degraded(
         assert status == 200, text  # one feed down is degraded, not failing: the rest runs
         assert '"status": "degraded"' in text and '"live": "connected"' in text
         assert "feed dead: " in text
+        # alive, but not ready: one feed's prices cannot be trusted
+        status, text = await get(port, "/readyz")
+        body = json.loads(text)
+        assert status == 503 and body["ready"] is False
+        assert body["feeds"]["live"]["fresh"] is True and body["feeds"]["dead"]["fresh"] is False
+        assert [p for p in body["problems"] if p.startswith("feed ")] == [
+            f"feed dead: {body['feeds']['dead']['state']}"
+        ]
 
         await alpaca_server.drop()  # a network cut: counted as a reconnect
         await wait_until(lambda: live.reconnects >= 1, 20, "a reconnect")
         m = samples((await get(port, "/metrics"))[1])
         assert m[("tickwatch_feed_reconnects_total", (("source", "live"),))] >= 1
+    finally:
+        await daemon.stop()
+
+
+async def test_http_is_on_by_default_on_loopback_and_off_when_told(
+    tmp_path: Path, redis_url: str, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(tmp_path, redis_url, keys.prefix)
+    path.write_text(path.read_text().replace('http: {listen: "127.0.0.1:0"}\n', ""))
+    cfg = load_config(path, env={})
+    assert cfg.settings.http.enabled and cfg.settings.http.address == ("127.0.0.1", 9464)
+    # the default port taken (by us here, or anyone): the daemon runs on without HTTP, and says
+    # what to do; only an address alerts.yaml names is worth refusing to start over
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", 9464))
+            taken.listen()
+        except OSError:
+            pass  # someone else holds it: the same case
+        daemon = Daemon(cfg, console=io.StringIO(), watch=False)
+        await daemon.start()
+        try:
+            assert daemon.http is None and daemon.evaluator is not None
+            assert "http: cannot serve on 127.0.0.1:9464" in caplog.text
+            assert "set http.listen in alerts.yaml to another port, or off" in caplog.text
+        finally:
+            await daemon.stop()
+    off = load_config(write_config(tmp_path, redis_url, keys.prefix, "off"), env={})
+    assert off.settings.http.enabled is False
+    assert HttpSettings.model_validate({"listen": False}).enabled is False  # YAML `false`
+    assert HttpSettings.model_validate({"listen": ""}).address == ("127.0.0.1", 9464)
+
+
+async def test_readyz_says_ready_once_the_rules_run_with_no_live_feed(
+    tmp_path: Path, redis_url: str, keys: Keys
+) -> None:
+    daemon = Daemon(load_config(write_config(tmp_path, redis_url, keys.prefix), env={}),
+                    console=io.StringIO(), watch=False)  # fmt: skip
+    await daemon.start()
+    try:
+        assert daemon.http is not None
+        status, text = await get(daemon.http.port, "/readyz")
+        assert (status, json.loads(text)) == (200, {"ready": True, "problems": [], "feeds": {}})
     finally:
         await daemon.stop()

@@ -18,12 +18,13 @@ from aiohttp import web
 from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
-from daemon.notify import HELP
+from daemon.notify import HELP, Desk
 from daemon.notify.delivery import Delivery
 from daemon.store import Keys
 from daemon.web.twilio_hook import TwilioHook
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
+from tests.helpers import wait_until
 from tests.integration.test_delivery import FAST, Running, alert, real_notifiers, settings
 
 PHONE = "+15550100001"  # the `to` number of the sms channel in real_notifiers
@@ -34,6 +35,7 @@ class Phone:
     url: str
     token: str
     twilio: FakeTwilioServer
+    delivery: Delivery
 
     async def reply(self, body: str, *, sender: str = PHONE, token: str | None = None,
                     signed: bool = True) -> tuple[int, str]:  # fmt: skip
@@ -54,6 +56,8 @@ async def phone(
 ) -> AsyncIterator[Phone]:
     notifiers = real_notifiers(slack_server, twilio_server)
     channels = {name: n.config for name, n in notifiers.items()}
+    # as the daemon wires it (`Daemon._opted_out`): the SMS channel asks who replied STOP
+    notifiers["sms"].opted_out = Desk(redis, keys).opted_out  # type: ignore[attr-defined]
     d = Delivery(redis, keys, settings(notifiers), notifiers, policy=FAST)
     run = Running(d)
     for i, sym in enumerate(("NVDA", "MSFT"), 1):
@@ -67,7 +71,7 @@ async def phone(
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks/twilio/sms"
     try:
-        yield Phone(url, twilio_server.auth_token, twilio_server)
+        yield Phone(url, twilio_server.auth_token, twilio_server, d)
     finally:
         await runner.cleanup()
         await run.stop()
@@ -136,3 +140,16 @@ async def test_unsigned_mis_signed_or_strangers_are_refused_and_change_nothing(
     assert status == 403
     assert await redis.hgetall(keys.acks) == {}
     assert "twilio: " in caplog.text and ("refused" in caplog.text or "ignored" in caplog.text)
+
+
+async def test_a_phone_that_replied_stop_is_not_texted_until_start(
+    phone: Phone, redis: Redis, keys: Keys
+) -> None:
+    await phone.reply("STOP")
+    await redis.xadd(keys.outbox, {"alert": alert(3, ("sms",), symbol="AMD").to_json()})
+    await wait_until(lambda: phone.delivery.sent["sms"] == 3, 10, "the AMD alert handled")
+    assert len(phone.twilio.sent) == 2  # not texted
+    await phone.reply("START")
+    await redis.xadd(keys.outbox, {"alert": alert(4, ("sms",), symbol="TSLA").to_json()})
+    await phone.twilio.wait_for(lambda _: len(phone.twilio.sent) == 3)
+    assert "TSLA" in phone.twilio.sent[-1]["body"]

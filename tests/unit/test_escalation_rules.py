@@ -92,3 +92,15 @@ def test_a_matching_silence_defers_to_its_end_another_does_not() -> None:
     other = next_step(chain, POLICY, 300_000, acked_ms=None,
                       silences=[silence(900_000, "rule=another")])  # fmt: skip
     assert other.action == "send"
+
+
+def test_a_route_may_escalate_and_its_channels_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "alerts.yaml").write_text(textwrap.dedent(ALERTS % "null") + textwrap.dedent("""\
+        route:
+          routes:
+            - match: {severity: critical}
+              escalate: {after: 10m, to: [sms_oncall, pagr]}
+        """))  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "alerts.yaml")
+    assert "route.routes[0].escalate.to[1]: unknown channel 'pagr'" in str(err.value)

@@ -1,74 +1,25 @@
-"""`/healthz`, `/metrics` and `/status` over HTTP, for the on-call engineer and Prometheus.
+"""`/metrics`: the daemon's counters and gauges in the Prometheus text format.
 
-Off unless `http: {listen: "127.0.0.1:9464"}` is set in alerts.yaml. `/healthz` answers 200
-while nothing fatal happened ("degraded", with the reasons, while a feed is down or Redis is
-away and every stage retries), 503 "failing" otherwise. `/metrics` is the
-Prometheus text format, read from the running daemon at scrape time by one collector on a
-registry of its own: no prometheus_client globals, so several daemons (tests) share a process.
-`/status` is `tickwatch status` as text. Served by aiohttp, already a dependency (slack-sdk's
-async client), on the daemon's event loop.
+Read from the running daemon at scrape time by one collector on a registry of its own: no
+prometheus_client globals, so several daemons (tests) share a process.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from daemon.sources import FeedSource
-from daemon.status import report
-from daemon.web.slack_hook import SlackHook
-from daemon.web.twilio_hook import TwilioHook
 
 if TYPE_CHECKING:
     from daemon.app import Daemon
 
-__all__ = ["HttpServer", "health"]
-
-log = logging.getLogger("tickwatch.http")
-
-#: How long `/healthz` waits for Redis to answer a PING before calling it down.
-REDIS_TIMEOUT_S = 1.0
-
-
-async def health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body): 503 "failing" when the daemon failed (a restart is what helps);
-    else 200, "ok" or "degraded": a live feed not connected, or Redis away while every stage
-    keeps retrying (restarting the daemon would not bring an external Redis back; the
-    embedded one the daemon restarts itself)."""
-    problems: list[str] = []
-    redis_ok = False
-    if daemon.ops_store is not None:
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT_S):
-                redis_ok = await daemon.ops_store.ping()
-        except Exception as e:  # any failure to answer is the finding, not an error here
-            problems.append(f"redis: {type(e).__name__}: {e}"[:200])
-    if not redis_ok and not problems:
-        problems.append("redis: not connected")
-    failing = daemon.failed.is_set()
-    if failing:
-        problems.append("daemon: " + ("; ".join(daemon.fatal_reasons) or "a stage failed"))
-    feeds = {s.name: s.state for s in daemon.sources if isinstance(s, FeedSource)}
-    down = sorted(name for name, state in feeds.items() if state != "connected")
-    status = "failing" if failing else "degraded" if problems or down else "ok"
-    body = {
-        "status": status,
-        "redis": "ok" if redis_ok else "down",
-        "feeds": feeds,
-        "problems": problems + [f"feed {name}: {feeds[name]}" for name in down],
-        "uptime_s": round(time.monotonic() - daemon.started_at, 1) if daemon.started_at else 0,
-    }
-    return (503 if failing else 200), body
+__all__ = ["DaemonCollector"]
 
 
 class DaemonCollector(Collector):
@@ -147,6 +98,11 @@ class DaemonCollector(Collector):
         for outcome, n in sorted(delivery.router.stats.outcomes.items()):
             routed.add_metric([outcome], n)
         yield routed
+        yield CounterMetricFamily(
+            "tickwatch_escalations",
+            "Escalation steps sent: unacknowledged firings passed on to their escalate: channels",
+            value=delivery.escalator.sent,
+        )
 
     def _sources(self) -> Iterator[Metric]:
         accepted = CounterMetricFamily(
@@ -186,65 +142,3 @@ class DaemonCollector(Collector):
                 if ms is not None:
                     latency.add_metric([src.name, "0.5" if q == "p50" else "0.99"], ms / 1000)
         yield from (accepted, rejected, connected, age, reconnects, latency)
-
-
-class HttpServer:
-    """aiohttp on the daemon's loop; `start()` raises OSError when the address is taken."""
-
-    def __init__(self, daemon: Daemon, host: str, port: int) -> None:
-        self.daemon, self.host, self.port = daemon, host, port
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(DaemonCollector(daemon))
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/status", self._status)
-        slack = SlackHook(
-            lambda: daemon.cfg.settings.channels,
-            lambda: daemon.notifiers,
-            lambda: daemon.redis,
-            daemon.keys,
-        )
-        app.router.add_post("/hooks/slack/actions", slack.handle)
-        twilio = TwilioHook(lambda: daemon.cfg.settings.channels, lambda: daemon.redis, daemon.keys)
-        app.router.add_post("/hooks/twilio/sms", twilio.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-
-    async def start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError:
-            await self._runner.cleanup()
-            raise
-        if self.port == 0:  # an ephemeral port (tests): report the one the OS picked
-            self.port = int(self._runner.addresses[0][1])
-        if self.host not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("http: serving /healthz and /metrics on %s, beyond loopback", self.host)
-        log.info("http: /healthz and /metrics on http://%s:%d", self.host, self.port)
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-    async def _healthz(self, _: web.Request) -> web.Response:
-        status, body = await health(self.daemon)
-        return web.Response(
-            status=status, text=json.dumps(body, sort_keys=True), content_type="application/json"
-        )
-
-    async def _status(self, _: web.Request) -> web.Response:
-        d = self.daemon
-        if d.redis is None:
-            return web.Response(status=503, text="daemon: starting or stopped\n")
-        try:
-            async with asyncio.timeout(5 * REDIS_TIMEOUT_S):
-                lines = await report(d.redis, d.keys, list(d.cfg.settings.channels))
-        except Exception as e:  # Redis away: say so rather than a bare 500
-            return web.Response(status=503, text=f"redis: {type(e).__name__}: {e}\n")
-        return web.Response(text="\n".join(lines) + "\n")
-
-    async def _metrics(self, _: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
