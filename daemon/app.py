@@ -49,6 +49,8 @@ from daemon.store import (
     EmbeddedRedis,
     EmbeddedSupervisor,
     Keys,
+    Lease,
+    LeaseLost,
     OpsStore,
     Reconnect,
     StateStore,
@@ -65,6 +67,12 @@ from daemon.web.slack_socket import SlackSocket
 __all__ = ["Daemon", "StartupError"]
 
 log = logging.getLogger("tickwatch")
+
+#: How long the primary lease lasts unless renewed (renewed every third of it): a standby takes
+#: over within this of the primary dying, and at once when it stops cleanly.
+LEASE_TTL_MS = 5000
+#: How often a standby looks whether the lease is free.
+LEASE_POLL_S = 0.5
 MIN_REDIS = (6, 2)
 #: The embedded Redis is restarted when it exits, at most this many times in this many seconds.
 REDIS_RESTART_LIMIT = 5
@@ -119,6 +127,9 @@ class Daemon:
         #: Ops alerts, the heartbeat and `/healthz`'s PING, on `redis`.
         self.ops_store: OpsStore | None = None
         self.http: HttpServer | None = None
+        #: The primary lease (one instance evaluates, routes and polls; see `_become_primary`).
+        self.lease: Lease | None = None
+        self.standby = False
         #: Socket Mode links for the desk's Slack buttons (channels with an app_token).
         self.slack_socket: SlackSocket | None = None
         #: The APScheduler jobs (sources, heartbeat), built at start.
@@ -178,6 +189,10 @@ class Daemon:
                     "desk's webhooks; set http.listen in alerts.yaml to another port, or off",
                     s.http.shown, e.strerror or e,
                 )  # fmt: skip
+        self.lease = Lease(self.redis, self.keys.lease("primary"), self.instance, LEASE_TTL_MS)
+        if not await self._become_primary():
+            return  # asked to stop while standing by
+        self._spawn(self._keep_lease(), "primary lease")
         maxlen = s.redis.stream_maxlen
         self.live.offline_earnings = list(self.cfg.earnings)
         await self.live.with_provider_calendar(self.cfg)
@@ -195,7 +210,7 @@ class Daemon:
             StreamStore(self.redis, self.keys, maxlen),
             StateStore(self.redis, self.keys, maxlen),
             plan,
-            consumer=f"evaluator-{self.instance}",
+            consumer="evaluator-1",  # one at a time (the primary): a takeover resumes its reads
             batch=ev.batch,
             warmup_ms=int(ev.warmup.total_seconds() * 1000),
         )
@@ -204,11 +219,16 @@ class Daemon:
             self.keys,
             self.cfg.delivery,
             self.notifiers,
-            instance=self.instance,
+            # one primary at a time, under the same consumer names: a takeover resumes what the
+            # one before had read (its sends in flight go again, as after a restart)
+            instance="1",
             policy=self.retry,
             ops=self.ops_alerts.delivery,
             maxlen=maxlen,
         )
+        # the primary's commits run under its lease: a paused old primary writes nothing
+        self.evaluator.state.lease = self.lease
+        self.delivery.router.outbox.lease = self.lease
         self._spawn(self._resilient("evaluator", self.evaluator.run), "evaluator")
         for name, loop in self.delivery.stages():
             self._spawn(self._resilient(name, loop), name)
@@ -327,6 +347,44 @@ class Daemon:
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 
+    # --- the primary lease ------------------------------------------------------------------
+    async def _become_primary(self) -> bool:
+        """Wait (standing by) until this instance holds the primary lease; False if asked to
+        stop first. One instance evaluates, routes and polls at a time; the others take over
+        within `LEASE_TTL_MS` of it stopping or dying."""
+        assert self.lease is not None
+        told = False
+        while not await self.lease.take():
+            if self._stop_pending():
+                return False
+            if not told:
+                holder, left = await self.lease.holder()
+                log.warning("standing by: instance %s is the primary; this one (%s) takes over "
+                            "within %.0f s of it stopping", holder, self.instance,
+                            (left or LEASE_TTL_MS) / 1000)  # fmt: skip
+                told = True
+            self.standby = True
+            await asyncio.sleep(LEASE_POLL_S)  # polling the lease key: Redis has no event for it
+        self.standby = False
+        if told:
+            log.warning("instance %s took over as the primary", self.instance)
+        return True
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease a few times per TTL; losing it (a pause past the TTL, another
+        instance took over) stops this daemon: its fenced commits would be refused anyway."""
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(LEASE_TTL_MS / 1000 / 3)
+            with contextlib.suppress(*REDIS_DOWN):  # Redis away: every stage waits, so do we
+                if not await self.lease.renew():
+                    holder, _ = await self.lease.holder()
+                    reason = (
+                        f"lost the primary lease to instance {holder}: another instance took over"
+                    )
+                    self.fatal_reasons.append(reason)
+                    raise LeaseLost(reason)
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return
@@ -388,6 +446,9 @@ class Daemon:
                 await self.source_redis.aclose()
             self.source_redis = None
         self.ops_store = None
+        if self.lease is not None and not self.standby and self.redis is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.lease.release()  # a standby takes over now, not a TTL later
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -91,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        daemon = Daemon(cfg)
+        daemon = Daemon(cfg, instance=args.instance or f"{socket.gethostname()}:{os.getpid()}")
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(daemon.reload()))
         try:
             return await daemon.run_forever(stop, tune_gc=True)
@@ -315,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", default="alerts.yaml")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.set_defaults(func=cmd_run)
+    run.add_argument(
+        "--instance",
+        help="this daemon's name among several on one Redis (default host:pid): one is the "
+        "primary, the others stand by and take over within 5 s of it stopping",
+    )
     check = sub.add_parser("check", help="validate alerts.yaml and every rule file; exit 0 or 2")
     check.add_argument("--config", default="alerts.yaml")
     check.set_defaults(func=cmd_check)

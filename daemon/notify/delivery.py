@@ -64,7 +64,7 @@ class Delivery:
             max_age_ms=settings.max_alert_age_ms,
             data_clock=settings.data_clock,
             earnings=settings.earnings,
-            consumer=f"router-{instance}",
+            consumer="router-1",  # one at a time (the primary): a takeover resumes its reads
         )
         self.escalator = Escalator(
             EscalationStore(redis, keys, maxlen),
@@ -74,7 +74,7 @@ class Delivery:
             root=compile_routes(settings.route),
             earnings=settings.earnings,
             max_age_ms=settings.max_alert_age_ms,
-            consumer=f"escalator-{instance}",
+            consumer="escalator-1",  # likewise
         )
         self.workers: dict[str, ChannelWorker] = {}
         self.set_notifiers(notifiers, settings.channels)

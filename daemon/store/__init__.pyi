@@ -15,6 +15,8 @@ from .escalations import EscalationStore as EscalationStore
 from .feeds import FeedStatusStore as FeedStatusStore
 from .inspect import InspectStore as InspectStore
 from .keys import Keys as Keys
+from .leases import Lease as Lease
+from .leases import LeaseLost as LeaseLost
 from .numbers import AlertNumbers as AlertNumbers
 from .ops import OpsStore as OpsStore
 from .ops import server_version as server_version
@@ -44,6 +46,8 @@ __all__ = [
     "FeedStatusStore",
     "InspectStore",
     "Keys",
+    "Lease",
+    "LeaseLost",
     "OpsStore",
     "OptOutRecords",
     "OutboxStore",

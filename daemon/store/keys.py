@@ -105,6 +105,10 @@ class Keys:
         """Hash group key → JSON state of an alert group (pending, firing, next flush)."""
         return self._k("notify", "groups")
 
+    def lease(self, name: str) -> str:
+        """A lease one instance holds at a time (value: the holder; it expires unless renewed)."""
+        return self._k("lease", name)
+
     @property
     def acks(self) -> str:
         """Hash alert key → JSON acknowledgement (who, how, when) of its current firing."""

@@ -15,6 +15,7 @@ from redis.asyncio.client import Pipeline
 
 from daemon.store.deadletters import DEADLETTER_MAXLEN
 from daemon.store.keys import Keys
+from daemon.store.leases import Lease, commit
 from daemon.store.numbers import AlertNumbers
 from daemon.store.streams import Entry, StreamStore
 
@@ -34,6 +35,8 @@ class OutboxStore:
         self._streams = StreamStore(redis, keys, maxlen)
         #: The desk's short numbers, given to firings as they are routed.
         self.numbers = AlertNumbers(redis, keys)
+        #: The primary lease, when several instances share this Redis: commits run under it.
+        self.lease: Lease | None = None
 
     # --- reads ------------------------------------------------------------------------------
     async def ensure_group(self) -> None:
@@ -78,23 +81,25 @@ class OutboxStore:
         """Everything one routed transition implies, with its outbox ack: the firing set and
         told record, the messages sent now, counts of what was held back, the groups it joined."""
         k = self.keys
-        pipe = self.redis.pipeline(transaction=True)
-        if r.firing_set is not None:
-            pipe.hset(k.firing, r.alert.key, json.dumps(r.firing_set, sort_keys=True))
-        if r.firing_cleared:
-            pipe.hdel(k.firing, r.alert.key)
-        if r.told_cleared:
-            pipe.hdel(k.told, r.told_key)
-        if r.told_set is not None:
-            pipe.hset(k.told, r.told_key, ",".join(r.told_set))
-        for n in r.singles:
-            self._append(pipe, n)
-        for d in r.held:
-            pipe.hincrby(k.suppressed, f"{d.outcome}:{d.channel}", 1)
-        for group in r.touched:
-            pipe.hset(k.groups, group.key, group.to_json())
-        pipe.xack(k.outbox, k.NOTIFY_GROUP, entry_id)
-        await pipe.execute()
+
+        def build(pipe: Pipeline) -> None:
+            if r.firing_set is not None:
+                pipe.hset(k.firing, r.alert.key, json.dumps(r.firing_set, sort_keys=True))
+            if r.firing_cleared:
+                pipe.hdel(k.firing, r.alert.key)
+            if r.told_cleared:
+                pipe.hdel(k.told, r.told_key)
+            if r.told_set is not None:
+                pipe.hset(k.told, r.told_key, ",".join(r.told_set))
+            for n in r.singles:
+                self._append(pipe, n)
+            for d in r.held:
+                pipe.hincrby(k.suppressed, f"{d.outcome}:{d.channel}", 1)
+            for group in r.touched:
+                pipe.hset(k.groups, group.key, group.to_json())
+            pipe.xack(k.outbox, k.NOTIFY_GROUP, entry_id)
+
+        await commit(self.redis, self.lease, build)
 
     async def flushed(self, group: Group, n: Notification) -> None:
         """A group's message queued with the group's new state (or its removal, when empty)."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from daemon.alerts import AlertEvent
 from daemon.store.keys import Keys
+from daemon.store.leases import Lease, commit
 
 __all__ = ["StateStore"]
 
@@ -27,6 +29,8 @@ class StateStore:
         self.redis = redis
         self.keys = keys
         self.maxlen = maxlen
+        #: The primary lease, when several instances share this Redis: commits run under it.
+        self.lease: Lease | None = None
 
     # --- reads (start-up) -------------------------------------------------------------------
     async def states(self) -> dict[str, str]:
@@ -51,16 +55,18 @@ class StateStore:
         """One judged batch: changed states, checkpoint fields, new outbox entries and the
         XACK (in the evaluator's group) of the stream entries it consumed, all or nothing."""
         k = self.keys
-        pipe = self.redis.pipeline(transaction=True)
-        if states:
-            pipe.hset(k.alert_state, mapping=dict(states))
-        if checkpoint:
-            pipe.hset(k.eval_checkpoint, mapping=dict(checkpoint))
-        for a in alerts:
-            pipe.xadd(k.outbox, {"alert": a.to_json()}, maxlen=self.maxlen, approximate=True)
-        for stream, ids in acks.items():
-            pipe.xack(stream, k.EVAL_GROUP, *ids)
-        await pipe.execute()
+
+        def build(pipe: Pipeline) -> None:
+            if states:
+                pipe.hset(k.alert_state, mapping=dict(states))
+            if checkpoint:
+                pipe.hset(k.eval_checkpoint, mapping=dict(checkpoint))
+            for a in alerts:
+                pipe.xadd(k.outbox, {"alert": a.to_json()}, maxlen=self.maxlen, approximate=True)
+            for stream, ids in acks.items():
+                pipe.xack(stream, k.EVAL_GROUP, *ids)
+
+        await commit(self.redis, self.lease, build)
 
     async def retire(self, states: Mapping[str, str], alerts: Sequence[AlertEvent] = ()) -> None:
         """Alerts a reload reset (changed or removed rules): their fresh states, out of the

@@ -60,7 +60,9 @@ async def readiness(daemon: Daemon) -> tuple[int, dict[str, Any]]:
     (the evaluator runs) and every live feed is fresh; else 503, with every reason."""
     _, alive = await health(daemon)
     problems = [p for p in alive["problems"] if not p.startswith("feed ")]
-    if daemon.evaluator is None:
+    if daemon.standby:
+        problems.append("standby: another instance is the primary; this one takes over if it stops")
+    elif daemon.evaluator is None:
         problems.append("config: not loaded yet (the daemon is starting)")
     feeds: dict[str, dict[str, Any]] = {}
     for src in daemon.sources:

@@ -1,0 +1,104 @@
+"""Two daemons on one Redis: one is the primary, the other stands by; SIGKILL the primary in the
+middle of a delivery burst and the standby takes over within 10 s, delivering every alert, the
+only duplicates being the sends in flight at the kill (at most one per channel)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from daemon.alerts import AlertEvent
+from daemon.store import Keys
+from tests.chaos import ChaosTable
+from tests.e2e.test_kill import ID, config, ids
+from tests.fakes.slack_server import FakeSlackServer
+from tests.fakes.twilio_server import FakeTwilioServer
+from tests.helpers import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+N = 300
+
+
+def start(cfg: Path, instance: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "TICKWATCH_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon", "run", "--config", str(cfg), "--instance", instance],
+        cwd=cfg.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+async def test_the_standby_takes_over_a_killed_primary_within_10s(
+    tmp_path: Path, redis: Redis, redis_url: str, keys: Keys,
+    slack_server: FakeSlackServer, twilio_server: FakeTwilioServer, chaos: ChaosTable,
+) -> None:  # fmt: skip
+    slack_server.delay = twilio_server.delay = 0.01  # a burst that takes a few seconds
+    now = int(time.time() * 1000)
+    for i in range(N):
+        a = AlertEvent(rule="burst", key=f"burst{{n={i}}}", state="firing", seq=1, ts_ms=now,
+                       severity="warning", summary=f"kill-{i}", channels=("desk", "phone"),
+                       labels={"n": str(i)})  # fmt: skip
+        await redis.xadd(keys.outbox, {"alert": a.to_json()})
+    cfg = config(tmp_path, redis_url, keys, slack_server, twilio_server)
+    cfg.write_text(cfg.read_text() + "http: {listen: off}\n")
+
+    def slack_texts() -> list[str]:
+        return [str(r.body) for r in slack_server.requests
+                if r.path.endswith("chat.postMessage") and r.status == 200]  # fmt: skip
+
+    def sms_texts() -> list[str]:
+        return [m["body"] for m in twilio_server.sent]
+
+    holder: list[str | None] = [None]
+
+    async def lease_holder() -> str | None:
+        holder[0] = await redis.get(keys.lease("primary"))
+        return holder[0]
+
+    primary = start(cfg, "alpha")
+    standby = None
+    try:
+        await wait_until(lambda: len(slack_texts()) >= 1, 60, "alpha delivering")
+        assert await lease_holder() == "alpha"
+        standby = start(cfg, "beta")  # stands by
+        await wait_until(lambda: len(slack_texts()) >= N // 5, 60, "the burst under way")
+        assert await lease_holder() == "alpha"
+        primary.send_signal(signal.SIGKILL)
+        primary.wait(10)
+        killed = time.monotonic()
+        at_kill = len(ids(slack_texts()))
+        assert at_kill < N, "the burst was over before the kill: not mid-delivery"
+        while await lease_holder() != "beta":  # a poll of the lease key, with a deadline
+            assert time.monotonic() - killed < 10, f"no takeover within 10 s ({holder[0]})"
+            await wait_until(lambda: True, 0.1, "a moment")
+        took_over_s = time.monotonic() - killed
+        await wait_until(
+            lambda: len(ids(slack_texts())) == N and len(ids(sms_texts())) == N,
+            90, "every alert on both channels after the takeover",
+        )  # fmt: skip
+    finally:
+        if primary.poll() is None:
+            primary.kill()
+        assert standby is not None
+        standby.send_signal(signal.SIGTERM)
+        rc = standby.wait(30)
+    stderr = standby.stderr.read() if standby.stderr else ""
+    assert rc == 0, stderr[-2000:]
+    assert "standing by: instance alpha is the primary" in stderr
+    assert "instance beta took over as the primary" in stderr
+    assert took_over_s < 10
+    for name, texts in (("Slack", slack_texts()), ("SMS", sms_texts())):
+        chaos.record(
+            f"primary SIGKILLed mid-burst of {N}, standby took over in {took_over_s:.1f} s "
+            f"({name})",
+            range(N),
+            [n for t in texts for n in {int(m.group(1)) for m in ID.finditer(t)}],
+            up=rc == 0,
+            allowed_duplicates=1,
+        )
