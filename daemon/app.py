@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from daemon.store import (
     Client,
     EmbeddedRedis,
     EmbeddedSupervisor,
+    InstanceRoster,
     Keys,
     Lease,
     LeaseLost,
@@ -354,7 +356,7 @@ class Daemon:
         within `LEASE_TTL_MS` of it stopping or dying."""
         assert self.lease is not None
         told = False
-        while not await self.lease.take():
+        while not await self._say("standby") or not await self.lease.take():
             if self._stop_pending():
                 return False
             if not told:
@@ -366,8 +368,16 @@ class Daemon:
             self.standby = True
             await asyncio.sleep(LEASE_POLL_S)  # polling the lease key: Redis has no event for it
         self.standby = False
+        await self._say("primary")
         if told:
             log.warning("instance %s took over as the primary", self.instance)
+        return True
+
+    async def _say(self, role: str) -> bool:
+        """Tell the roster this instance is alive, and as what (always True, for the loop)."""
+        assert self.redis is not None
+        entry = json.dumps({"role": role, "at_ms": int(time.time() * 1000)})
+        await InstanceRoster(self.redis, self.keys.instances).say(self.instance, entry)
         return True
 
     async def _keep_lease(self) -> None:
@@ -377,6 +387,7 @@ class Daemon:
         while True:
             await asyncio.sleep(LEASE_TTL_MS / 1000 / 3)
             with contextlib.suppress(*REDIS_DOWN):  # Redis away: every stage waits, so do we
+                await self._say("primary")
                 if not await self.lease.renew():
                     holder, _ = await self.lease.holder()
                     reason = (
@@ -449,6 +460,9 @@ class Daemon:
         if self.lease is not None and not self.standby and self.redis is not None:
             with contextlib.suppress(*REDIS_DOWN):
                 await self.lease.release()  # a standby takes over now, not a TTL later
+        if self.redis is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await InstanceRoster(self.redis, self.keys.instances).forget(self.instance)
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None

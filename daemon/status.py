@@ -17,7 +17,15 @@ from typing import Any
 from daemon.config import Config
 from daemon.durations import format_duration
 from daemon.notify import Desk, SilenceStore, open_redis
-from daemon.store import Client, DeadLetterStore, FeedStatusStore, InspectStore, Keys
+from daemon.store import (
+    Client,
+    DeadLetterStore,
+    FeedStatusStore,
+    InspectStore,
+    InstanceRoster,
+    Keys,
+    Lease,
+)
 
 __all__ = ["report", "status_lines"]
 
@@ -108,6 +116,7 @@ async def report(redis: Client, keys: Keys, channels: list[str]) -> list[str]:
     look = InspectStore(redis, keys)
     beat = await look.heartbeat()
     lines = [f"daemon: {'alive, ' + beat if beat else 'NOT RUNNING (no heartbeat)'}"]
+    lines += await _instances(redis, keys)
     lines += ["feeds:", *await _feeds(FeedStatusStore(redis, keys))]
     lines += ["channels:", *await _channels(look, DeadLetterStore(redis, keys), channels)]
     now = int(time.time() * 1000)
@@ -116,6 +125,33 @@ async def report(redis: Client, keys: Keys, channels: list[str]) -> list[str]:
     lines += [f"  {s.id} until {time.strftime('%H:%M', time.localtime(s.ends_ms / 1000))} "
               f"{' '.join(s.matchers)} ({s.author}: {s.reason})" for s in silences]  # fmt: skip
     lines += await _firing(Desk(redis, keys), now)
+    return lines
+
+
+#: An instance not heard from for this long is gone (they say so every 1.7 s or less).
+_GONE_MS = 15_000
+
+
+async def _instances(redis: Client, keys: Keys) -> list[str]:
+    """Each live instance on this Redis, primary first: the lease holder and its time left."""
+    now = int(time.time() * 1000)
+    holder, left = await Lease(redis, keys.lease("primary"), "", 0).holder()
+    seen = []
+    for name, text in (await InstanceRoster(redis, keys.instances).all()).items():
+        try:
+            at = int(json.loads(text)["at_ms"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if now - at <= _GONE_MS:
+            seen.append((name != holder, name, now - at))
+    if not seen and holder is None:
+        return []
+    lines = ["instances:"]
+    for _, name, ago in sorted(seen):
+        role = f"primary (lease {left / 1000:.1f} s left)" if name == holder else "standby"
+        lines.append(f"  {name}: {role}, heard from {ago / 1000:.0f} s ago")
+    if holder is not None and holder not in {n for _, n, _ in seen}:
+        lines.append(f"  {holder}: primary (lease {left / 1000:.1f} s left)")
     return lines
 
 

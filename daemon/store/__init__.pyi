@@ -15,6 +15,7 @@ from .escalations import EscalationStore as EscalationStore
 from .feeds import FeedStatusStore as FeedStatusStore
 from .inspect import InspectStore as InspectStore
 from .keys import Keys as Keys
+from .leases import InstanceRoster as InstanceRoster
 from .leases import Lease as Lease
 from .leases import LeaseLost as LeaseLost
 from .numbers import AlertNumbers as AlertNumbers
@@ -45,6 +46,7 @@ __all__ = [
     "EscalationStore",
     "FeedStatusStore",
     "InspectStore",
+    "InstanceRoster",
     "Keys",
     "Lease",
     "LeaseLost",

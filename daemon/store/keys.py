@@ -105,6 +105,11 @@ class Keys:
         """Hash group key → JSON state of an alert group (pending, firing, next flush)."""
         return self._k("notify", "groups")
 
+    @property
+    def instances(self) -> str:
+        """Hash instance name → JSON of its role (primary, standby) and when it last said so."""
+        return self._k("instances")
+
     def lease(self, name: str) -> str:
         """A lease one instance holds at a time (value: the holder; it expires unless renewed)."""
         return self._k("lease", name)

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-__all__ = ["Lease", "LeaseLost", "commit"]
+__all__ = ["InstanceRoster", "Lease", "LeaseLost", "commit"]
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -96,3 +96,23 @@ async def commit(redis: Redis, lease: Lease | None, build: Callable[[Pipeline], 
     build(pipe)
     result: list[Any] = await pipe.execute()
     return result
+
+
+class InstanceRoster:
+    """Which instances run on this Redis and as what: each says so every few seconds, so
+    `tickwatch status` lists the live ones (an instance not heard from in 15 s is gone)."""
+
+    def __init__(self, redis: Redis, key: str):
+        self.redis = redis
+        self.key = key
+
+    async def say(self, name: str, text: str) -> None:
+        await self.redis.hset(self.key, name, text)  # type: ignore[misc]
+
+    async def all(self) -> dict[str, str]:
+        raw: dict[str, str] = await self.redis.hgetall(self.key)  # type: ignore[misc]
+        return raw
+
+    async def forget(self, *names: str) -> None:
+        if names:
+            await self.redis.hdel(self.key, *names)  # type: ignore[misc]

@@ -31,6 +31,11 @@ class DaemonCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         d = self.daemon
         yield GaugeMetricFamily("tickwatch_up", "1 while the daemon runs", value=1)
+        yield GaugeMetricFamily(
+            "tickwatch_primary",
+            "1 while this instance is the primary (holds the lease); 0 while it stands by",
+            value=0 if d.standby else 1,
+        )
         if d.evaluator is not None:
             st = d.evaluator.stats
             for name, value, what in (

@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from daemon.alerts import AlertEvent
+from daemon.status import report
 from daemon.store import Keys
 from tests.chaos import ChaosTable
 from tests.e2e.test_kill import ID, config, ids
@@ -69,6 +70,12 @@ async def test_the_standby_takes_over_a_killed_primary_within_10s(
         standby = start(cfg, "beta")  # stands by
         await wait_until(lambda: len(slack_texts()) >= N // 5, 60, "the burst under way")
         assert await lease_holder() == "alpha"
+        deadline = time.monotonic() + 10
+        while not any("beta: standby" in line for line in await report(redis, keys, [])):
+            assert time.monotonic() < deadline, "beta never said it stands by"
+            await wait_until(lambda: True, 0.1, "a moment")
+        shown = "\n".join(await report(redis, keys, []))
+        assert "instances:\n  alpha: primary (lease " in shown, shown
         primary.send_signal(signal.SIGKILL)
         primary.wait(10)
         killed = time.monotonic()
@@ -78,6 +85,8 @@ async def test_the_standby_takes_over_a_killed_primary_within_10s(
             assert time.monotonic() - killed < 10, f"no takeover within 10 s ({holder[0]})"
             await wait_until(lambda: True, 0.1, "a moment")
         took_over_s = time.monotonic() - killed
+        shown = "\n".join(await report(redis, keys, []))
+        assert "  beta: primary (lease " in shown, shown
         await wait_until(
             lambda: len(ids(slack_texts())) == N and len(ids(sms_texts())) == N,
             90, "every alert on both channels after the takeover",

@@ -300,7 +300,7 @@ async def test_a_retry_after_past_the_budget_dead_letters_at_once(
 # --- one channel held, the others flowing; what status and /metrics say --------------------------
 def metrics(d: Delivery) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry(auto_describe=False)
-    daemon: Any = SimpleNamespace(evaluator=None, delivery=d, sources=[])
+    daemon: Any = SimpleNamespace(evaluator=None, delivery=d, sources=[], standby=False)
     registry.register(DaemonCollector(daemon))
     text = generate_latest(registry).decode()
     return {

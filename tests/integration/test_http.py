@@ -78,6 +78,7 @@ async def test_metrics_count_ticks_alerts_and_deliveries(
         assert m[("tickwatch_alert_states", (("state", "firing"),))] == 1
         assert m[("tickwatch_routing_decisions_total", (("outcome", "send"),))] >= 1
         assert m[("tickwatch_escalations_total", ())] == 0
+        assert m[("tickwatch_primary", ())] == 1  # alone on its Redis: the primary
 
         status, text = await get(port, "/healthz")
         assert status == 200, text
