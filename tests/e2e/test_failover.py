@@ -4,21 +4,17 @@ only duplicates being the sends in flight at the kill (at most one per channel).
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from daemon.alerts import AlertEvent
 from daemon.status import report
 from daemon.store import Keys
 from tests.chaos import ChaosTable
-from tests.e2e.test_kill import ID, config, ids
+from tests.e2e.test_kill import ID, config, ids, seed_burst, start
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.helpers import wait_until
@@ -27,25 +23,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 N = 300
 
 
-def start(cfg: Path, instance: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "TICKWATCH_"))}
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "run", "--config", str(cfg), "--instance", instance],
-        cwd=cfg.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
 async def test_the_standby_takes_over_a_killed_primary_within_10s(
     tmp_path: Path, redis: Redis, redis_url: str, keys: Keys,
     slack_server: FakeSlackServer, twilio_server: FakeTwilioServer, chaos: ChaosTable,
 ) -> None:  # fmt: skip
     slack_server.delay = twilio_server.delay = 0.01  # a burst that takes a few seconds
-    now = int(time.time() * 1000)
-    for i in range(N):
-        a = AlertEvent(rule="burst", key=f"burst{{n={i}}}", state="firing", seq=1, ts_ms=now,
-                       severity="warning", summary=f"kill-{i}", channels=("desk", "phone"),
-                       labels={"n": str(i)})  # fmt: skip
-        await redis.xadd(keys.outbox, {"alert": a.to_json()})
+    await seed_burst(redis, keys, N)
     cfg = config(tmp_path, redis_url, keys, slack_server, twilio_server)
     cfg.write_text(cfg.read_text() + "http: {listen: off}\n")
 
@@ -62,12 +45,12 @@ async def test_the_standby_takes_over_a_killed_primary_within_10s(
         holder[0] = await redis.get(keys.lease("primary"))
         return holder[0]
 
-    primary = start(cfg, "alpha")
+    primary = start(cfg, "--instance", "alpha")
     standby = None
     try:
         await wait_until(lambda: len(slack_texts()) >= 1, 60, "alpha delivering")
         assert await lease_holder() == "alpha"
-        standby = start(cfg, "beta")  # stands by
+        standby = start(cfg, "--instance", "beta")  # stands by
         await wait_until(lambda: len(slack_texts()) >= N // 5, 60, "the burst under way")
         assert await lease_holder() == "alpha"
         deadline = time.monotonic() + 10

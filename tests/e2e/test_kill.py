@@ -51,12 +51,23 @@ channels:
     return tmp / "alerts.yaml"
 
 
-def start(cfg: Path) -> subprocess.Popen[str]:
+def start(cfg: Path, *args: str) -> subprocess.Popen[str]:
+    """`tickwatch run` on `cfg` in a process of its own (`args`: more options)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "TICKWATCH_"))}
     return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "daemon", "run", "--config", str(cfg), *args],
         cwd=cfg.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+async def seed_burst(redis: Redis, keys: Keys, n: int = N) -> None:
+    """`n` firings in the outbox, each to Slack and SMS, naming itself `kill-<i>`."""
+    now = int(time.time() * 1000)
+    for i in range(n):
+        a = AlertEvent(rule="burst", key=f"burst{{n={i}}}", state="firing", seq=1, ts_ms=now,
+                       severity="warning", summary=f"kill-{i}", channels=("desk", "phone"),
+                       labels={"n": str(i)})  # fmt: skip
+        await redis.xadd(keys.outbox, {"alert": a.to_json()})
 
 
 def ids(texts: list[str]) -> Counter[int]:
@@ -69,12 +80,7 @@ async def test_sigkill_mid_burst_then_restart_delivers_everything(
     slack_server: FakeSlackServer, twilio_server: FakeTwilioServer, chaos: ChaosTable,
 ) -> None:  # fmt: skip
     slack_server.delay = twilio_server.delay = 0.01  # a burst that takes a few seconds
-    now = int(time.time() * 1000)
-    for i in range(N):
-        a = AlertEvent(rule="burst", key=f"burst{{n={i}}}", state="firing", seq=1, ts_ms=now,
-                       severity="warning", summary=f"kill-{i}", channels=("desk", "phone"),
-                       labels={"n": str(i)})  # fmt: skip
-        await redis.xadd(keys.outbox, {"alert": a.to_json()})
+    await seed_burst(redis, keys)
     cfg = config(tmp_path, redis_url, keys, slack_server, twilio_server)
 
     def slack_texts() -> list[str]:
