@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from daemon.notify import (
     notifier_class,
 )
 from daemon.ops_alerts import OpsAlerts
+from daemon.primary import Primary
 from daemon.reload import ReloadResult, watch_files
 from daemon.rules import Evaluator
 from daemon.schedule import Jobs
@@ -49,10 +49,7 @@ from daemon.store import (
     Client,
     EmbeddedRedis,
     EmbeddedSupervisor,
-    InstanceRoster,
     Keys,
-    Lease,
-    LeaseLost,
     OpsStore,
     Reconnect,
     StateStore,
@@ -70,11 +67,6 @@ __all__ = ["Daemon", "StartupError"]
 
 log = logging.getLogger("tickwatch")
 
-#: How long the primary lease lasts unless renewed (renewed every third of it): a standby takes
-#: over within this of the primary dying, and at once when it stops cleanly.
-LEASE_TTL_MS = 5000
-#: How often a standby looks whether the lease is free.
-LEASE_POLL_S = 0.5
 MIN_REDIS = (6, 2)
 #: The embedded Redis is restarted when it exits, at most this many times in this many seconds.
 REDIS_RESTART_LIMIT = 5
@@ -129,9 +121,8 @@ class Daemon:
         #: Ops alerts, the heartbeat and `/healthz`'s PING, on `redis`.
         self.ops_store: OpsStore | None = None
         self.http: HttpServer | None = None
-        #: The primary lease (one instance evaluates, routes and polls; see `_become_primary`).
-        self.lease: Lease | None = None
-        self.standby = False
+        #: The primary lease: one instance on a Redis runs everything (`daemon.primary`).
+        self.primary: Primary | None = None
         #: Socket Mode links for the desk's Slack buttons (channels with an app_token).
         self.slack_socket: SlackSocket | None = None
         #: The APScheduler jobs (sources, heartbeat), built at start.
@@ -191,10 +182,10 @@ class Daemon:
                     "desk's webhooks; set http.listen in alerts.yaml to another port, or off",
                     s.http.shown, e.strerror or e,
                 )  # fmt: skip
-        self.lease = Lease(self.redis, self.keys.lease("primary"), self.instance, LEASE_TTL_MS)
-        if not await self._become_primary():
+        self.primary = Primary(self.redis, self.keys, self.instance, self._stop_pending)
+        if not await self.primary.become():
             return  # asked to stop while standing by
-        self._spawn(self._keep_lease(), "primary lease")
+        self._spawn(self.primary.keep(), "primary lease")
         maxlen = s.redis.stream_maxlen
         self.live.offline_earnings = list(self.cfg.earnings)
         await self.live.with_provider_calendar(self.cfg)
@@ -229,8 +220,8 @@ class Daemon:
             maxlen=maxlen,
         )
         # the primary's commits run under its lease: a paused old primary writes nothing
-        self.evaluator.state.lease = self.lease
-        self.delivery.router.outbox.lease = self.lease
+        self.evaluator.state.lease = self.primary.lease
+        self.delivery.router.outbox.lease = self.primary.lease
         self._spawn(self._resilient("evaluator", self.evaluator.run), "evaluator")
         for name, loop in self.delivery.stages():
             self._spawn(self._resilient(name, loop), name)
@@ -349,52 +340,10 @@ class Daemon:
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 
-    # --- the primary lease ------------------------------------------------------------------
-    async def _become_primary(self) -> bool:
-        """Wait (standing by) until this instance holds the primary lease; False if asked to
-        stop first. One instance evaluates, routes and polls at a time; the others take over
-        within `LEASE_TTL_MS` of it stopping or dying."""
-        assert self.lease is not None
-        told = False
-        while not await self._say("standby") or not await self.lease.take():
-            if self._stop_pending():
-                return False
-            if not told:
-                holder, left = await self.lease.holder()
-                log.warning("standing by: instance %s is the primary; this one (%s) takes over "
-                            "within %.0f s of it stopping", holder, self.instance,
-                            (left or LEASE_TTL_MS) / 1000)  # fmt: skip
-                told = True
-            self.standby = True
-            await asyncio.sleep(LEASE_POLL_S)  # polling the lease key: Redis has no event for it
-        self.standby = False
-        await self._say("primary")
-        if told:
-            log.warning("instance %s took over as the primary", self.instance)
-        return True
-
-    async def _say(self, role: str) -> bool:
-        """Tell the roster this instance is alive, and as what (always True, for the loop)."""
-        assert self.redis is not None
-        entry = json.dumps({"role": role, "at_ms": int(time.time() * 1000)})
-        await InstanceRoster(self.redis, self.keys.instances).say(self.instance, entry)
-        return True
-
-    async def _keep_lease(self) -> None:
-        """Renew the lease a few times per TTL; losing it (a pause past the TTL, another
-        instance took over) stops this daemon: its fenced commits would be refused anyway."""
-        assert self.lease is not None
-        while True:
-            await asyncio.sleep(LEASE_TTL_MS / 1000 / 3)
-            with contextlib.suppress(*REDIS_DOWN):  # Redis away: every stage waits, so do we
-                await self._say("primary")
-                if not await self.lease.renew():
-                    holder, _ = await self.lease.holder()
-                    reason = (
-                        f"lost the primary lease to instance {holder}: another instance took over"
-                    )
-                    self.fatal_reasons.append(reason)
-                    raise LeaseLost(reason)
+    @property
+    def standby(self) -> bool:
+        """Waiting for the primary lease (another instance is the primary)."""
+        return self.primary is not None and self.primary.standby
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -457,12 +406,8 @@ class Daemon:
                 await self.source_redis.aclose()
             self.source_redis = None
         self.ops_store = None
-        if self.lease is not None and not self.standby and self.redis is not None:
-            with contextlib.suppress(*REDIS_DOWN):
-                await self.lease.release()  # a standby takes over now, not a TTL later
-        if self.redis is not None:
-            with contextlib.suppress(*REDIS_DOWN):
-                await InstanceRoster(self.redis, self.keys.instances).forget(self.instance)
+        if self.primary is not None and self.redis is not None:
+            await self.primary.hand_over()
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
