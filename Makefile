@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/delivery.py --json bench/results/delivery.json
 	$(BIN)/python bench/e2e.py --json bench/results/e2e.json
 	$(BIN)/python bench/reload.py --json bench/results/reload.json
+	$(BIN)/python bench/lease.py --json bench/results/lease.json
 	$(BIN)/python bench/backtest.py --json bench/results/backtest.json
 	$(BIN)/python bench/report.py bench/results --out bench/results.json --png bench/latency.png
 

@@ -64,3 +64,16 @@ def test_backtest_bench_runs_on_a_few_days(tmp_path: Path) -> None:
     wall = figures["backtest of a year of bars, wall"]
     assert wall["value"] > 0 and wall["baseline_value"] > 0
     assert 0 < figures["backtest peak RSS"]["value"] < 2000
+
+
+def test_lease_bench_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    out = tmp_path / "lease.json"
+    run = subprocess.run(
+        [sys.executable, "bench/lease.py", "--rounds", "1", "--commits", "20", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "under the lease (WATCH, GET)" in run.stdout
+    doc = json.loads(out.read_text())
+    [fenced, per_tick] = doc["figures"]
+    assert fenced["baseline_value"] > 0 and fenced["value"] > 0 and per_tick["unit"] == "µs"
