@@ -25,7 +25,6 @@ from daemon.notify import (
     ConsoleConfig,
     ConsoleNotifier,
     Delivery,
-    Desk,
     Notifier,
     RetryPolicy,
     notifier_class,
@@ -51,6 +50,7 @@ from daemon.store import (
     EmbeddedSupervisor,
     Keys,
     OpsStore,
+    OptOutRecords,
     Reconnect,
     StateStore,
     StreamStore,
@@ -333,7 +333,7 @@ class Daemon:
         """The phones that replied STOP, for the SMS channels (none while Redis is away)."""
         if self.redis is None:
             return {}
-        return await Desk(self.redis, self.keys).opted_out()
+        return await OptOutRecords(self.redis, self.keys).all()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)

@@ -76,32 +76,35 @@ class Desk:
 
     async def find(self, ref: str) -> str:
         """The alert key `ref` names: a key, or a part of exactly one firing alert's key."""
-        keys = [f.key for f in await self.firing()]
-        if ref in keys:
-            return ref
-        hits = [k for k in keys if ref.lower() in k.lower()]
+        return (await self._find(ref)).key
+
+    async def _find(self, ref: str) -> Firing:
+        firing = await self.firing()
+        exact = [f for f in firing if f.key == ref]
+        hits = exact or [f for f in firing if ref.lower() in f.key.lower()]
         if len(hits) == 1:
             return hits[0]
         if not hits:
-            listing = ", ".join(keys[:10]) or "none"
+            listing = ", ".join(f.key for f in firing[:10]) or "none"
             raise NoSuchAlert(f"no firing alert matches {ref!r}; firing now: {listing}")
-        raise NoSuchAlert(f"{ref!r} matches {len(hits)} alerts: {', '.join(hits[:10])}; say which")
+        names = ", ".join(f.key for f in hits[:10])
+        raise NoSuchAlert(f"{ref!r} matches {len(hits)} alerts: {names}; say which")
 
     async def numbered(self) -> list[tuple[int, str]]:
         """(number, alert key) of the alerts firing now and not acknowledged, by number."""
-        return sorted((f.number, f.key) for f in await self.firing() if f.ack is None and f.number)
+        return _waiting(await self.firing())
 
     async def by_number(self, number: int | None) -> str:
         """The alert key a reply means: alert `number` (`ACK 12`), or with none the one
         firing alert not yet acknowledged; NoSuchAlert says what to reply instead."""
-        firing = {f.key for f in await self.firing()}
+        firing = await self.firing()
         if number is not None:
             seq = await self._outbox.numbers.firing(number)
             key = seq.rpartition("#")[0] if seq else ""
-            if key not in firing:
+            if key not in {f.key for f in firing}:
                 raise NoSuchAlert(f"alert #{number} is not firing")
             return key
-        waiting = await self.numbered()
+        waiting = _waiting(firing)
         if len(waiting) == 1:
             return waiting[0][1]
         if not waiting:
@@ -130,10 +133,10 @@ class Desk:
         self, ref: str, *, for_ms: int, by: str, via: str, now_ms: int | None = None
     ) -> Silence:
         """Hold the alert's messages and escalation for `for_ms`: a silence over its labels."""
-        key = await self.find(ref)
-        labels = {f.key: f.labels for f in await self.firing()}[key]
+        found = await self._find(ref)
+        labels = found.labels
         if not labels:
-            raise NoSuchAlert(f"{key} has no labels to snooze on; silence it by its labels")
+            raise NoSuchAlert(f"{found.key} has no labels to snooze on; silence it by its labels")
         now = int(time.time() * 1000) if now_ms is None else now_ms
         matchers = [f"{k}={v}" for k, v in sorted(labels.items()) if k != "severity"]
         return await self.silences.add(matchers, author=by, reason=f"snoozed via {via}",
@@ -151,3 +154,8 @@ class Desk:
         return await self.silences.add(
             [f"symbol={symbol}"], author=by, reason=reason, ends_ms=ends, starts_ms=now
         )
+
+
+def _waiting(firing: list[Firing]) -> list[tuple[int, str]]:
+    """(number, key) of the numbered alerts nobody acknowledged yet, by number."""
+    return sorted((f.number, f.key) for f in firing if f.ack is None and f.number)

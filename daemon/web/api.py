@@ -89,9 +89,7 @@ class Api:
         return guarded
 
     def _desk(self) -> Desk:
-        if self.daemon.redis is None:
-            raise web.HTTPServiceUnavailable(text="starting or stopping\n")
-        return Desk(self.daemon.redis, self.daemon.keys)
+        return Desk(*self._redis())
 
     async def views(self) -> list[dict[str, Any]]:
         """Every alert the rules know, with its ack and escalation (firing ones)."""
