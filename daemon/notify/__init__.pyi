@@ -18,6 +18,7 @@ from .desk import Desk as Desk
 from .desk import NoSuchAlert as NoSuchAlert
 from .dispatch import Dispatcher as Dispatcher
 from .dispatch import Routed as Routed
+from .failure import parse_retry_after as parse_retry_after
 from .grouping import Group as Group
 from .inhibit import Inhibitor as Inhibitor
 from .inhibit import InhibitRule as InhibitRule
@@ -72,6 +73,7 @@ __all__ = [
     "open_redis",
     "parse_click",
     "parse_command",
+    "parse_retry_after",
     "render_rule",
     "send_test_notice",
 ]

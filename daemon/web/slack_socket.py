@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from daemon.notify import ChannelConfig, Desk, Notifier, answer_click, parse_click
+from daemon.notify import (
+    ChannelConfig,
+    Desk,
+    Notifier,
+    answer_click,
+    parse_click,
+    parse_retry_after,
+)
 from daemon.store import Client, Keys
 
 if TYPE_CHECKING:
@@ -123,11 +130,10 @@ class _Link:
 
 
 def _retry_after_s(header: str | None, default: float) -> float:
-    """Slack's `Retry-After` in seconds (within reason), or `default`."""
-    try:
-        return min(max(float(header or ""), 1.0), RETRY_MAX_S)
-    except ValueError:
-        return default
+    """Slack's `Retry-After` in seconds (`parse_retry_after`, kept within 1 s and
+    `RETRY_MAX_S`), or `default` when it sent none we can read."""
+    seconds = parse_retry_after(header)
+    return default if seconds is None else min(max(seconds, 1.0), RETRY_MAX_S)
 
 
 class SlackSocket:
